@@ -1,0 +1,19 @@
+export { SessionModule } from './session.module.js';
+export { Session, Flash, UseSession } from './session.decorators.js';
+export type { SessionData, FlashMessages, SessionKey, SessionValue } from './session.interface.js';
+export { SessionService } from './session.service.js';
+export { SessionInterceptor } from './session.interceptor.js';
+export { SessionEngine } from './session-engine.js';
+export type { SessionModuleOptions, SessionModuleAsyncOptions, SessionOptions, SessionCookieOptions } from './session.options.js';
+export type {
+  SessionStore,
+  ClientSessionStore,
+  AnySessionStore,
+  SessionRecord,
+  SessionPatch,
+  SessionMeta,
+  MaybePromise,
+} from './session-store.interface.js';
+export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError } from './session.errors.js';
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.store.js';
+export { SESSION_MODULE_OPTIONS, DEFAULT_SESSION } from './session.constants.js';

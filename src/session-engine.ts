@@ -1,0 +1,293 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
+import { SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
+import type { SessionModuleOptions } from './session.options.js';
+import { resolveSessions, type SessionDefinition } from './session-definition.js';
+import type { ClientSessionStore, MaybePromise, SessionMeta, SessionRecord, SessionStore } from './session-store.interface.js';
+import { SessionState } from './session.js';
+import type { RequestSessions } from './request-sessions.js';
+import { routeInfoOf, type RouteInfo } from './route-info.js';
+
+/**
+ * Loads and saves sessions. Every way a session is reached (the interceptor, a guard's
+ * `SessionService.load()`, a response that saves itself) calls these same functions.
+ */
+@Injectable()
+export class SessionEngine implements OnApplicationShutdown {
+  /** The request being served, for `SessionService.current()`. */
+  readonly context = new AsyncLocalStorage<RequestSessions>();
+  readonly definitions: ReadonlyMap<string, SessionDefinition>;
+  private readonly logger = new Logger('SessionModule');
+  private readonly routes = new WeakMap<object, RouteInfo>();
+  private readonly writes = new Set<Promise<unknown>>();
+
+  constructor(@Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined) {
+    const resolved = resolveSessions(options ?? {});
+    this.definitions = resolved.definitions;
+    if (resolved.ephemeralSecret) {
+      this.logger.warn(
+        'No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. Set secret (32+ characters) in SessionModule.forRoot().',
+      );
+    }
+  }
+
+  definition(name: string): SessionDefinition {
+    const def = this.definitions.get(name);
+    if (def === undefined) {
+      throw new SessionError(
+        `No session named '${name}' is configured; add sessions: { ${name}: { ... } } to SessionModule.forRoot()`,
+      );
+    }
+    return def;
+  }
+
+  /** What a route asks for, read from its metadata once. */
+  route(handler: object, controller: object): RouteInfo {
+    let info = this.routes.get(handler);
+    if (info === undefined) {
+      info = routeInfoOf(handler, controller);
+      for (const name of info.names) this.definition(name);
+      this.routes.set(handler, info);
+    }
+    return info;
+  }
+
+  /** The session a request's cookie points to, or a fresh one; never adopts an id the store does not know. */
+  read(def: SessionDefinition, request: RequestSessions): SessionState | Promise<SessionState> {
+    const value = request.incomingCookie(def);
+    if (value === undefined) return new SessionState(def, request);
+    if (def.clientSide) {
+      const opened = (def.store as ClientSessionStore).open(value);
+      const record = opened === undefined ? undefined : checked(opened.record);
+      return record === undefined ? new SessionState(def, request) : new SessionState(def, request, opened!.id, record);
+    }
+    const signed = def.signer.unsign(value);
+    if (signed === undefined) return new SessionState(def, request);
+    const [id, currentKey] = signed;
+    const found = this.call(def, 'read a session', (store) => store.get(id));
+    if (found instanceof Promise) return found.then((record) => adopt(def, request, id, currentKey, value, record));
+    return adopt(def, request, id, currentKey, value, found);
+  }
+
+  /**
+   * Saves what changed in a session and sends its cookie (to `target` when the response is
+   * already on its way out). Returns a promise only when there is a store write to wait for.
+   */
+  commit(session: SessionState, request: RequestSessions, target: string[] | undefined, headersSent: boolean): Promise<void> | undefined {
+    const def = session.definition;
+    if (!session.stored) {
+      if (!session.hasContent()) {
+        if (session.destroyed) {
+          session.destroyed = false;
+          if (!headersSent) request.sendCookie(def.secureAuto && !request.isSecure() ? def.clearCookieInsecure : def.clearCookie, target);
+        }
+        return undefined;
+      }
+      const now = Date.now();
+      const expiresAt = session.nextExpiry(now);
+      const diff = session.diff();
+      const record = session.record(expiresAt, diff);
+      const id = session.id;
+      session.committed(expiresAt, diff);
+      if (def.clientSide) return this.sendSealed(session, request, record, now, target, headersSent);
+      const value = def.signer.sign(id);
+      session.cookieValue = value;
+      return this.written(this.call(def, 'save a session', (store) => store.set(id, record)), request, headersSent ? undefined : this.cookie(def, request, value, record.meta, expiresAt, now), target);
+    }
+
+    const now = Date.now();
+    const diff = session.diff();
+    if (diff !== undefined || session.metaChanged) {
+      const expiresAt = session.nextExpiry(now);
+      const id = session.id;
+      if (def.clientSide) {
+        const record = session.record(expiresAt, diff);
+        session.committed(expiresAt, diff);
+        return this.sendSealed(session, request, record, now, target, headersSent);
+      }
+      const store = def.store as SessionStore;
+      const write =
+        store.patch === undefined
+          ? ((record: SessionRecord) => this.call(def, 'save a session', (s) => s.set(id, record)))(session.record(expiresAt, diff))
+          : this.call(def, 'save a session', (s) =>
+              s.patch!(id, { set: diff?.set ?? {}, unset: diff?.unset ?? [], meta: session.meta, expiresAt }),
+            );
+      const resend = this.mustResend(session, def);
+      session.committed(expiresAt, diff);
+      return this.written(write, request, resend && !headersSent ? this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now) : undefined, target);
+    }
+
+    const ttl = session.meta.maxAge ?? def.idleTimeout;
+    const due = session.touchRequested || now >= session.storedExpiresAt - ttl + ttl * TOUCH_FRACTION;
+    if (!due) {
+      if (session.resign && !headersSent) void this.written(undefined, request, this.cookie(def, request, this.signedValue(session), session.meta, session.storedExpiresAt, now), target);
+      session.resign = false;
+      return undefined;
+    }
+    const expiresAt = session.nextExpiry(now);
+    if (expiresAt <= session.storedExpiresAt && !session.resign) {
+      session.touchRequested = false;
+      return undefined;
+    }
+    if (def.clientSide) {
+      const record = session.record(expiresAt, undefined);
+      session.committed(expiresAt, undefined);
+      return this.sendSealed(session, request, record, now, target, headersSent);
+    }
+    const id = session.id;
+    const resend = this.mustResend(session, def);
+    session.committed(expiresAt, undefined);
+    const write = this.call(def, 'touch a session', (store) => store.touch(id, expiresAt));
+    return this.written(write, request, resend && !headersSent ? this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now) : undefined, target);
+  }
+
+  /** Removes a stored session at once (regenerate, destroy). */
+  destroy(session: SessionState): MaybePromise<void> {
+    const def = session.definition;
+    if (def.clientSide) return undefined;
+    const id = session.id;
+    return this.call(def, 'destroy a session', (store) => store.destroy(id));
+  }
+
+  /** Throws `SessionTooLargeError` when a cookie-stored session no longer fits in its cookie. */
+  checkSize(session: SessionState): void {
+    const def = session.definition;
+    const store = def.store as ClientSessionStore & { maxCookieSize?: number };
+    const limit = store.maxCookieSize ?? 4096;
+    const size = def.cookieName.length + 1 + store.sealedLength(session.id, session.record(session.nextExpiry(Date.now())));
+    if (size > limit) {
+      throw new SessionTooLargeError(
+        `Session '${def.name}' would need a ${size}-byte cookie, over the ${limit}-byte limit browsers keep; store less in it, or use a server-side store`,
+        size,
+        limit,
+      );
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.allSettled([...this.writes]);
+    const closed = new Set<unknown>();
+    for (const def of this.definitions.values()) {
+      if (closed.has(def.store)) continue;
+      closed.add(def.store);
+      try {
+        await def.store.close?.();
+      } catch (error) {
+        this.logger.error(`Closing the store of session '${def.name}' failed: ${(error as Error)?.message}`);
+      }
+    }
+  }
+
+  private sendSealed(
+    session: SessionState,
+    request: RequestSessions,
+    record: SessionRecord,
+    now: number,
+    target: string[] | undefined,
+    headersSent: boolean,
+  ): undefined {
+    const def = session.definition;
+    if (headersSent) return undefined;
+    this.checkSize(session);
+    const value = (def.store as ClientSessionStore).seal(session.id, record);
+    request.sendCookie(this.cookie(def, request, value, record.meta, record.expiresAt, now), target);
+    return undefined;
+  }
+
+  /** Waits for a store write (if any), then sends the cookie; on the response path the cookie goes at once. */
+  private written(write: MaybePromise<void>, request: RequestSessions, cookie: string | undefined, target: string[] | undefined): Promise<void> | undefined {
+    if (!(write instanceof Promise)) {
+      if (cookie !== undefined) request.sendCookie(cookie, target);
+      return undefined;
+    }
+    if (cookie !== undefined && target !== undefined) request.sendCookie(cookie, target);
+    const done = write.then(() => {
+      if (cookie !== undefined && target === undefined) request.sendCookie(cookie, undefined);
+    });
+    this.writes.add(done);
+    const forget = () => void this.writes.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  private mustResend(session: SessionState, def: SessionDefinition): boolean {
+    return session.resign || session.meta.maxAge !== undefined || def.cookieMaxAge !== undefined;
+  }
+
+  private signedValue(session: SessionState): string {
+    return (session.cookieValue ??= session.definition.signer.sign(session.id));
+  }
+
+  private cookie(def: SessionDefinition, request: RequestSessions, value: string, meta: SessionMeta, expiresAt: number, now: number): string {
+    const attributes = def.secureAuto && !request.isSecure() ? def.attributesInsecure : def.attributes;
+    const maxAge = meta.maxAge ?? def.cookieMaxAge;
+    if (maxAge === undefined) return `${def.cookieName}=${value}${attributes}`;
+    const seconds = Math.max(0, Math.floor(Math.min(maxAge, expiresAt - now) / 1000));
+    return `${def.cookieName}=${value}; Max-Age=${seconds}${attributes}`;
+  }
+
+  /** Calls the store; a failure or a timeout becomes a logged `SessionStoreError`. */
+  private call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T>): MaybePromise<T> {
+    let result: MaybePromise<T>;
+    try {
+      result = operation(def.store as SessionStore);
+    } catch (error) {
+      return Promise.reject(this.storeError(def, what, error));
+    }
+    if (!(result instanceof Promise)) return result;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.storeError(def, what, new Error(`no answer within ${def.storeTimeout} ms`))), def.storeTimeout);
+      result.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(this.storeError(def, what, error));
+        },
+      );
+    });
+  }
+
+  private storeError(def: SessionDefinition, what: string, cause: unknown): SessionStoreError {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const message = `The store of session '${def.name}' failed to ${what}: ${reason}`;
+    this.logger.error(message);
+    return new SessionStoreError(message, { cause });
+  }
+}
+
+function adopt(
+  def: SessionDefinition,
+  request: RequestSessions,
+  id: string,
+  currentKey: boolean,
+  cookieValue: string,
+  found: SessionRecord | undefined,
+): SessionState {
+  const record = checked(found);
+  if (record === undefined) return new SessionState(def, request);
+  const session = new SessionState(def, request, id, record);
+  if (currentKey) session.cookieValue = cookieValue;
+  else session.resign = true;
+  return session;
+}
+
+/** A stored record in the expected shape and not expired, else undefined: garbage reads as no session. */
+function checked(record: unknown): SessionRecord | undefined {
+  if (record === null || typeof record !== 'object') return undefined;
+  const { data, meta, expiresAt } = record as Partial<SessionRecord>;
+  if (typeof expiresAt !== 'number' || !(expiresAt > Date.now())) return undefined;
+  if (data === null || typeof data !== 'object' || meta === null || typeof meta !== 'object') return undefined;
+  if (typeof meta.createdAt !== 'number') return undefined;
+  if (meta.maxAge !== undefined && !(typeof meta.maxAge === 'number' && meta.maxAge > 0)) return undefined;
+  if (meta.flash !== undefined) {
+    if (meta.flash === null || typeof meta.flash !== 'object') return undefined;
+    for (const key of Object.keys(meta.flash)) if (!Array.isArray(meta.flash[key])) return undefined;
+  }
+  return record as SessionRecord;
+}
+
+export { DEFAULT_SESSION };

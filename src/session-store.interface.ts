@@ -1,0 +1,88 @@
+/**
+ * The contract between the session engine and a back-end.
+ *
+ * Values reach a store as JSON text, one string per key: a store keeps them as opaque strings and
+ * never parses them, so it cannot be confused by hostile keys or values. Every method may answer
+ * synchronously or with a promise.
+ */
+
+/** What the engine keeps beside the user's data. Stores persist it whole, as they see fit. */
+export interface SessionMeta {
+  /** When the session was created (epoch ms); the absolute timeout counts from here. */
+  createdAt: number;
+  /** A per-session cookie lifetime in ms set by `session.setMaxAge()` (remember me); absent for a browser-session cookie. */
+  maxAge?: number;
+  /** Flash messages waiting to be read, by key. */
+  flash?: Record<string, unknown[]>;
+}
+
+/** One stored session. */
+export interface SessionRecord {
+  /** The user's data: key → the JSON text of its value. */
+  data: Record<string, string>;
+  meta: SessionMeta;
+  /** Epoch ms after which the store must never return this session again. */
+  expiresAt: number;
+}
+
+/** A change to a stored session: only the keys that changed, and the keys that were deleted. */
+export interface SessionPatch {
+  /** Keys to add or replace: key → JSON text. */
+  set: Record<string, string>;
+  /** Keys to remove. */
+  unset: string[];
+  /** The new meta, written whole. */
+  meta: SessionMeta;
+  /** The new expiry (epoch ms). */
+  expiresAt: number;
+}
+
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * A server-side session store. Ids are opaque strings chosen by the engine (43 characters of
+ * base64url for the built-in id generator), but a store must treat any string safely.
+ */
+export interface SessionStore {
+  /** The session stored under `id`, or `undefined` when it is unknown or expired. */
+  get(id: string): MaybePromise<SessionRecord | undefined>;
+  /** Creates or replaces the whole session. */
+  set(id: string, record: SessionRecord): MaybePromise<void>;
+  /**
+   * Applies a patch to an existing session, leaving every other key as it is, atomically with
+   * respect to other patches. A patch on an unknown or expired id does nothing (the session was
+   * destroyed meanwhile and must not come back). Optional: without it the engine writes the whole
+   * session with `set`.
+   */
+  patch?(id: string, patch: SessionPatch): MaybePromise<void>;
+  /** Moves the expiry of an existing session; nothing for an unknown id. */
+  touch(id: string, expiresAt: number): MaybePromise<void>;
+  /** Removes the session; nothing for an unknown id. */
+  destroy(id: string): MaybePromise<void>;
+  /** Deletes expired sessions now (stores also do it on their own schedule). */
+  reclaim?(): MaybePromise<void>;
+  /** Stops timers and releases what the store opened itself (not a client it was given). */
+  close?(): MaybePromise<void>;
+}
+
+/**
+ * A client-side store: the whole session travels in the cookie, sealed by the store. The engine
+ * asks it to seal a record into a cookie value and to open one; `open` fails closed (undefined for
+ * anything it cannot authenticate or that has expired).
+ */
+export interface ClientSessionStore {
+  readonly clientSide: true;
+  /** Seals the session (its id included) into a cookie value. */
+  seal(id: string, record: SessionRecord): string;
+  /** The id and session sealed in `value`, or undefined when it is not authentic, malformed or expired. */
+  open(value: string): { id: string; record: SessionRecord } | undefined;
+  /** How many characters `seal` would produce for this session, computed without encrypting (for the size check at `set`). */
+  sealedLength(id: string, record: SessionRecord): number;
+  close?(): MaybePromise<void>;
+}
+
+export type AnySessionStore = SessionStore | ClientSessionStore;
+
+export function isClientSideStore(store: AnySessionStore): store is ClientSessionStore {
+  return (store as ClientSessionStore).clientSide === true;
+}

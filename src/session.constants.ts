@@ -1,0 +1,25 @@
+/** Injection token of the options given to `SessionModule.forRoot()` / `forRootAsync()`. */
+export const SESSION_MODULE_OPTIONS = Symbol('nest-sessions:options');
+
+/** The name of the session that `@Session()` without a name refers to. */
+export const DEFAULT_SESSION = 'default';
+
+/** Handler metadata: the session names a route asks for. */
+export const SESSION_NAMES_METADATA = 'nest-sessions:names';
+
+export const SECOND = 1000;
+export const MINUTE = 60 * SECOND;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+/** Sliding lifetime of a session when neither `idleTimeout` nor `cookie.maxAge` is set. */
+export const DEFAULT_IDLE_TIMEOUT = DAY;
+
+/** A read-only request extends the idle timeout only once this fraction of it has passed. */
+export const TOUCH_FRACTION = 0.1;
+
+/** How long a store call may take before the request gets a 503. */
+export const DEFAULT_STORE_TIMEOUT = 5 * SECOND;
+
+/** Shortest secret accepted, in characters. */
+export const MIN_SECRET_LENGTH = 32;

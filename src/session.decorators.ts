@@ -1,0 +1,87 @@
+import { createParamDecorator, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { RequestSessions } from './request-sessions.js';
+import { DEFAULT_SESSION, SESSION_NAMES_METADATA } from './session.constants.js';
+import { SessionError } from './session.errors.js';
+import { SessionInterceptor } from './session.interceptor.js';
+import type {
+  Flash as FlashShape,
+  FlashMessages,
+  Session as SessionShape,
+  SessionData,
+} from './session.interface.js';
+
+/** The session of the request: `@Session() session: Session`. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface Session<T = SessionData> extends SessionShape<T> {}
+
+/** The flash messages of the request's session: `@Flash() flash: Flash`. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface Flash<T = FlashMessages> extends FlashShape<T> {}
+
+const sessionParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => loadedSession(context, name));
+const flashParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => loadedSession(context, name).flash);
+
+/**
+ * Injects the request's session (`name`: one of `sessions` in the options; default the unnamed
+ * one) and binds the session interceptor to this route only.
+ */
+export function Session(name?: string): ParameterDecorator {
+  return (target, key, index) => {
+    sessionParam(name)(target, key, index);
+    bindRoute(target, key, name ?? DEFAULT_SESSION, '@Session()');
+  };
+}
+
+/** Injects the flash messages of the request's session and binds the session interceptor to this route only. */
+export function Flash(name?: string): ParameterDecorator {
+  return (target, key, index) => {
+    flashParam(name)(target, key, index);
+    bindRoute(target, key, name ?? DEFAULT_SESSION, '@Flash()');
+  };
+}
+
+/**
+ * Binds the session interceptor to a route or a controller where no parameter asks for a session:
+ * for `SessionService.current()` in services, or above a method decorator that replaces the method.
+ */
+export function UseSession(name: string = DEFAULT_SESSION): MethodDecorator & ClassDecorator {
+  return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
+    if (descriptor === undefined) {
+      addName(target, name);
+      UseInterceptors(SessionInterceptor)(target as new (...args: unknown[]) => unknown);
+      return;
+    }
+    const handler = descriptor.value as object;
+    if (addName(handler, name)) UseInterceptors(SessionInterceptor)(target, key!, descriptor);
+  });
+}
+
+function bindRoute(target: object, key: string | symbol | undefined, name: string, decorator: string): void {
+  const descriptor = key === undefined ? undefined : Object.getOwnPropertyDescriptor(target, key);
+  if (descriptor === undefined || typeof descriptor.value !== 'function') {
+    throw new SessionError(`${decorator} decorates a parameter of a route handler method`);
+  }
+  if (addName(descriptor.value as object, name)) UseInterceptors(SessionInterceptor)(target, key!, descriptor);
+}
+
+/** Records that `target` asks for session `name`; true the first time it asks for any. */
+function addName(target: object, name: string): boolean {
+  const names = Reflect.getOwnMetadata(SESSION_NAMES_METADATA, target) as string[] | undefined;
+  if (names === undefined) {
+    Reflect.defineMetadata(SESSION_NAMES_METADATA, [name], target);
+    return true;
+  }
+  if (!names.includes(name)) Reflect.defineMetadata(SESSION_NAMES_METADATA, [...names, name], target);
+  return false;
+}
+
+function loadedSession(context: ExecutionContext, name: string | undefined) {
+  const session = RequestSessions.find(context.switchToHttp().getRequest())?.loaded(name ?? DEFAULT_SESSION);
+  if (session === undefined) {
+    const route = `${context.getClass().name}.${context.getHandler().name}`;
+    throw new SessionError(
+      `${route}: no session was loaded for this parameter. The session interceptor did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
+    );
+  }
+  return session;
+}

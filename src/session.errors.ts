@@ -1,0 +1,45 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+
+/**
+ * The base of every error nest-sessions throws. It is an `HttpException`, so Nest answers with its
+ * status, but the body a client sees is generic: the detailed `message` is for logs, never for the
+ * client.
+ */
+export class SessionError extends HttpException {
+  constructor(message: string, status: number = HttpStatus.INTERNAL_SERVER_ERROR, options?: { cause?: unknown }) {
+    super({ statusCode: status, message: defaultBody(status) }, status, options);
+    this.message = message;
+    this.name = new.target.name;
+  }
+}
+
+/** Bad options, thrown at startup; the message names the option and what to do. */
+export class SessionConfigError extends SessionError {
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** A value that would push a cookie-stored session over the browser's limit, thrown by `set`. */
+export class SessionTooLargeError extends SessionError {
+  constructor(
+    message: string,
+    /** The size the cookie would have had, in bytes. */
+    readonly size: number,
+    /** The limit it went over, in bytes. */
+    readonly limit: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A store that failed or did not answer in time; the client gets a 503 and the cause is logged. */
+export class SessionStoreError extends SessionError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, HttpStatus.SERVICE_UNAVAILABLE, options);
+  }
+}
+
+function defaultBody(status: number): string {
+  return status === (HttpStatus.SERVICE_UNAVAILABLE as number) ? 'Service Unavailable' : 'Internal Server Error';
+}

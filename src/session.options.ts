@@ -1,0 +1,71 @@
+import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
+import type { AnySessionStore } from './session-store.interface.js';
+
+/** Attributes of a session cookie. Durations are in milliseconds. */
+export interface SessionCookieOptions {
+  /** Cookie name. Default `'sid'` for the default session, the session's own name for the others. */
+  name?: string;
+  /** Default `'/'`. */
+  path?: string;
+  /** Default: none (the cookie goes back to the exact host that set it). */
+  domain?: string;
+  /** Default `true`: scripts in the page cannot read the cookie. */
+  httpOnly?: boolean;
+  /**
+   * Default `true`. `'auto'` sets `Secure` only when the request came over HTTPS (behind a proxy,
+   * only when the app trusts it: Express `trust proxy`, Fastify `trustProxy`).
+   */
+  secure?: boolean | 'auto';
+  /** Default `'lax'`. `'none'` requires `secure: true`. */
+  sameSite?: 'lax' | 'strict' | 'none';
+  /**
+   * Lifetime of the cookie, in ms. Default: none, a browser-session cookie that is gone when the
+   * browser closes. `session.setMaxAge()` overrides it for one session.
+   */
+  maxAge?: number;
+  /** Adds `Partitioned` (CHIPS). Default `false`. */
+  partitioned?: boolean;
+  /** Adds `Priority`. Default: none. */
+  priority?: 'low' | 'medium' | 'high';
+}
+
+/** What every session (the default one and each named one) can set for itself. */
+export interface SessionOptions {
+  /** Where sessions live. Default: a new `MemoryStore`. */
+  store?: AnySessionStore;
+  cookie?: SessionCookieOptions;
+  /**
+   * Signs the id cookie with HMAC-SHA256: a string of at least 32 characters, or a list whose
+   * first entry signs and all entries verify (key rotation). Default: a random secret per
+   * process, with a warning (sessions do not survive a restart and cannot be shared).
+   */
+  secret?: string | readonly string[];
+  /** Sliding expiry, in ms: a session unused for this long is gone. Default: `cookie.maxAge`, else 24 hours. */
+  idleTimeout?: number;
+  /** Hard limit, in ms, since the session was created (or last regenerated), whatever its activity. Default: none. */
+  absoluteTimeout?: number;
+}
+
+export interface SessionModuleOptions extends SessionOptions {
+  /**
+   * More sessions per request, each with its own cookie and store, read with `@Session(name)`.
+   * Each inherits `secret`, `idleTimeout`, `absoluteTimeout` and the cookie attributes (all but
+   * the name) of the default session unless it sets its own.
+   */
+  sessions?: Record<string, SessionOptions>;
+  /**
+   * Where the session interceptor runs. `'route'` (default): only on routes that ask for a session
+   * (`@Session()`, `@Flash()`, `@UseSession()`). `'global'`: on every route, so that
+   * `SessionService.current()` works everywhere; every route then pays for Nest's interceptor.
+   */
+  interceptor?: 'route' | 'global';
+  /** How long, in ms, a store call may take before the request gets a 503. Default 5000. */
+  storeTimeout?: number;
+}
+
+export interface SessionModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  useFactory: (...args: any[]) => SessionModuleOptions | Promise<SessionModuleOptions>;
+  inject?: (InjectionToken | OptionalFactoryDependency)[];
+  /** Known before the factory runs, since it decides how routes are bound: see `SessionModuleOptions.interceptor`. */
+  interceptor?: 'route' | 'global';
+}
