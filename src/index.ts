@@ -16,4 +16,6 @@ export type {
 } from './session-store.interface.js';
 export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError } from './session.errors.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.store.js';
+export { CookieStore, type CookieStoreOptions } from './stores/cookie.store.js';
+export { FileStore, type FileStoreOptions } from './stores/file.store.js';
 export { SESSION_MODULE_OPTIONS, DEFAULT_SESSION } from './session.constants.js';

@@ -157,11 +157,13 @@ export class SessionEngine implements OnApplicationShutdown {
     const limit = store.maxCookieSize ?? 4096;
     const size = def.cookieName.length + 1 + store.sealedLength(session.id, session.record(session.nextExpiry(Date.now())));
     if (size > limit) {
-      throw new SessionTooLargeError(
+      const error = new SessionTooLargeError(
         `Session '${def.name}' would need a ${size}-byte cookie, over the ${limit}-byte limit browsers keep; store less in it, or use a server-side store`,
         size,
         limit,
       );
+      this.logger.error(error.message);
+      throw error;
     }
   }
 
@@ -223,7 +225,7 @@ export class SessionEngine implements OnApplicationShutdown {
     const attributes = def.secureAuto && !request.isSecure() ? def.attributesInsecure : def.attributes;
     const maxAge = meta.maxAge ?? def.cookieMaxAge;
     if (maxAge === undefined) return `${def.cookieName}=${value}${attributes}`;
-    const seconds = Math.max(0, Math.floor(Math.min(maxAge, expiresAt - now) / 1000));
+    const seconds = Math.max(0, Math.ceil(Math.min(maxAge, expiresAt - now) / 1000));
     return `${def.cookieName}=${value}; Max-Age=${seconds}${attributes}`;
   }
 

@@ -1,4 +1,4 @@
-import { createParamDecorator, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, Logger, UseInterceptors, type ExecutionContext } from '@nestjs/common';
 import { RequestSessions } from './request-sessions.js';
 import { DEFAULT_SESSION, SESSION_NAMES_METADATA } from './session.constants.js';
 import { SessionError } from './session.errors.js';
@@ -18,6 +18,7 @@ export interface Session<T = SessionData> extends SessionShape<T> {}
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface Flash<T = FlashMessages> extends FlashShape<T> {}
 
+const logger = new Logger('SessionModule');
 const sessionParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => loadedSession(context, name));
 const flashParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => loadedSession(context, name).flash);
 
@@ -79,9 +80,12 @@ function loadedSession(context: ExecutionContext, name: string | undefined) {
   const session = RequestSessions.find(context.switchToHttp().getRequest())?.loaded(name ?? DEFAULT_SESSION);
   if (session === undefined) {
     const route = `${context.getClass().name}.${context.getHandler().name}`;
-    throw new SessionError(
+    const error = new SessionError(
       `${route}: no session was loaded for this parameter. The session interceptor did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
     );
+    // An HttpException is not logged by Nest, and this one is a bug to fix: say it where it shows.
+    logger.error(error.message);
+    throw error;
   }
   return session;
 }

@@ -1,0 +1,279 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SessionConfigError, SessionError, SessionStoreError } from '../session.errors.js';
+import type { SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+
+export interface FileStoreOptions {
+  /** The directory that holds one file per session; created (recursively) at first write. */
+  directory: string;
+  /** How often, in ms, expired session files are swept. Default 10 minutes; 0 disables the timer. */
+  sweepInterval?: number;
+  /** Flush each file to disk before it replaces the old one, so a power cut cannot leave an empty file. Default true. */
+  fsync?: boolean;
+  /** Permissions of session files (they hold secrets). Default 0o600; the directory gets 0o700 when created. */
+  fileMode?: number;
+}
+
+const ID = /^[A-Za-z0-9_-]{1,128}$/;
+const SESSION_FILE = /^([A-Za-z0-9_-]{1,128})\.json$/;
+const TEMP_FILE = /^[A-Za-z0-9_-]{1,128}\.json\.[0-9a-f]{12}\.tmp$/;
+/** A temp file older than this is left over from a crash (a write takes milliseconds). */
+const STALE_TEMP_MS = 60_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Errors Windows gives while another handle has the file open: worth a short retry. */
+const TRANSIENT = new Set(['EPERM', 'EACCES', 'EBUSY']);
+const SWEEP_BATCH = 32;
+
+/**
+ * Sessions as files in a directory, one JSON file per session: durable across restarts, for one
+ * machine. Writes are atomic (a temp file renamed over the old one) and serialised per id, ids are
+ * validated before they reach a path, and expired files are swept on a timer that never keeps the
+ * process alive.
+ */
+export class FileStore implements SessionStore {
+  /** The absolute path of the session directory. */
+  readonly directory: string;
+  private readonly fsync: boolean;
+  private readonly fileMode: number;
+  private timer: NodeJS.Timeout | undefined;
+  private ready: Promise<void> | undefined;
+  private sweeping: Promise<void> | undefined;
+  // One chain per id with work pending; the entry is deleted when its chain drains.
+  private readonly queues = new Map<string, Promise<void>>();
+
+  constructor(options: FileStoreOptions) {
+    const directory = (options as Partial<FileStoreOptions> | undefined)?.directory;
+    if (typeof directory !== 'string' || directory.trim() === '') {
+      throw new SessionConfigError('FileStore option "directory" must be a non-empty path, e.g. new FileStore({ directory: ".sessions" })');
+    }
+    const interval = options.sweepInterval ?? 10 * 60_000;
+    if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 0 || interval > MAX_TIMER_MS) {
+      throw new SessionConfigError(`FileStore option "sweepInterval" must be a number of ms from 0 (no timer) to ${MAX_TIMER_MS}; got ${String(interval)}`);
+    }
+    const mode = options.fileMode ?? 0o600;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+      throw new SessionConfigError(`FileStore option "fileMode" must be a permission number such as 0o600; got ${String(mode)}`);
+    }
+    this.directory = resolve(directory);
+    this.fsync = options.fsync ?? true;
+    this.fileMode = mode;
+    if (interval > 0) {
+      this.timer = setInterval(() => void this.reclaim().catch(() => undefined), interval);
+      this.timer.unref();
+    }
+  }
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    return ID.test(id) ? this.read(id) : undefined;
+  }
+
+  async set(id: string, record: SessionRecord): Promise<void> {
+    if (!ID.test(id)) {
+      const shown = JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}…` : id);
+      throw new SessionError(`FileStore refuses the session id ${shown}: ids must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-" (a custom id generator must produce such ids)`);
+    }
+    await this.serial(id, () => this.write(id, record));
+  }
+
+  async patch(id: string, patch: SessionPatch): Promise<void> {
+    if (!ID.test(id)) return;
+    await this.serial(id, async () => {
+      const current = await this.read(id);
+      if (current === undefined) return;
+      const data = { ...current.data };
+      for (const key of patch.unset) delete data[key];
+      // defineProperty, not assignment: a key named __proto__ must stay plain data.
+      for (const [key, value] of Object.entries(patch.set)) {
+        Object.defineProperty(data, key, { value, enumerable: true, writable: true, configurable: true });
+      }
+      await this.write(id, { data, meta: patch.meta, expiresAt: patch.expiresAt });
+    });
+  }
+
+  async touch(id: string, expiresAt: number): Promise<void> {
+    if (!ID.test(id)) return;
+    await this.serial(id, async () => {
+      const current = await this.read(id);
+      if (current !== undefined) await this.write(id, { ...current, expiresAt });
+    });
+  }
+
+  async destroy(id: string): Promise<void> {
+    if (!ID.test(id)) return;
+    await this.serial(id, () => this.remove(this.path(id)));
+  }
+
+  /** Deletes expired session files and temp files left by a crash; stray files are left alone. */
+  reclaim(): Promise<void> {
+    this.sweeping ??= this.sweep().finally(() => {
+      this.sweeping = undefined;
+    });
+    return this.sweeping;
+  }
+
+  /** Stops the sweep timer and waits for pending writes and a running sweep. */
+  async close(): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    while (this.queues.size > 0 || this.sweeping !== undefined) {
+      await Promise.all([...this.queues.values(), this.sweeping?.catch(() => undefined)]);
+    }
+  }
+
+  private path(id: string): string {
+    return join(this.directory, `${id}.json`);
+  }
+
+  /** Runs `work` after every earlier write to the same id has finished. */
+  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const run = (this.queues.get(id) ?? Promise.resolve()).then(work);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(id, tail);
+    void tail.then(() => {
+      if (this.queues.get(id) === tail) this.queues.delete(id);
+    });
+    return run;
+  }
+
+  /** The live session in `id`'s file; undefined when missing, expired or not a session record. */
+  private async read(id: string): Promise<SessionRecord | undefined> {
+    let text: string;
+    try {
+      text = await retry(() => readFile(this.path(id), 'utf8'));
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw new SessionStoreError(`FileStore could not read ${this.path(id)}: check the directory's permissions`, { cause: error });
+    }
+    const record = parseRecord(text);
+    return record !== undefined && record.expiresAt > Date.now() ? record : undefined;
+  }
+
+  /** Replaces the file atomically: readers and a crash see the old version or the new one, never a mix. */
+  private async write(id: string, record: SessionRecord): Promise<void> {
+    const file = this.path(id);
+    // A session written already expired is a session gone.
+    if (record.expiresAt <= Date.now()) return this.remove(file);
+    const text = JSON.stringify({ data: record.data, meta: record.meta, expiresAt: record.expiresAt });
+    const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await this.ensureDirectory();
+      await this.writeTemp(temp, text).catch(async (error: unknown) => {
+        if (!isMissing(error)) throw error;
+        // The directory was removed while running: create it again, once.
+        this.ready = undefined;
+        await this.ensureDirectory();
+        await this.writeTemp(temp, text);
+      });
+      await retry(() => rename(temp, file));
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw new SessionStoreError(`FileStore could not write ${file}: check that the directory is writable and the disk not full`, { cause: error });
+    }
+  }
+
+  private async writeTemp(temp: string, text: string): Promise<void> {
+    const handle = await open(temp, 'wx', this.fileMode);
+    try {
+      await handle.writeFile(text, 'utf8');
+      if (this.fsync) await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async remove(file: string): Promise<void> {
+    try {
+      await retry(() => unlink(file));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw new SessionStoreError(`FileStore could not delete ${file}: check the directory's permissions`, { cause: error });
+    }
+  }
+
+  private ensureDirectory(): Promise<void> {
+    this.ready ??= mkdir(this.directory, { recursive: true, mode: 0o700 }).then(
+      () => undefined,
+      (error: unknown) => {
+        this.ready = undefined; // let a later write try again
+        throw error;
+      },
+    );
+    return this.ready;
+  }
+
+  private async sweep(): Promise<void> {
+    let names: string[];
+    try {
+      names = (await readdir(this.directory, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw new SessionStoreError(`FileStore could not list ${this.directory} to sweep expired sessions`, { cause: error });
+    }
+    for (let i = 0; i < names.length; i += SWEEP_BATCH) {
+      // One bad file must not stop the sweep: each entry fails on its own.
+      await Promise.all(names.slice(i, i + SWEEP_BATCH).map((name) => this.sweepEntry(name).catch(() => undefined)));
+    }
+  }
+
+  private async sweepEntry(name: string): Promise<void> {
+    if (TEMP_FILE.test(name)) {
+      const file = join(this.directory, name);
+      if (Date.now() - (await stat(file)).mtimeMs > STALE_TEMP_MS) await this.remove(file);
+      return;
+    }
+    const id = SESSION_FILE.exec(name)?.[1];
+    if (id === undefined) return;
+    await this.serial(id, async () => {
+      // Read inside the queue: a touch that just extended the session must win.
+      let record: SessionRecord | undefined;
+      try {
+        record = parseRecord(await readFile(this.path(id), 'utf8'));
+      } catch (error) {
+        if (isMissing(error)) return;
+        throw error;
+      }
+      if (record !== undefined && record.expiresAt <= Date.now()) await this.remove(this.path(id));
+    });
+  }
+}
+
+/** The record in `text`, or undefined when it is not one this store wrote. */
+function parseRecord(text: string): SessionRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(value) || !isObject(value.data) || !isObject(value.meta)) return undefined;
+  if (typeof value.expiresAt !== 'number' || typeof value.meta.createdAt !== 'number') return undefined;
+  if (!Object.values(value.data).every((v) => typeof v === 'string')) return undefined;
+  return value as unknown as SessionRecord;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
+/** Retries a file operation a few times on the errors Windows gives while another handle is open. */
+async function retry<T>(work: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code;
+      if (attempt >= 4 || code === undefined || !TRANSIENT.has(code) || process.platform !== 'win32') throw error;
+      await sleep(10 * 2 ** attempt);
+    }
+  }
+}

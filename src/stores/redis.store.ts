@@ -1,0 +1,246 @@
+import { createHash } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import { Redis, type Cluster } from 'ioredis';
+import { SessionConfigError, SessionStoreError } from '../session.errors.js';
+import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+
+export interface RedisStoreOptions {
+  /**
+   * An ioredis `Redis` or `Cluster` client you own: the store never quits it. Give either `client`
+   * or `url`, not both.
+   *
+   * By default ioredis holds a command through 20 reconnection attempts while Redis is down, so a
+   * request waits many seconds instead of answering 503. Configure your client to fail fast and keep
+   * reconnecting:
+   * - `Redis`: `{ maxRetriesPerRequest: 0, commandTimeout: 2000, retryStrategy: (n) => Math.min(n * 100, 1000) }`
+   *   (or `enableOfflineQueue: false`, which also rejects commands sent before the first connection is up).
+   * - `Cluster`: `{ enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0, commandTimeout: 2000 } }`,
+   *   and wait for its `'ready'` event before serving: a Cluster's own queue has no time limit while
+   *   it reconnects, so without `enableOfflineQueue: false` calls wait until the cluster is back.
+   */
+  client?: Redis | Cluster;
+  /**
+   * A `redis://` or `rediss://` URL: the store creates its own client (closed by `close()`), which
+   * rejects a call within about two seconds while Redis is down and reconnects on its own.
+   */
+  url?: string;
+  /** Prepended to every session id to form the Redis key. Default `'sess:'`. */
+  prefix?: string;
+}
+
+/** What the store needs from a client; both `Redis` and `Cluster` have it. */
+interface RedisCommands {
+  evalsha(sha: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
+  eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
+  hgetall(key: string): Promise<Record<string, string> | string[]>;
+  del(key: string): Promise<number>;
+}
+
+// Field names: data keys live under `d:` so they can never collide with the two bookkeeping fields.
+const DATA = 'd:';
+const META = 'm';
+const EXPIRES = 'e';
+
+/** A Lua script called by its SHA, sent whole only when Redis does not know it yet (NOSCRIPT). */
+class Script {
+  readonly sha: string;
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(client: RedisCommands, key: string, args: (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, 1, key, ...args);
+    } catch (err) {
+      if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
+      return client.eval(this.lua, 1, key, ...args);
+    }
+  }
+}
+
+// ARGV: expiresAt, meta, then field/value pairs. A past expiresAt makes PEXPIREAT delete the key.
+const SET = new Script(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], '${META}', ARGV[2], '${EXPIRES}', ARGV[1])
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`);
+
+// ARGV: expiresAt, meta, count of field/value pairs to set, the pairs, then fields to delete.
+// A missing key means the session expired or was destroyed: it must not come back.
+const PATCH = new Script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+for j = i, #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[j])
+end
+redis.call('HSET', KEYS[1], '${META}', ARGV[2], '${EXPIRES}', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`);
+
+// ARGV: expiresAt. The stored expiry field moves with the TTL so `get` reads a consistent value.
+const TOUCH = new Script(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], '${EXPIRES}', ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return 1
+`);
+
+/**
+ * Sessions in Redis or Redis Cluster: one hash per session (so a session lives in one slot), a
+ * field per data key, expiry kept by Redis itself (`PEXPIREAT`), so nothing needs sweeping.
+ * `patch` writes only the changed fields, atomically, and never resurrects a destroyed session.
+ *
+ * ```ts
+ * new RedisStore({ client: new Redis(process.env.REDIS_URL) })
+ * new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: 'myapp:sess:' })
+ * ```
+ */
+export class RedisStore implements SessionStore {
+  private readonly client: RedisCommands;
+  private readonly owned: Redis | undefined;
+  private readonly prefix: string;
+  private closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new SessionConfigError('RedisStore: pass an options object with `client` (an ioredis Redis or Cluster) or `url`.');
+    }
+    const { client, url, prefix = 'sess:' } = options;
+    if (client !== undefined && url !== undefined) {
+      throw new SessionConfigError('RedisStore: give either `client` or `url`, not both.');
+    }
+    if (client === undefined && url === undefined) {
+      throw new SessionConfigError('RedisStore: `client` or `url` is required (an ioredis Redis/Cluster, or a redis:// URL).');
+    }
+    if (typeof prefix !== 'string') {
+      throw new SessionConfigError('RedisStore: `prefix` must be a string, such as "sess:".');
+    }
+    this.prefix = prefix;
+    if (client !== undefined) {
+      if (client === null || typeof (client as Partial<RedisCommands>).hgetall !== 'function' || typeof (client as Partial<RedisCommands>).evalsha !== 'function') {
+        throw new SessionConfigError('RedisStore: `client` must be an ioredis Redis or Cluster instance.');
+      }
+      this.client = client;
+      return;
+    }
+    this.owned = createClient(url);
+    this.client = this.owned;
+  }
+
+  async get(id: string): Promise<SessionRecord | undefined> {
+    const hash = toObject(await this.call('get', () => this.client.hgetall(this.key(id))));
+    const expiresText = hash[EXPIRES];
+    const metaText = hash[META];
+    if (expiresText === undefined || metaText === undefined) return undefined;
+    const expiresAt = Number(expiresText);
+    // Redis expires the key itself; this also hides a session the app clock already sees as expired.
+    if (!(expiresAt > Date.now())) return undefined;
+    const data = Object.fromEntries(
+      Object.entries(hash)
+        .filter(([field]) => field.startsWith(DATA))
+        .map(([field, text]) => [field.slice(DATA.length), text]),
+    );
+    let meta: SessionMeta;
+    try {
+      meta = JSON.parse(metaText) as SessionMeta;
+    } catch (err) {
+      throw new SessionStoreError(`RedisStore: get failed: the stored meta is not JSON; is something else writing keys under the prefix "${this.prefix}"?`, { cause: err });
+    }
+    return { data, meta, expiresAt };
+  }
+
+  async set(id: string, record: SessionRecord): Promise<void> {
+    const args: (string | number)[] = [Math.floor(record.expiresAt), JSON.stringify(record.meta)];
+    for (const [key, text] of Object.entries(record.data)) args.push(DATA + key, text);
+    await this.call('set', () => SET.run(this.client, this.key(id), args));
+  }
+
+  async patch(id: string, patch: SessionPatch): Promise<void> {
+    const entries = Object.entries(patch.set);
+    const args: (string | number)[] = [Math.floor(patch.expiresAt), JSON.stringify(patch.meta), entries.length];
+    for (const [key, text] of entries) args.push(DATA + key, text);
+    for (const key of patch.unset) args.push(DATA + key);
+    await this.call('patch', () => PATCH.run(this.client, this.key(id), args));
+  }
+
+  async touch(id: string, expiresAt: number): Promise<void> {
+    await this.call('touch', () => TOUCH.run(this.client, this.key(id), [Math.floor(expiresAt)]));
+  }
+
+  async destroy(id: string): Promise<void> {
+    await this.call('destroy', () => this.client.del(this.key(id)));
+  }
+
+  /** Nothing to do: Redis deletes expired sessions itself. */
+  reclaim(): void {}
+
+  /** Quits the client created from `url`; a client you passed in is left open. */
+  async close(): Promise<void> {
+    if (!this.owned || this.closed) return;
+    this.closed = true;
+    if (this.owned.status !== 'ready') {
+      this.owned.disconnect();
+      return;
+    }
+    try {
+      await this.owned.quit();
+    } catch {
+      this.owned.disconnect();
+    }
+  }
+
+  private key(id: string): string {
+    return this.prefix + id;
+  }
+
+  private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw new SessionStoreError(`RedisStore: ${operation} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
+  }
+}
+
+/** A client that rejects within about two seconds while Redis is down and reconnects by itself. */
+function createClient(url: unknown): Redis {
+  if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) {
+    throw new SessionConfigError('RedisStore: `url` must be a redis:// or rediss:// URL, such as "redis://127.0.0.1:6379".');
+  }
+  const client = new Redis(url, {
+    lazyConnect: true, // no connection until the first call, so constructing the store does no I/O
+    maxRetriesPerRequest: 0, // commands waiting for a connection fail at the next failed attempt
+    commandTimeout: 2000, // bounds a call also when Redis accepts the connection but never answers
+    connectTimeout: 2000,
+    retryStrategy: (attempt) => Math.min(attempt * 100, 1000), // reconnect forever, at most a second apart
+  });
+  const logger = new Logger('RedisStore');
+  let reported = false; // one log line per outage, not one per reconnect attempt
+  client.on('error', (err: Error) => {
+    if (reported) return;
+    reported = true;
+    logger.error(`Redis connection failed, calls will fail until it is back: ${err.message}`);
+  });
+  client.on('ready', () => {
+    if (reported) logger.log('Redis connection is back');
+    reported = false;
+  });
+  return client;
+}
+
+/** HGETALL answers an object, or a flat field/value list under some reply mappings. */
+function toObject(reply: Record<string, string> | string[]): Record<string, string> {
+  if (!Array.isArray(reply)) return reply;
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < reply.length; i += 2) Object.defineProperty(out, reply[i], { value: reply[i + 1], enumerable: true, writable: true, configurable: true });
+  return out;
+}

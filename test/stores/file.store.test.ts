@@ -1,0 +1,197 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { SessionRecord } from '../../src/session-store.interface.js';
+import { SessionConfigError, SessionError } from '../../src/session.errors.js';
+import { FileStore } from '../../src/stores/file.store.js';
+import { defineSessionStoreTests } from '../../src/testing/index.js';
+import { compileForChild, repoRoot } from '../support/compile-for-child.js';
+
+const base = mkdtempSync(join(tmpdir(), 'file-store-test-'));
+let dirs = 0;
+const freshDir = () => join(base, `dir-${++dirs}`);
+const stores: FileStore[] = [];
+const track = (store: FileStore) => (stores.push(store), store);
+const LATER = () => Date.now() + 60 * 60_000;
+const record = (data: Record<string, unknown>, expiresAt = LATER()): SessionRecord => ({
+  data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, JSON.stringify(v)])),
+  meta: { createdAt: Date.now() },
+  expiresAt,
+});
+const sessionFiles = async (dir: string) => (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.json'));
+const tree = (dir: string): string[] =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [`${e.name}/`, ...tree(join(dir, e.name)).map((p) => `${e.name}/${p}`)] : [e.name]));
+
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+});
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+defineSessionStoreTests({ describe, it }, () => new FileStore({ directory: freshDir(), sweepInterval: 0 }), {
+  title: 'FileStore conformance',
+  countSessions: async (store) => (await sessionFiles(store.directory)).length,
+});
+
+describe('FileStore', () => {
+  it('refuses bad options with a SessionConfigError naming the option', () => {
+    expect(() => new FileStore({ directory: '' })).toThrow(SessionConfigError);
+    expect(() => new FileStore({ directory: '  ' })).toThrow(/"directory"/);
+    expect(() => new FileStore({} as never)).toThrow(/"directory"/);
+    expect(() => new FileStore({ directory: freshDir(), sweepInterval: -1 })).toThrow(/"sweepInterval"/);
+    expect(() => new FileStore({ directory: freshDir(), sweepInterval: Number.NaN })).toThrow(SessionConfigError);
+    expect(() => new FileStore({ directory: freshDir(), fileMode: 0o1000 })).toThrow(/"fileMode"/);
+  });
+
+  it('creates its directory, with missing parents, at the first write and not before', async () => {
+    const dir = join(freshDir(), 'nested', 'sessions');
+    const store = track(new FileStore({ directory: dir }));
+    expect(await store.get('abc')).toBeUndefined();
+    expect(existsSync(dir)).toBe(false);
+    await store.set('abc', record({ a: 1 }));
+    expect(readdirSync(dir)).toEqual(['abc.json']);
+    expect(JSON.parse(readFileSync(join(dir, 'abc.json'), 'utf8'))).toMatchObject({ data: { a: '1' } });
+  });
+
+  it('writes nothing outside its directory for path-traversal ids, and refuses them clearly', async () => {
+    const root = freshDir();
+    const dir = join(root, 'inner', 'sessions');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(root, 'inner', 'victim.json'), 'untouched');
+    const store = track(new FileStore({ directory: dir }));
+    const hostile = ['../victim', '../../x', '..\\victim', '/etc/passwd', `${root}/inner/victim`, 'a/b', 'a\u0000b', '', '.', '..', 'x'.repeat(129), 'sé'];
+    for (const id of hostile) {
+      await expect(store.set(id, record({ a: 1 })), JSON.stringify(id)).rejects.toThrow(SessionError);
+      await expect(store.set(id, record({ a: 1 }))).rejects.toThrow(/ids must be 1 to 128 characters/);
+      expect(await store.get(id)).toBeUndefined();
+      await store.patch(id, { set: { a: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: LATER() });
+      await store.touch(id, LATER());
+      await store.destroy(id);
+    }
+    expect(tree(root)).toEqual(['inner/', 'inner/sessions/', 'inner/victim.json']);
+    expect(readFileSync(join(root, 'inner', 'victim.json'), 'utf8')).toBe('untouched');
+  });
+
+  it('replaces files atomically: concurrent readers always see a whole old or new session', async () => {
+    const dir = freshDir();
+    const store = track(new FileStore({ directory: dir, fsync: false }));
+    const versions = [record({ v: 'a'.repeat(300_000) }), record({ v: 'b'.repeat(700_000), w: 2 })];
+    await store.set('swap', versions[0]);
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 1; i <= 60; i++) await store.set('swap', versions[i % 2]);
+      writing = false;
+    })();
+    while (writing) {
+      const got = await store.get('swap');
+      expect(got).toBeDefined();
+      expect(versions.map((v) => v.data)).toContainEqual(got!.data);
+    }
+    await writes;
+    expect(await readdir(dir)).toEqual(['swap.json']); // no temp file left behind
+  });
+
+  it('keeps all of 200 concurrent patches to one session in one process', async () => {
+    const store = track(new FileStore({ directory: freshDir(), fsync: false }));
+    const expiresAt = LATER();
+    await store.set('busy', record({ start: true }, expiresAt));
+    await Promise.all(
+      Array.from({ length: 200 }, (_, i) => store.patch('busy', { set: { [`k${i}`]: String(i) }, unset: [], meta: { createdAt: 1 }, expiresAt })),
+    );
+    const got = await store.get('busy');
+    expect(Object.keys(got!.data)).toHaveLength(201);
+    for (let i = 0; i < 200; i++) expect(got!.data[`k${i}`]).toBe(String(i));
+    // The per-id queue is dropped once drained, so ids never accumulate in memory.
+    expect((store as unknown as { queues: Map<string, unknown> }).queues.size).toBe(0);
+  });
+
+  it('sweeps expired files on its timer, and reclaim() also clears crash leftovers but no stray file', async () => {
+    const dir = freshDir();
+    const swept = track(new FileStore({ directory: dir, sweepInterval: 50 }));
+    await swept.set('short', record({ a: 1 }, Date.now() + 100));
+    await swept.set('long', record({ b: 2 }));
+    await expect.poll(() => sessionFiles(dir), { timeout: 3000, interval: 50 }).toEqual(['long.json']);
+    await swept.close(); // from here on, only reclaim() may delete
+
+    const manual = track(new FileStore({ directory: dir, sweepInterval: 0 }));
+    await manual.set('gone', record({ a: 1 }, Date.now() + 50));
+    const stray = ['notes.txt', 'not-a-session.json.bak', 'corrupt.json', 'alien.json', 'sub/'];
+    writeFileSync(join(dir, 'notes.txt'), 'hello');
+    writeFileSync(join(dir, 'not-a-session.json.bak'), '{');
+    writeFileSync(join(dir, 'corrupt.json'), '{"data": {"a": "1"'); // named like a session but not one this store wrote
+    writeFileSync(join(dir, 'alien.json'), '[1, 2, 3]');
+    mkdirSync(join(dir, 'sub'));
+    const oldTemp = 'long.json.0123456789ab.tmp';
+    const newTemp = 'long.json.ba9876543210.tmp';
+    writeFileSync(join(dir, oldTemp), '{"torn');
+    writeFileSync(join(dir, newTemp), '{"in progress');
+    const twoMinutesAgo = (Date.now() - 120_000) / 1000;
+    utimesSync(join(dir, oldTemp), twoMinutesAgo, twoMinutesAgo);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await manual.get('corrupt')).toBeUndefined();
+    await manual.reclaim();
+    expect(tree(dir).sort()).toEqual([...stray, 'long.json', newTemp].sort());
+    expect((await manual.get('long'))?.data).toEqual({ b: '2' });
+  });
+
+  it('close() waits for writes in flight', async () => {
+    const dir = freshDir();
+    const store = new FileStore({ directory: dir });
+    const pending = [store.set('one', record({ a: 1 })), store.patch('one', { set: { b: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: LATER() })];
+    await store.close();
+    expect(JSON.parse(readFileSync(join(dir, 'one.json'), 'utf8')).data).toEqual({ a: '1', b: '2' });
+    await Promise.all(pending);
+  });
+
+  describe('in a child process', () => {
+    const outDir = join(repoRoot, 'tmp', `file-store-child-${process.pid}`);
+    const moduleUrl = pathToFileURL(join(outDir, 'stores', 'file.store.js')).href;
+    const script = join(repoRoot, 'test', 'support', 'file-store-child.mjs');
+    beforeAll(() => compileForChild(['stores/file.store.ts', 'session.errors.ts', 'session-store.interface.ts'], outDir));
+    afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+    /** Starts a write storm on `dir` and kills it with SIGKILL at a random moment after its first round. */
+    async function killMidStorm(dir: string): Promise<void> {
+      const child = spawn(process.execPath, [script, moduleUrl, dir, 'storm'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<NodeJS.Signals | null>((done) => child.on('exit', (_code, signal) => done(signal)));
+      await new Promise<void>((storming, failed) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          if (chunk.toString().includes('round 1')) storming();
+        });
+        void exited.then(() => failed(new Error(`the storm child exited early: ${stderr}`)));
+      });
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 250)));
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+    }
+
+    it('leaves only whole session files when killed with SIGKILL in the middle of a write storm', async () => {
+      const dir = freshDir();
+      const ids = Array.from({ length: 20 }, (_, i) => `storm-${i}`);
+      // A kill lands between writes as often as inside one: several kills make a torn file likely if writes were not atomic.
+      for (let kill = 1; kill <= 4; kill++) {
+        await killMidStorm(dir);
+        const sessions = readdirSync(dir).filter((name) => !name.endsWith('.tmp'));
+        expect(sessions.sort()).toEqual(ids.map((id) => `${id}.json`).sort());
+        for (const name of sessions) expect(() => JSON.parse(readFileSync(join(dir, name), 'utf8')), `${name} after kill ${kill}`).not.toThrow();
+        const store = track(new FileStore({ directory: dir, sweepInterval: 0 }));
+        for (const id of ids) expect(await store.get(id), `${id} after kill ${kill}`).toBeDefined();
+      }
+    });
+
+    it('never keeps the process alive: a store left open lets node exit', async () => {
+      const dir = freshDir();
+      const child = spawn(process.execPath, [script, moduleUrl, dir, 'idle'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => child.on('exit', (c, s) => done([c, s])));
+      clearTimeout(timer);
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(readdirSync(dir)).toEqual(['idle.json']);
+    });
+  });
+});

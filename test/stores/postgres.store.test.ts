@@ -1,0 +1,260 @@
+import { randomBytes } from 'node:crypto';
+import { Logger } from '@nestjs/common';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SessionConfigError, SessionStoreError } from '../../src/session.errors.js';
+import type { SessionRecord } from '../../src/session-store.interface.js';
+import { PostgresStore } from '../../src/stores/postgres.store.js';
+import { defineSessionStoreTests } from '../../src/testing/index.js';
+
+const CONNECTION = 'postgres://postgres@127.0.0.1:5432/test';
+// Every table and schema this file creates starts with this run's unique prefix, and is dropped after.
+const run = `nest_sessions_${randomBytes(4).toString('hex')}`;
+let pool: pg.Pool;
+let tables = 0;
+const newTable = () => `${run}_${++tables}`;
+
+const hour = () => Date.now() + 3_600_000;
+const record = (data: Record<string, string>, expiresAt = hour()): SessionRecord => ({ data, meta: { createdAt: Date.now() }, expiresAt });
+const store = (options: Partial<ConstructorParameters<typeof PostgresStore>[0]> = {}) =>
+  new PostgresStore({ pool, tableName: newTable(), sweepInterval: 0, ...options });
+const count = async (table: string, schema = 'public') =>
+  Number((await pool.query(`SELECT count(*) FROM "${schema}"."${table}"`)).rows[0].count);
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: CONNECTION, max: 20, connectionTimeoutMillis: 5000 });
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end();
+    throw new Error(`these tests need PostgreSQL on 127.0.0.1:5432 (database "test", user "postgres"); .ci/run starts it (${(err as Error).message})`, { cause: err });
+  }
+});
+
+afterAll(async () => {
+  if (!pool || pool.ended) return;
+  try {
+    const { rows } = await pool.query<{ name: string }>(
+      `SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) AS name FROM information_schema.tables WHERE table_name LIKE $1`,
+      [`${run}%`],
+    );
+    for (const { name } of rows) await pool.query(`DROP TABLE IF EXISTS ${name}`);
+    await pool.query(`DROP SCHEMA IF EXISTS "${run}" CASCADE`);
+  } finally {
+    await pool.end();
+  }
+});
+
+// Each case gets a table of its own (created by the store on first use), so counting rows counts only its sessions.
+const caseTables = new WeakMap<PostgresStore, string>();
+defineSessionStoreTests(
+  { describe, it },
+  () => {
+    const tableName = newTable();
+    const caseStore = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    caseTables.set(caseStore, tableName);
+    return caseStore;
+  },
+  { title: 'PostgresStore conformance', countSessions: (s) => count(caseTables.get(s)!) },
+);
+
+describe('PostgresStore', () => {
+  it('creates its table and the expiry index on first use', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    expect(await s.get('nothing')).toBeUndefined();
+    const columns = await pool.query(`SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, [tableName]);
+    expect(columns.rows).toEqual([
+      { column_name: 'id', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'data', data_type: 'jsonb', is_nullable: 'NO' },
+      { column_name: 'meta', data_type: 'jsonb', is_nullable: 'NO' },
+      { column_name: 'expires_at', data_type: 'bigint', is_nullable: 'NO' },
+    ]);
+    const indexes = await pool.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = $1`, [tableName]);
+    expect(indexes.rows.map((r) => r.indexdef)).toContainEqual(expect.stringMatching(/\(expires_at\)$/));
+  });
+
+  it('recreates a missing expiry index on an existing table', async () => {
+    const tableName = newTable();
+    await pool.query(`CREATE TABLE "${tableName}" (id text PRIMARY KEY, data jsonb NOT NULL, meta jsonb NOT NULL, expires_at bigint NOT NULL)`);
+    await new PostgresStore({ pool, tableName, sweepInterval: 0 }).get('x');
+    const indexes = await pool.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = $1`, [tableName]);
+    expect(indexes.rows.map((r) => r.indexdef)).toContainEqual(expect.stringMatching(/\(expires_at\)$/));
+  });
+
+  it('creates the table once when many calls arrive together', async () => {
+    const s = store();
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.set(`id${i}`, record({ i: String(i) }))));
+    expect((await s.get('id7'))?.data).toEqual({ i: '7' });
+  });
+
+  it('tries again after a failed table creation instead of remembering the failure', async () => {
+    const s = new PostgresStore({ pool, schemaName: run, tableName: newTable(), sweepInterval: 0 });
+    const first = s.get('x');
+    await expect(first).rejects.toBeInstanceOf(SessionStoreError);
+    await expect(first).rejects.toThrow(/could not create table .*schema .* does not exist/);
+    await pool.query(`CREATE SCHEMA "${run}"`);
+    await s.set('x', record({ a: '1' }));
+    expect((await s.get('x'))?.data).toEqual({ a: '1' });
+  });
+
+  it('with createTable: false, a missing table fails with an error that says what to do', async () => {
+    const s = store({ createTable: false });
+    const failure = s.get('x');
+    await expect(failure).rejects.toBeInstanceOf(SessionStoreError);
+    await expect(failure).rejects.toThrow(/table ".*" does not exist\. Create it .* or set createTable: true/);
+  });
+
+  it('round-trips each value as the exact JSON text it was given', async () => {
+    const s = store();
+    const data = Object.fromEntries([
+      ['ordered', '{"b":1,"a":2}'], // jsonb would reorder these keys
+      ['big', '12345678901234567890'], // and round this number
+      ['float', '1.50'],
+      ['nul', JSON.stringify('a\u0000b')], // and refuse this character in a string
+      ['__proto__', '"proto"'],
+      ['', '"empty key"'],
+      ["it's; DROP TABLE x; --", '"hostile key"'],
+    ]);
+    const input: SessionRecord = { data, meta: { createdAt: 1, maxAge: 10, flash: { info: ['a', 'b'] } }, expiresAt: hour() };
+    await s.set('exact', input);
+    const output = await s.get('exact');
+    expect(output).toEqual(input);
+    expect(Object.keys(output!.data).sort()).toEqual(Object.keys(data).sort());
+  });
+
+  it('never returns an expired row', async () => {
+    const s = store();
+    await s.set('old', record({ a: '1' }, Date.now() - 1));
+    expect(await s.get('old')).toBeUndefined();
+  });
+
+  it('set replaces the whole session', async () => {
+    const s = store();
+    await s.set('r', record({ a: '1', b: '2' }));
+    await s.set('r', record({ c: '3' }));
+    expect((await s.get('r'))?.data).toEqual({ c: '3' });
+  });
+
+  it('patch changes only its keys, and never brings back an unknown or expired session', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    await s.set('p', record({ a: '1', b: '2', c: '3' }));
+    const expiresAt = hour() + 5;
+    await s.patch('p', { set: { b: '"two"', d: '4' }, unset: ['c', 'absent'], meta: { createdAt: 9 }, expiresAt });
+    expect(await s.get('p')).toEqual({ data: { a: '1', b: '"two"', d: '4' }, meta: { createdAt: 9 }, expiresAt });
+
+    await s.patch('unknown', { set: { a: '1' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    await s.set('gone', record({ a: '1' }, Date.now() - 1));
+    await s.patch('gone', { set: { a: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    expect(await s.get('unknown')).toBeUndefined();
+    expect(await s.get('gone')).toBeUndefined();
+    expect(await count(tableName)).toBe(2); // 'p' and the expired 'gone', untouched
+  });
+
+  it('keeps every key when 50 patches of different keys run at once', async () => {
+    const s = store();
+    await s.set('c', record({ base: '0' }));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => s.patch('c', { set: { [`k${i}`]: String(i) }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() })),
+    );
+    const data = (await s.get('c'))!.data;
+    expect(Object.keys(data)).toHaveLength(51);
+    for (let i = 0; i < 50; i++) expect(data[`k${i}`]).toBe(String(i));
+  });
+
+  it('touch moves the expiry of a live session only', async () => {
+    const s = store();
+    await s.set('t', record({ a: '1' }, Date.now() + 10_000));
+    const later = hour() + 1;
+    await s.touch('t', later);
+    expect((await s.get('t'))?.expiresAt).toBe(later);
+    await s.set('dead', record({ a: '1' }, Date.now() - 1));
+    await s.touch('dead', later);
+    expect(await s.get('dead')).toBeUndefined();
+  });
+
+  it('destroy deletes the row; an unknown id is fine', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    await s.set('d', record({ a: '1' }));
+    await s.destroy('d');
+    await s.destroy('never');
+    expect(await count(tableName)).toBe(0);
+  });
+
+  it('reclaim() deletes expired rows and keeps live ones', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    await s.set('live', record({ a: '1' }));
+    await s.set('dead1', record({ a: '1' }, Date.now() - 1000));
+    await s.set('dead2', record({ a: '1' }, Date.now() - 1));
+    expect(await count(tableName)).toBe(3);
+    await s.reclaim();
+    const { rows } = await pool.query(`SELECT id FROM "${tableName}"`);
+    expect(rows).toEqual([{ id: 'live' }]);
+  });
+
+  it('works in a named schema', async () => {
+    await pool.query(`CREATE SCHEMA IF NOT EXISTS "${run}"`);
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, schemaName: run, tableName, sweepInterval: 0 });
+    await s.set('x', record({ a: '1' }));
+    expect(await count(tableName, run)).toBe(1);
+  });
+
+  it('refuses hostile or invalid identifiers and options with a SessionConfigError naming the option', () => {
+    const bad = (options: unknown, message: RegExp) => {
+      const attempt = () => new PostgresStore(options as never);
+      expect(attempt).toThrow(SessionConfigError);
+      expect(attempt).toThrow(message);
+    };
+    for (const tableName of ['sessions; DROP TABLE users', 'a"b', 'a.b', '', '1abc', 'x y', 'x'.repeat(49), 'sessions\u0000']) {
+      bad({ pool, tableName }, /`tableName` must be/);
+    }
+    for (const schemaName of ['public"; --', 'a b', '']) bad({ pool, schemaName }, /`schemaName` must be/);
+    bad(undefined, /options object/);
+    bad({}, /`pool` is required/);
+    bad({ pool: {} }, /`pool` is required/);
+    bad({ pool, createTable: 'yes' }, /`createTable` must be/);
+    for (const sweepInterval of [-1, Number.NaN, Infinity, 2 ** 31]) bad({ pool, sweepInterval }, /`sweepInterval` must be/);
+  });
+
+  it('sweeps expired rows on its own, on an unref\'d timer that close() stops', async () => {
+    const setInterval = vi.spyOn(globalThis, 'setInterval');
+    const clearInterval = vi.spyOn(globalThis, 'clearInterval');
+    try {
+      const tableName = newTable();
+      const s = new PostgresStore({ pool, tableName, sweepInterval: 50 });
+      const timer = setInterval.mock.results.at(-1)!.value as NodeJS.Timeout;
+      expect(timer.hasRef()).toBe(false); // the timer alone never keeps the process alive
+      await s.set('dead', record({ a: '1' }, Date.now() - 1));
+      await vi.waitFor(async () => expect(await count(tableName)).toBe(0), { timeout: 5000, interval: 50 });
+      s.close();
+      expect(clearInterval).toHaveBeenCalledWith(timer);
+    } finally {
+      setInterval.mockRestore();
+      clearInterval.mockRestore();
+    }
+  });
+
+  it('a failing sweep is logged, never thrown', async () => {
+    const failing = { query: () => Promise.reject(new Error('database is down')), connect: () => Promise.reject(new Error('database is down')) };
+    const logged = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    try {
+      const s = new PostgresStore({ pool: failing as never, createTable: false, sweepInterval: 20 });
+      await vi.waitFor(() => expect(logged).toHaveBeenCalledWith(expect.stringMatching(/Deleting expired sessions failed.*database is down/)), { timeout: 2000 });
+      s.close();
+    } finally {
+      logged.mockRestore();
+    }
+  });
+
+  it('close() does not end the pool it was given', async () => {
+    const s = store();
+    await s.set('x', record({ a: '1' }));
+    s.close();
+    expect(pool.ended).toBe(false);
+    expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+  });
+});

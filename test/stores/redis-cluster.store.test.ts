@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SessionRecord } from '../../src/session-store.interface.js';
+import { RedisStore } from '../../src/stores/redis.store.js';
+import { defineSessionStoreTests } from '../../src/testing/index.js';
+import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
+
+// Ports 7101-7103 belong to this file; no other test file uses them.
+const BASE_PORT = 7101;
+const prefix = `test:redis-cluster:${randomUUID()}:`;
+let cluster: RedisCluster | undefined;
+let client: Cluster;
+
+const record = (data: Record<string, string>): SessionRecord => ({ data, meta: { createdAt: Date.now() }, expiresAt: Date.now() + 3_600_000 });
+
+beforeAll(async () => {
+  try {
+    cluster = await startRedisCluster({ basePort: BASE_PORT });
+  } catch (err) {
+    throw new Error(
+      `these tests start a Redis Cluster themselves on ports ${BASE_PORT}-${BASE_PORT + 2}: they need redis-server and redis-cli on PATH and those ports free (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  client = new Cluster(cluster.nodes, { redisOptions: { maxRetriesPerRequest: 0, commandTimeout: 5000 } });
+  await client.ping();
+});
+
+afterAll(async () => {
+  try {
+    if (client) await client.quit().catch(() => client.disconnect());
+  } finally {
+    await cluster?.stop(); // the nodes keep nothing on disk: stopping them is the cleanup
+  }
+});
+
+/** Keys under `pattern` on every master: KEYS only sees the node it is sent to. */
+async function countKeys(pattern: string): Promise<number> {
+  const counts = await Promise.all(client.nodes('master').map(async (node) => (await node.keys(pattern)).length));
+  return counts.reduce((a, b) => a + b, 0);
+}
+
+const casePrefixes = new WeakMap<RedisStore, string>();
+let cases = 0;
+defineSessionStoreTests(
+  { describe, it },
+  () => {
+    const casePrefix = `${prefix}case${++cases}:`;
+    const caseStore = new RedisStore({ client, prefix: casePrefix });
+    casePrefixes.set(caseStore, casePrefix);
+    return caseStore;
+  },
+  { title: 'RedisStore conformance on Redis Cluster', countSessions: (s) => countKeys(`${casePrefixes.get(s)}*`) },
+);
+
+describe('RedisStore on a three-master Redis Cluster', () => {
+  it('stores sessions whose keys land on every master, each session in one slot', async () => {
+    const store = new RedisStore({ client, prefix });
+    const ids = Array.from({ length: 30 }, (_, i) => `spread-${i}`);
+    await Promise.all(ids.map((id) => store.set(id, record({ id: JSON.stringify(id) }))));
+    await Promise.all(ids.map((id) => store.patch(id, { set: { more: '1' }, unset: ['id'], meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 })));
+    for (const id of ids) expect((await store.get(id))?.data).toEqual({ more: '1' });
+    const masters = new Set(
+      await Promise.all(ids.map(async (id) => await client.cluster('KEYSLOT', `${prefix}${id}`))).then((slots) =>
+        slots.map((slot) => client.slots[slot]?.[0]),
+      ),
+    );
+    expect(masters.size).toBe(3);
+  });
+});

@@ -1,0 +1,204 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SessionConfigError, SessionStoreError } from '../../src/session.errors.js';
+import type { SessionRecord } from '../../src/session-store.interface.js';
+import { RedisStore } from '../../src/stores/redis.store.js';
+import { defineSessionStoreTests } from '../../src/testing/index.js';
+
+const URL = 'redis://127.0.0.1:6379';
+const prefix = `test:redis-store:${randomUUID()}:`; // unique per run: parallel files and reruns never share keys
+let client: Redis;
+let store: RedisStore;
+
+const hour = () => Date.now() + 3_600_000;
+const record = (data: Record<string, string>, expiresAt = hour()): SessionRecord => ({ data, meta: { createdAt: Date.now() }, expiresAt });
+
+beforeAll(async () => {
+  client = new Redis(URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    client.disconnect();
+    throw new Error(`these tests need Redis on 127.0.0.1:6379; .ci/run starts it (${(err as Error).message})`, { cause: err });
+  }
+  store = new RedisStore({ client, prefix });
+});
+
+afterAll(async () => {
+  if (client?.status !== 'ready') return;
+  const keys = await client.keys(`${prefix}*`);
+  if (keys.length) await client.del(...keys);
+  await client.quit();
+});
+
+// Each case gets a store with a prefix of its own, so counting its keys counts only its sessions.
+const casePrefixes = new WeakMap<RedisStore, string>();
+let cases = 0;
+defineSessionStoreTests(
+  { describe, it },
+  () => {
+    const casePrefix = `${prefix}case${++cases}:`;
+    const caseStore = new RedisStore({ client, prefix: casePrefix });
+    casePrefixes.set(caseStore, casePrefix);
+    return caseStore;
+  },
+  { title: 'RedisStore conformance', countSessions: async (s) => (await client.keys(`${casePrefixes.get(s)}*`)).length },
+);
+
+describe('RedisStore', () => {
+  it('round-trips data, meta and expiry, keeping each value as the exact text it was given', async () => {
+    const data = {
+      plain: '1',
+      ordered: '{"b":1,"a":2}',
+      big: '12345678901234567890',
+      nul: JSON.stringify('a\u0000b'),
+      ['__proto__']: '"proto"', // computed: an own key, not the prototype
+      constructor: '"ctor"',
+      m: '"looks like the meta field"',
+      e: '"looks like the expiry field"',
+      'd:x': '"looks like a data field"',
+      '': '"empty key"',
+      'ключ 🔑': '"unicode"',
+    };
+    const input: SessionRecord = { data: Object.fromEntries(Object.entries(data)), meta: { createdAt: 1, maxAge: 5000, flash: { info: ['hi'] } }, expiresAt: hour() };
+    await store.set('round-trip', input);
+    const output = await store.get('round-trip');
+    expect(output).toEqual(input);
+    expect(Object.getPrototypeOf(output!.data)).toBe(Object.prototype);
+    expect(Object.keys(output!.data).sort()).toEqual(Object.keys(input.data).sort());
+  });
+
+  it('returns undefined for an unknown id', async () => {
+    expect(await store.get('never-set')).toBeUndefined();
+  });
+
+  it('keeps the expiry in Redis: the key has a TTL ending at expiresAt', async () => {
+    const expiresAt = Date.now() + 60_000;
+    await store.set('ttl', record({ a: '1' }, expiresAt));
+    const pttl = await client.pttl(`${prefix}ttl`);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(60_000);
+    expect(await client.pexpiretime(`${prefix}ttl`)).toBe(expiresAt);
+  });
+
+  it('never returns an expired session, and does not keep one written already expired', async () => {
+    await store.set('expired', record({ a: '1' }, Date.now() - 1000));
+    expect(await store.get('expired')).toBeUndefined();
+    expect(await client.exists(`${prefix}expired`)).toBe(0);
+  });
+
+  it('hides a session whose stored expiry has passed even if the key is still there', async () => {
+    await client.hset(`${prefix}stale`, { m: '{"createdAt":1}', e: String(Date.now() - 1000), 'd:a': '1' });
+    expect(await store.get('stale')).toBeUndefined();
+  });
+
+  it('replaces the whole session on set', async () => {
+    await store.set('replace', record({ a: '1', b: '2' }));
+    await store.set('replace', record({ c: '3' }));
+    expect((await store.get('replace'))?.data).toEqual({ c: '3' });
+  });
+
+  it('patch changes only the fields it names', async () => {
+    await store.set('patch', record({ a: '1', b: '2', c: '3' }));
+    const expiresAt = Date.now() + 120_000;
+    await store.patch('patch', { set: { b: '"two"', d: '4' }, unset: ['c'], meta: { createdAt: 7, maxAge: 9 }, expiresAt });
+    expect(await client.hgetall(`${prefix}patch`)).toEqual({
+      'd:a': '1',
+      'd:b': '"two"',
+      'd:d': '4',
+      m: JSON.stringify({ createdAt: 7, maxAge: 9 }),
+      e: String(expiresAt),
+    });
+    expect(await client.pexpiretime(`${prefix}patch`)).toBe(expiresAt);
+    expect(await store.get('patch')).toEqual({ data: { a: '1', b: '"two"', d: '4' }, meta: { createdAt: 7, maxAge: 9 }, expiresAt });
+  });
+
+  it('patch on an unknown or destroyed id does not bring it back', async () => {
+    await store.patch('patch-missing', { set: { a: '1' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    expect(await client.exists(`${prefix}patch-missing`)).toBe(0);
+    await store.set('patch-destroyed', record({ a: '1' }));
+    await store.destroy('patch-destroyed');
+    await store.patch('patch-destroyed', { set: { b: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    expect(await store.get('patch-destroyed')).toBeUndefined();
+  });
+
+  it('keeps every key when 50 patches of different keys run at once', async () => {
+    await store.set('concurrent', record({ base: '0' }));
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) => store.patch('concurrent', { set: { [`k${i}`]: String(i) }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() })),
+    );
+    const data = (await store.get('concurrent'))!.data;
+    expect(Object.keys(data)).toHaveLength(51);
+    for (let i = 0; i < 50; i++) expect(data[`k${i}`]).toBe(String(i));
+  });
+
+  it('touch moves the expiry of an existing session and creates nothing for an unknown id', async () => {
+    await store.set('touch', record({ a: '1' }, Date.now() + 10_000));
+    const later = Date.now() + 600_000;
+    await store.touch('touch', later);
+    expect(await client.pexpiretime(`${prefix}touch`)).toBe(later);
+    expect((await store.get('touch'))?.expiresAt).toBe(later);
+    await store.touch('touch-missing', later);
+    expect(await client.exists(`${prefix}touch-missing`)).toBe(0);
+  });
+
+  it('destroy removes the session; destroying an unknown id is fine', async () => {
+    await store.set('destroy', record({ a: '1' }));
+    await store.destroy('destroy');
+    expect(await store.get('destroy')).toBeUndefined();
+    await expect(store.destroy('destroy-missing')).resolves.toBeUndefined();
+  });
+
+  it('keeps each session under its prefix, so two prefixes never see each other', async () => {
+    const other = new RedisStore({ client, prefix: `${prefix}other:` });
+    await store.set('shared-id', record({ mine: '1' }));
+    expect(await other.get('shared-id')).toBeUndefined();
+  });
+
+  it('rejects with SessionStoreError when Redis answers with an error', async () => {
+    await client.set(`${prefix}not-a-hash`, 'x');
+    const failure = store.get('not-a-hash');
+    await expect(failure).rejects.toBeInstanceOf(SessionStoreError);
+    await expect(failure).rejects.toThrow(/RedisStore: get failed: WRONGTYPE/);
+  });
+
+  it('still works after Redis forgot its scripts (SCRIPT FLUSH)', async () => {
+    await store.set('flush', record({ a: '1' }));
+    await client.script('FLUSH');
+    await store.patch('flush', { set: { b: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    expect((await store.get('flush'))?.data).toEqual({ a: '1', b: '2' });
+  });
+
+  it('close() leaves a client it was given open', async () => {
+    const own = new RedisStore({ client, prefix });
+    await own.close();
+    expect(client.status).toBe('ready');
+    expect(await client.ping()).toBe('PONG');
+  });
+
+  it('creates its own client from `url`, and close() quits it', async () => {
+    const fromUrl = new RedisStore({ url: URL, prefix });
+    await fromUrl.set('from-url', record({ a: '1' }));
+    expect((await store.get('from-url'))?.data).toEqual({ a: '1' });
+    await fromUrl.close();
+    await expect(fromUrl.get('from-url')).rejects.toBeInstanceOf(SessionStoreError);
+    await expect(fromUrl.close()).resolves.toBeUndefined();
+  });
+
+  it('refuses bad options with a SessionConfigError naming the option', () => {
+    const bad = (options: unknown, message: RegExp) => {
+      const attempt = () => new RedisStore(options as never);
+      expect(attempt).toThrow(SessionConfigError);
+      expect(attempt).toThrow(message);
+    };
+    bad(undefined, /options object/);
+    bad({}, /`client` or `url` is required/);
+    bad({ client, url: URL }, /either `client` or `url`, not both/);
+    bad({ url: 'http://127.0.0.1:6379' }, /`url` must be a redis:\/\//);
+    bad({ url: '' }, /`url` must be/);
+    bad({ client: {} }, /`client` must be an ioredis Redis or Cluster/);
+    bad({ client, prefix: 5 }, /`prefix` must be a string/);
+  });
+});
