@@ -103,9 +103,21 @@ export class SessionState implements Session<any>, FlashHolder {
     if (type === 'function' || type === 'symbol' || type === 'bigint') {
       throw new SessionError(`session.set('${key}'): a ${type} cannot be stored; session values must be JSON-serialisable`);
     }
-    (this.values ??= new Map()).set(key, value);
-    this.removed?.delete(key);
-    if (this.definition.clientSide) this.host.checkSize(this);
+    const values = (this.values ??= new Map());
+    const had = values.has(key);
+    const previous = values.get(key);
+    const wasRemoved = this.removed?.delete(key) === true;
+    values.set(key, value);
+    if (!this.definition.clientSide) return;
+    try {
+      this.host.checkSize(this);
+    } catch (error) {
+      // A value that does not fit leaves the session as it was.
+      if (had) values.set(key, previous);
+      else values.delete(key);
+      if (wasRemoved) this.removed!.add(key);
+      throw error;
+    }
   }
 
   has(key: string): boolean {
