@@ -1,0 +1,105 @@
+// Server-rendered HTML from template strings. Every value that comes from a visitor or a session
+// goes through `escape`, so it can never become markup.
+import type { FlashMessages } from 'nest-sessions';
+import type { SignedInUser, Theme } from './session-types.js';
+
+type Messages = { [K in keyof FlashMessages]?: FlashMessages[K][] };
+
+export interface PageOptions {
+  title: string;
+  theme: Theme;
+  user: SignedInUser | undefined;
+  messages: Messages;
+  body: string;
+}
+
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escape(value: unknown): string {
+  return String(value).replace(/[&<>"']/g, (char) => ENTITIES[char]);
+}
+
+export function page({ title, theme, user, messages, body }: PageOptions): string {
+  const flashes = (['info', 'error'] as const)
+    .flatMap((kind) => (messages[kind] ?? []).map((text) => `<p class="flash ${kind}" role="status">${escape(text)}</p>`))
+    .join('\n');
+  const other: Theme = theme === 'dark' ? 'light' : 'dark';
+  return `<!doctype html>
+<html lang="en" data-theme="${escape(theme)}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escape(title)} · nest-sessions sample</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+  <a class="brand" href="/">nest-sessions</a>
+  <nav>
+    <a href="/">Home</a>
+    <a href="/account">Account</a>
+    <form method="post" action="/prefs/theme"><button name="theme" value="${other}">${other === 'dark' ? 'Dark' : 'Light'} theme</button></form>
+    ${user === undefined ? '' : `<form method="post" action="/logout"><button>Sign out</button></form>`}
+  </nav>
+</header>
+<main>
+${flashes}
+<h1>${escape(title)}</h1>
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+export function homeBody(user: SignedInUser | undefined, visits: number): string {
+  const counter = `<p class="counter">You have loaded this page <strong>${visits}</strong> ${visits === 1 ? 'time' : 'times'} in this session.</p>`;
+  if (user !== undefined) {
+    return `${counter}
+<p>Signed in as <strong>${escape(user.name)}</strong>. See <a href="/account">your account</a>.</p>`;
+  }
+  return `${counter}
+<form class="card" method="post" action="/login">
+  <h2>Sign in</h2>
+  <label>Username <input name="username" autocomplete="username" required></label>
+  <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+  <label class="check"><input type="checkbox" name="remember" value="1"> Remember me for 30 days</label>
+  <button type="submit">Sign in</button>
+  <p class="hint">Demo account: username <code>demo</code>, password <code>demo</code>.</p>
+</form>`;
+}
+
+export function accountBody(user: SignedInUser, expiresAt: Date): string {
+  return `<dl class="card">
+  <dt>Username</dt><dd>${escape(user.name)}</dd>
+  <dt>Signed in</dt><dd>${escape(new Date(user.since).toUTCString())}</dd>
+  <dt>Remember me</dt><dd>${user.remembered ? 'yes: the session cookie lasts 30 days' : 'no: the session cookie ends with the browser'}</dd>
+  <dt>Session expires</dt><dd>${escape(expiresAt.toUTCString())} unless you come back before</dd>
+</dl>`;
+}
+
+const STYLE = `
+:root { --bg: #f7f7f5; --fg: #1d1d1f; --muted: #6b6b70; --card: #fff; --line: #ddd; --accent: #2f5fd0; }
+[data-theme="dark"] { --bg: #16171b; --fg: #ececef; --muted: #9a9aa3; --card: #22242a; --line: #3a3c44; --accent: #8fb0ff; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 16px/1.5 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
+header { display: flex; align-items: center; justify-content: space-between; padding: .75rem 1.5rem; border-bottom: 1px solid var(--line); }
+.brand { font-weight: 700; color: var(--fg); text-decoration: none; }
+nav { display: flex; gap: 1rem; align-items: center; }
+nav form { margin: 0; }
+a { color: var(--accent); }
+main { max-width: 36rem; margin: 2rem auto; padding: 0 1.5rem; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 1.25rem 1.5rem; }
+.card h2 { margin-top: 0; }
+label { display: block; margin: .75rem 0; }
+label input:not([type="checkbox"]) { display: block; width: 100%; margin-top: .25rem; padding: .5rem; font: inherit; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); }
+button { font: inherit; padding: .4rem .9rem; border: 1px solid var(--accent); border-radius: 4px; background: var(--accent); color: var(--bg); cursor: pointer; }
+nav button { background: transparent; color: var(--accent); }
+.hint { color: var(--muted); font-size: .9rem; margin-bottom: 0; }
+.flash { padding: .6rem 1rem; border-radius: 6px; border: 1px solid; }
+.flash.info { border-color: #3a9a5b; background: color-mix(in srgb, #3a9a5b 15%, var(--bg)); }
+.flash.error { border-color: #c94a4a; background: color-mix(in srgb, #c94a4a 15%, var(--bg)); }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: .5rem 1.5rem; }
+dt { color: var(--muted); }
+dd { margin: 0; }
+`;
