@@ -1,7 +1,7 @@
 import { Controller, Get, Module, Param } from '@nestjs/common';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStore, Session, SessionModule, type SessionModuleOptions } from '../../src/index.js';
+import { MemoryStore, Session, SessionModule, type SessionModuleOptions, type SessionStore } from '../../src/index.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 
@@ -167,5 +167,48 @@ describe.each(platforms)('security on $name', (platform) => {
       const spoofed = setCookies((await untrusting.http().get('/count').set('X-Forwarded-Proto', 'https')).headers)[0];
       expect(spoofed.attributes.secure).toBeUndefined();
     });
+  });
+});
+
+describe.each(platforms)('garbage from a store on $name', (platform) => {
+  const garbage: unknown[] = [
+    null,
+    'a string',
+    42,
+    { data: 'x', meta: {}, expiresAt: Date.now() + 60_000 },
+    { data: {}, meta: null, expiresAt: Date.now() + 60_000 },
+    { data: {}, meta: { createdAt: 'yesterday' }, expiresAt: Date.now() + 60_000 },
+    { data: {}, meta: { createdAt: 1, flash: { info: 'not a list' } }, expiresAt: Date.now() + 60_000 },
+    { data: { visits: '{not json' }, meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 },
+    { data: { visits: 7 }, meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 },
+    { data: JSON.parse('{"__proto__": "{\\"polluted\\": true}"}') as unknown, meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 },
+    { data: {}, meta: { createdAt: 1 }, expiresAt: 'never' },
+  ];
+  let served = 0;
+  const real = new MemoryStore();
+  // What a corrupted back-end hands back for a session it does hold.
+  const store: SessionStore = {
+    get: (id) => (real.get(id) === undefined ? undefined : (garbage[served++ % garbage.length] as never)),
+    set: (id, record) => real.set(id, record),
+    patch: (id, patch) => real.patch(id, patch),
+    touch: (id, expiresAt) => real.touch(id, expiresAt),
+    destroy: (id) => real.destroy(id),
+  };
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await platform.create(moduleWith({ secret: NEW, store }));
+  });
+  afterAll(() => t.close());
+
+  it('reads garbage records as no session or absent keys: a 200, never an exception', async () => {
+    const jar = new CookieJar();
+    jar.take(await t.http().get('/count'));
+    for (let i = 0; i < garbage.length; i++) {
+      const res = await t.http().get('/read').set('Cookie', jar.header());
+      expect(res.status).toBe(200);
+      expect([null, 7]).toContain((res.body as { visits: unknown }).visits);
+    }
+    expect(served).toBe(garbage.length);
+    expect((Object.prototype as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
