@@ -5,7 +5,7 @@ export default defineConfig({
   plugins: [swc.vite()],
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/browser/**', 'node_modules/**'],
+    exclude: ['test/browser/**', 'test/fault/**', 'node_modules/**'],
     testTimeout: 20_000,
     hookTimeout: 60_000,
     pool: 'forks',
