@@ -233,7 +233,9 @@ export class SessionEngine implements OnApplicationShutdown {
   private call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T>): MaybePromise<T> {
     let result: MaybePromise<T>;
     try {
-      result = operation(def.store as SessionStore);
+      // Outside the request's context: what a store creates lazily (a connection, a cached promise)
+      // must not keep the first request that happened to trigger it alive.
+      result = this.context.exit(operation, def.store as SessionStore);
     } catch (error) {
       return Promise.reject(this.storeError(def, what, error));
     }
