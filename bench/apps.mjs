@@ -1,0 +1,322 @@
+// The benchmark's contenders: one small NestJS app each, with the same three routes.
+//   GET /hit        increments a counter in the session and returns it
+//   GET /read       returns the counter without changing anything
+//   GET /untouched  never asks for a session
+// Plain .mjs: decorators are applied by calling them as functions (see `controller()` below),
+// so nothing has to be compiled; nest-sessions is loaded from the root build (../dist).
+import 'reflect-metadata';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  Req,
+  Res,
+  UseInterceptors,
+  createParamDecorator,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+
+export const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+const dist = new URL('../dist/', import.meta.url);
+const fromDist = (path) => import(new URL(path, dist).href);
+
+/**
+ * Declares a controller class from plain methods, applying Nest's decorators as functions.
+ * `routes`: { method: { path, params: [paramDecorator, ...], extra: [methodDecorator, ...] } }
+ */
+function controller(Cls, routes) {
+  const proto = Cls.prototype;
+  for (const [method, { path, params = [], extra = [] }] of Object.entries(routes)) {
+    // What TypeScript would emit: parameter decorators first, then the method's own, bottom-up.
+    params.forEach((decorate, index) => decorate(proto, method, index));
+    Reflect.defineMetadata('design:paramtypes', params.map(() => Object), proto, method);
+    for (const decorate of [Get(path), ...extra].reverse()) {
+      decorate(proto, method, Object.getOwnPropertyDescriptor(proto, method));
+    }
+  }
+  Reflect.defineMetadata('design:paramtypes', [], Cls);
+  Controller()(Cls);
+  return Cls;
+}
+
+function module(Cls, metadata) {
+  Module(metadata)(Cls);
+  return Cls;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Controllers
+
+/** No session library at all. */
+function baselineController() {
+  class BaselineController {
+    hit() { return { hits: 1 }; }
+    read() { return { hits: 1 }; }
+    untouched() { return { ok: true }; }
+  }
+  return controller(BaselineController, { hit: { path: 'hit' }, read: { path: 'read' }, untouched: { path: 'untouched' } });
+}
+
+/** Nest's floor: a custom parameter decorator that binds a no-op interceptor to its own route. */
+function floorController() {
+  class NoopInterceptor {
+    intercept(_context, next) { return next.handle(); }
+  }
+  Injectable()(NoopInterceptor);
+  const param = createParamDecorator((_data, context) => context.switchToHttp().getRequest());
+  const Noop = () => (target, key, index) => {
+    param()(target, key, index);
+    UseInterceptors(NoopInterceptor)(target, key, Object.getOwnPropertyDescriptor(target, key));
+  };
+  class FloorController {
+    hit(_req) { return { hits: 1 }; }
+    read(_req) { return { hits: 1 }; }
+    untouched() { return { ok: true }; }
+  }
+  return controller(FloorController, {
+    hit: { path: 'hit', params: [Noop()] },
+    read: { path: 'read', params: [Noop()] },
+    untouched: { path: 'untouched' },
+  });
+}
+
+/** nest-sessions: `@Session() session: Session`. */
+function nestSessionsController(Session) {
+  class NestSessionsController {
+    hit(session) {
+      const hits = (session.get('hits') ?? 0) + 1;
+      session.set('hits', hits);
+      return { hits };
+    }
+    read(session) { return { hits: session.get('hits') ?? 0 }; }
+    untouched() { return { ok: true }; }
+  }
+  return controller(NestSessionsController, {
+    hit: { path: 'hit', params: [Session()] },
+    read: { path: 'read', params: [Session()] },
+    untouched: { path: 'untouched' },
+  });
+}
+
+/**
+ * Libraries that put a session on the request (`req.session`), read through `@Req()`.
+ * `style`: 'property' (express-session, cookie-session) or 'getset' (@fastify/secure-session, @fastify/session).
+ */
+function requestSessionController(style) {
+  const get = style === 'getset' ? (s) => s.get('hits') : (s) => s.hits;
+  const set = style === 'getset' ? (s, v) => s.set('hits', v) : (s, v) => { s.hits = v; };
+  class RequestSessionController {
+    hit(req) {
+      const hits = (get(req.session) ?? 0) + 1;
+      set(req.session, hits);
+      return { hits };
+    }
+    read(req) { return { hits: get(req.session) ?? 0 }; }
+    untouched() { return { ok: true }; }
+  }
+  return controller(RequestSessionController, {
+    hit: { path: 'hit', params: [Req()] },
+    read: { path: 'read', params: [Req()] },
+    untouched: { path: 'untouched' },
+  });
+}
+
+/** iron-session: a session is opened per call, on the routes that ask. */
+function ironSessionController(getIronSession) {
+  const options = { password: SECRET, cookieName: 'iron', cookieOptions: { secure: false } };
+  class IronSessionController {
+    async hit(req, res) {
+      const session = await getIronSession(req, res, options);
+      const hits = (session.hits ?? 0) + 1;
+      session.hits = hits;
+      await session.save();
+      return { hits };
+    }
+    async read(req, res) {
+      const session = await getIronSession(req, res, options);
+      return { hits: session.hits ?? 0 };
+    }
+    untouched() { return { ok: true }; }
+  }
+  return controller(IronSessionController, {
+    hit: { path: 'hit', params: [Req(), Res({ passthrough: true })] },
+    read: { path: 'read', params: [Req(), Res({ passthrough: true })] },
+    untouched: { path: 'untouched' },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Variants
+
+async function nestSessionsApp(platform, storeKind) {
+  const { SessionModule, Session, MemoryStore } = await fromDist('index.js');
+  let store;
+  let cleanup = async () => {};
+  switch (storeKind) {
+    case 'memory':
+      store = new MemoryStore();
+      break;
+    case 'cookie': {
+      const { CookieStore } = await fromDist('stores/cookie.store.js');
+      store = new CookieStore({ secret: SECRET });
+      break;
+    }
+    case 'redis': {
+      const { RedisStore } = await fromDist('stores/redis.store.js');
+      store = new RedisStore({ url: REDIS_URL, prefix: `bench:${process.pid}:` });
+      break;
+    }
+    case 'file': {
+      const { FileStore } = await fromDist('stores/file.store.js');
+      const directory = mkdtempSync(join(tmpdir(), 'nest-sessions-bench-'));
+      store = new FileStore({ directory });
+      cleanup = async () => rmSync(directory, { recursive: true, force: true });
+      break;
+    }
+    case 'postgres': {
+      const { PostgresStore } = await fromDist('stores/postgres.store.js');
+      const { default: pg } = await import('pg');
+      const pool = new pg.Pool({ connectionString: PG_URL, max: 4 });
+      const table = `bench_sessions_${process.pid}`;
+      store = new PostgresStore({ pool, tableName: table });
+      cleanup = async () => {
+        await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+        await pool.end();
+      };
+      break;
+    }
+    default:
+      throw new Error(`unknown store ${storeKind}`);
+  }
+  const AppModule = module(class AppModule {}, {
+    imports: [SessionModule.forRoot({ secret: SECRET, store })],
+    controllers: [nestSessionsController(Session)],
+  });
+  const app = await create(platform, AppModule);
+  return { app, cleanup: async () => { await store.close?.(); await cleanup(); } };
+}
+
+async function create(platform, AppModule) {
+  const adapter = platform === 'fastify' ? new FastifyAdapter() : new ExpressAdapter();
+  return NestFactory.create(AppModule, adapter, { logger: ['error'], abortOnError: false });
+}
+
+const simple = (platform, makeController) => async () => {
+  const AppModule = module(class AppModule {}, { controllers: [makeController()] });
+  return { app: await create(platform, AppModule), cleanup: async () => {} };
+};
+
+/** Every contender: name → { platform, label, start() → { app, cleanup } }. */
+export const VARIANTS = {
+  'fastify/baseline': { platform: 'fastify', label: 'no session (baseline)', start: simple('fastify', baselineController) },
+  'fastify/floor': { platform: 'fastify', label: "Nest's floor (param decorator + no-op interceptor)", start: simple('fastify', floorController) },
+  // Diagnostic, not a contender (runs only when BENCH_FILTER names it): the baseline app in a process
+  // where an AsyncLocalStorage has run once. On Node 20 that turns on async hooks for the whole
+  // process, which every later promise pays for, on every route.
+  'fastify/baseline+als': {
+    platform: 'fastify',
+    label: 'diagnostic: baseline after one AsyncLocalStorage.run()',
+    diagnostic: true,
+    async start() {
+      new AsyncLocalStorage().run(true, () => {});
+      return simple('fastify', baselineController)();
+    },
+  },
+  'fastify/ns-memory': { platform: 'fastify', label: 'nest-sessions MemoryStore', ours: 'memory', start: () => nestSessionsApp('fastify', 'memory') },
+  'fastify/ns-cookie': { platform: 'fastify', label: 'nest-sessions CookieStore', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('fastify', 'cookie') },
+  'fastify/ns-redis': { platform: 'fastify', label: 'nest-sessions RedisStore', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('fastify', 'redis') },
+  'fastify/secure-session': {
+    platform: 'fastify',
+    label: '@fastify/secure-session (libsodium, cookie)',
+    async start() {
+      const { default: secureSession } = await import('@fastify/secure-session');
+      const AppModule = module(class AppModule {}, { controllers: [requestSessionController('getset')] });
+      const app = await create('fastify', AppModule);
+      await app.register(secureSession, { key: randomBytes(32), cookie: { path: '/', httpOnly: true } });
+      return { app, cleanup: async () => {} };
+    },
+  },
+  'fastify/session': {
+    platform: 'fastify',
+    label: '@fastify/session (memory store)',
+    async start() {
+      const { default: fastifyCookie } = await import('@fastify/cookie');
+      const { default: fastifySession } = await import('@fastify/session');
+      const AppModule = module(class AppModule {}, { controllers: [requestSessionController('getset')] });
+      const app = await create('fastify', AppModule);
+      await app.register(fastifyCookie);
+      await app.register(fastifySession, { secret: SECRET, saveUninitialized: false, cookie: { secure: false } });
+      return { app, cleanup: async () => {} };
+    },
+  },
+
+  'express/baseline': { platform: 'express', label: 'no session (baseline)', start: simple('express', baselineController) },
+  'express/floor': { platform: 'express', label: "Nest's floor (param decorator + no-op interceptor)", start: simple('express', floorController) },
+  'express/ns-memory': { platform: 'express', label: 'nest-sessions MemoryStore', ours: 'memory', start: () => nestSessionsApp('express', 'memory') },
+  'express/ns-cookie': { platform: 'express', label: 'nest-sessions CookieStore', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('express', 'cookie') },
+  'express/ns-file': { platform: 'express', label: 'nest-sessions FileStore', ours: 'file', needs: 'stores/file.store.js', start: () => nestSessionsApp('express', 'file') },
+  'express/ns-redis': { platform: 'express', label: 'nest-sessions RedisStore', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis') },
+  'express/ns-postgres': { platform: 'express', label: 'nest-sessions PostgresStore', ours: 'postgres', needs: 'stores/postgres.store.js', start: () => nestSessionsApp('express', 'postgres') },
+  'express/nestjs-session': {
+    platform: 'express',
+    label: 'nestjs-session (express-session, memory)',
+    async start() {
+      const { SessionModule: NestjsSessionModule } = await import('nestjs-session');
+      const AppModule = module(class AppModule {}, {
+        imports: [NestjsSessionModule.forRoot({ session: { secret: SECRET, resave: false, saveUninitialized: false } })],
+        controllers: [requestSessionController('property')],
+      });
+      return { app: await create('express', AppModule), cleanup: async () => {} };
+    },
+  },
+  'express/connect-redis': {
+    platform: 'express',
+    label: 'nestjs-session + connect-redis',
+    async start() {
+      const { SessionModule: NestjsSessionModule } = await import('nestjs-session');
+      const { RedisStore: ConnectRedisStore } = await import('connect-redis');
+      const { createClient } = await import('redis');
+      const client = createClient({ url: REDIS_URL });
+      await client.connect();
+      const store = new ConnectRedisStore({ client, prefix: `bench:cr:${process.pid}:` });
+      const AppModule = module(class AppModule {}, {
+        imports: [NestjsSessionModule.forRoot({ session: { secret: SECRET, resave: false, saveUninitialized: false, store } })],
+        controllers: [requestSessionController('property')],
+      });
+      return { app: await create('express', AppModule), cleanup: async () => { await client.quit().catch(() => {}); } };
+    },
+  },
+  'express/cookie-session': {
+    platform: 'express',
+    label: 'cookie-session',
+    async start() {
+      const { default: cookieSession } = await import('cookie-session');
+      const AppModule = module(class AppModule {}, { controllers: [requestSessionController('property')] });
+      const app = await create('express', AppModule);
+      app.use(cookieSession({ name: 'session', keys: [SECRET] }));
+      return { app, cleanup: async () => {} };
+    },
+  },
+  'express/iron-session': {
+    platform: 'express',
+    label: 'iron-session (per call)',
+    // Opened by the handler itself: routes that do not call it run none of its code.
+    perCall: true,
+    async start() {
+      const { getIronSession } = await import('iron-session');
+      const AppModule = module(class AppModule {}, { controllers: [ironSessionController(getIronSession)] });
+      return { app: await create('express', AppModule), cleanup: async () => {} };
+    },
+  },
+};
