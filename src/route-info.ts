@@ -1,4 +1,4 @@
-import { DEFAULT_SESSION, SESSION_NAMES_METADATA } from './session.constants.js';
+import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from './session.constants.js';
 
 /** What a route asks of the session interceptor, read from its metadata once. */
 export interface RouteInfo {
@@ -9,6 +9,12 @@ export interface RouteInfo {
    * the interceptor cannot save after it, so the response saves itself.
    */
   readonly writesResponse: boolean;
+  /**
+   * Run the handler inside the AsyncLocalStorage context that `SessionService.current()` reads
+   * (`@UseSession()`, or `interceptor: 'global'`). Only there: on Node 20, once any context runs,
+   * every promise of the process pays for it.
+   */
+  readonly context: boolean;
 }
 
 // Nest's own metadata keys and param types, stable across Nest 11 and 12 (deep imports are not).
@@ -18,13 +24,17 @@ const SSE_METADATA = '__sse__';
 const RESPONSE_PARAM = 1;
 const NEXT_PARAM = 2;
 
-export function routeInfoOf(handler: object, controller: object): RouteInfo {
+export function routeInfoOf(handler: object, controller: object, globalContext: boolean): RouteInfo {
   const names = new Set<string>([
     ...((Reflect.getMetadata(SESSION_NAMES_METADATA, handler) as string[] | undefined) ?? []),
     ...((Reflect.getMetadata(SESSION_NAMES_METADATA, controller) as string[] | undefined) ?? []),
   ]);
   if (names.size === 0) names.add(DEFAULT_SESSION);
-  return { names: [...names], writesResponse: writesResponse(handler, controller) };
+  const context =
+    globalContext ||
+    Reflect.getMetadata(SESSION_CONTEXT_METADATA, handler) === true ||
+    Reflect.getMetadata(SESSION_CONTEXT_METADATA, controller) === true;
+  return { names: [...names], writesResponse: writesResponse(handler, controller), context };
 }
 
 function writesResponse(handler: object, controller: object): boolean {

@@ -21,10 +21,13 @@ export class SessionEngine implements OnApplicationShutdown {
   private readonly logger = new Logger('SessionModule');
   private readonly routes = new WeakMap<object, RouteInfo>();
   private readonly writes = new Set<Promise<unknown>>();
+  /** `interceptor: 'global'`: every route runs in the context `current()` reads. */
+  private readonly globalContext: boolean;
 
   constructor(@Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined) {
     const resolved = resolveSessions(options ?? {});
     this.definitions = resolved.definitions;
+    this.globalContext = options?.interceptor === 'global';
     if (resolved.ephemeralSecret) {
       this.logger.warn(
         'No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. Set secret (32+ characters) in SessionModule.forRoot().',
@@ -46,7 +49,7 @@ export class SessionEngine implements OnApplicationShutdown {
   route(handler: object, controller: object): RouteInfo {
     let info = this.routes.get(handler);
     if (info === undefined) {
-      info = routeInfoOf(handler, controller);
+      info = routeInfoOf(handler, controller, this.globalContext);
       for (const name of info.names) this.definition(name);
       this.routes.set(handler, info);
     }

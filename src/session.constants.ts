@@ -7,6 +7,9 @@ export const DEFAULT_SESSION = 'default';
 /** Handler metadata: the session names a route asks for. */
 export const SESSION_NAMES_METADATA = 'nest-sessions:names';
 
+/** Handler or controller metadata: run the handler where `SessionService.current()` finds its sessions. */
+export const SESSION_CONTEXT_METADATA = 'nest-sessions:context';
+
 export const SECOND = 1000;
 export const MINUTE = 60 * SECOND;
 export const HOUR = 60 * MINUTE;

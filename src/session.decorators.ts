@@ -1,6 +1,6 @@
 import { createParamDecorator, Logger, UseInterceptors, type ExecutionContext } from '@nestjs/common';
 import { RequestSessions } from './request-sessions.js';
-import { DEFAULT_SESSION, SESSION_NAMES_METADATA } from './session.constants.js';
+import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from './session.constants.js';
 import { SessionError } from './session.errors.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import type {
@@ -42,17 +42,20 @@ export function Flash(name?: string): ParameterDecorator {
 }
 
 /**
- * Binds the session interceptor to a route or a controller where no parameter asks for a session:
- * for `SessionService.current()` in services, or above a method decorator that replaces the method.
+ * Loads the session for a route or a controller and runs its handlers where
+ * `SessionService.current()` finds it, from any service they call. Also the way back for a route
+ * whose `@Session()` binding a method-replacing decorator dropped: put it above that decorator.
  */
 export function UseSession(name: string = DEFAULT_SESSION): MethodDecorator & ClassDecorator {
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
     if (descriptor === undefined) {
       addName(target, name);
+      Reflect.defineMetadata(SESSION_CONTEXT_METADATA, true, target);
       UseInterceptors(SessionInterceptor)(target as new (...args: unknown[]) => unknown);
       return;
     }
     const handler = descriptor.value as object;
+    Reflect.defineMetadata(SESSION_CONTEXT_METADATA, true, handler);
     if (addName(handler, name)) UseInterceptors(SessionInterceptor)(target, key!, descriptor);
   });
 }

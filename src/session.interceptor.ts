@@ -30,7 +30,7 @@ export class SessionInterceptor implements NestInterceptor {
       const start = () => {
         if (closed) return;
         const observer = route.writesResponse ? subscriber : new SaveAfterHandler(subscriber, request);
-        inner = engine.context.run(request, () => next.handle().subscribe(observer));
+        inner = route.context ? engine.context.run(request, () => next.handle().subscribe(observer)) : next.handle().subscribe(observer);
       };
       let loading: Promise<unknown> | undefined;
       try {

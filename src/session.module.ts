@@ -30,7 +30,8 @@ export class SessionModule {
               `forRootAsync: interceptor '${resolved.interceptor}' came from useFactory; set interceptor beside useFactory, since it decides how routes are bound before the factory runs`,
             );
           }
-          return resolved;
+          // The engine learns the mode from the options, like forRoot's.
+          return { ...resolved, interceptor: mode };
         },
       },
       options.interceptor,

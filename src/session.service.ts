@@ -26,9 +26,9 @@ export class SessionService {
   }
 
   /**
-   * The session of the request being served, from anywhere in its call tree, on routes the
-   * session interceptor runs on (`@Session()`, `@Flash()`, `@UseSession()`, or
-   * `interceptor: 'global'`); undefined elsewhere.
+   * The session of the request being served, from anywhere in its call tree, on routes marked
+   * `@UseSession()` (or every route with `interceptor: 'global'`); undefined elsewhere, and in
+   * guards, which run before the interceptor.
    */
   current<T = SessionData>(name: string = DEFAULT_SESSION): Session<T> | undefined {
     return this.engine.context.getStore()?.loaded(name) as Session<any> | undefined;

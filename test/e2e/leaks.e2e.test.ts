@@ -135,6 +135,7 @@ class LeakController {
   }
 
   @Get('later')
+  @UseSession()
   later(@Session() session: Session, @Req() req: object) {
     track('later', req, session);
     session.set('visits', 7);

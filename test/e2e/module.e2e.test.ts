@@ -43,6 +43,29 @@ function replaceMethod(): MethodDecorator {
 }
 
 @Controller()
+class CurrentController {
+  constructor(private readonly sessions: SessionService) {}
+
+  @Get('plain')
+  plain() {
+    const session = this.sessions.current();
+    session?.set('seen', ((session.get('seen') as number | undefined) ?? 0) + 1);
+    return { seen: session?.get('seen') ?? null };
+  }
+
+  @Get('param-only')
+  paramOnly(@Session() session: Session) {
+    return { same: this.sessions.current() === session, current: this.sessions.current() === undefined ? 'none' : 'some' };
+  }
+
+  @Get('param-and-context')
+  @UseSession()
+  paramAndContext(@Session() session: Session) {
+    return { same: this.sessions.current() === session };
+  }
+}
+
+@Controller()
 class WrappedController {
   @Get('wrapped')
   @replaceMethod()
@@ -180,6 +203,39 @@ describe('SessionModule', () => {
         const logged = [...error.mock.calls.flat()].map(String).join('\n');
         expect(logged).toMatch(/no session was loaded for this parameter/);
         expect((await t.http().get('/wrapped-fixed')).body).toEqual({ isNew: true });
+      } finally {
+        await t.close();
+      }
+    }
+  });
+
+  it("current() works on every route with interceptor: 'global' (forRoot and forRootAsync), and saves what it changes", async () => {
+    @Module({
+      imports: [SessionModule.forRootAsync({ interceptor: 'global', useFactory: () => ({ secret: SECRET }) })],
+      controllers: [CurrentController],
+    })
+    class AsyncGlobal {}
+    for (const module of [moduleWith({ secret: SECRET, interceptor: 'global' }, [CurrentController]), AsyncGlobal]) {
+      for (const platform of [platforms[0], platforms[2]]) {
+        const t = await platform.create(module);
+        try {
+          const jar = new CookieJar();
+          jar.take(await t.http().get('/plain'));
+          expect((await t.http().get('/plain').set('Cookie', jar.header())).body).toEqual({ seen: 2 });
+        } finally {
+          await t.close();
+        }
+      }
+    }
+  });
+
+  it('current() needs @UseSession() on a @Session() route (routes run outside the context unless asked)', async () => {
+    for (const platform of [platforms[0], platforms[2]]) {
+      const t = await platform.create(moduleWith({ secret: SECRET }, [CurrentController]));
+      try {
+        expect((await t.http().get('/param-only')).body).toEqual({ same: false, current: 'none' });
+        expect((await t.http().get('/param-and-context')).body).toEqual({ same: true });
+        expect((await t.http().get('/plain')).body).toEqual({ seen: null });
       } finally {
         await t.close();
       }
