@@ -108,8 +108,8 @@ export class RequestSessions implements SessionHost, ResponseCommitter {
     await this.engine.commit(session, this, undefined, this.adapter.headersSent(this.res));
   }
 
-  checkSize(session: SessionState): void {
-    this.engine.checkSize(session);
+  checkSize(session: SessionState, growth?: number): void {
+    this.engine.checkSize(session, growth);
   }
 
   /** Sends a Set-Cookie through the platform, or collects it for the outgoing headers. */

@@ -63,7 +63,11 @@ export class SessionEngine implements OnApplicationShutdown {
     if (def.clientSide) {
       const opened = (def.store as ClientSessionStore).open(value);
       const record = opened === undefined ? undefined : checked(opened.record);
-      return record === undefined ? new SessionState(def, request) : new SessionState(def, request, opened!.id, record);
+      if (record === undefined) return new SessionState(def, request);
+      const session = new SessionState(def, request, opened!.id, record);
+      // The cookie it came in tells its size: a few bytes of margin for a longer expiry.
+      session.sizeHeadroom = ((def.store as ClientSessionStore & { maxCookieSize?: number }).maxCookieSize ?? 4096) - (def.cookieName.length + 1 + value.length) - 16;
+      return session;
     }
     const signed = def.signer.unsign(value);
     if (signed === undefined) return new SessionState(def, request);
@@ -153,12 +157,29 @@ export class SessionEngine implements OnApplicationShutdown {
     return this.call(def, 'destroy a session', (store) => store.destroy(id));
   }
 
-  /** Throws `SessionTooLargeError` when a cookie-stored session no longer fits in its cookie. */
-  checkSize(session: SessionState): void {
+  /**
+   * Throws `SessionTooLargeError` when a cookie-stored session no longer fits in its cookie. With
+   * `growth` (an upper bound of what a change added to the sealed text), the exact, costly check
+   * runs only when the change could reach the limit.
+   */
+  checkSize(session: SessionState, growth?: number): void {
+    if (growth !== undefined && session.sizeHeadroom !== undefined) {
+      const encoded = Math.ceil((growth * 4) / 3) + 4;
+      if (encoded < session.sizeHeadroom) {
+        session.sizeHeadroom -= encoded;
+        return;
+      }
+    }
     const def = session.definition;
-    const store = def.store as ClientSessionStore & { maxCookieSize?: number };
-    const limit = store.maxCookieSize ?? 4096;
+    const store = def.store as ClientSessionStore;
     const size = def.cookieName.length + 1 + store.sealedLength(session.id, session.record(session.nextExpiry(Date.now())));
+    this.checkCookieSize(session, size);
+  }
+
+  private checkCookieSize(session: SessionState, size: number): void {
+    const def = session.definition;
+    const limit = (def.store as ClientSessionStore & { maxCookieSize?: number }).maxCookieSize ?? 4096;
+    session.sizeHeadroom = limit - size;
     if (size > limit) {
       const error = new SessionTooLargeError(
         `Session '${def.name}' would need a ${size}-byte cookie, over the ${limit}-byte limit browsers keep; store less in it, or use a server-side store`,
@@ -194,8 +215,8 @@ export class SessionEngine implements OnApplicationShutdown {
   ): undefined {
     const def = session.definition;
     if (headersSent) return undefined;
-    this.checkSize(session);
     const value = (def.store as ClientSessionStore).seal(session.id, record);
+    this.checkCookieSize(session, def.cookieName.length + 1 + value.length);
     request.sendCookie(this.cookie(def, request, value, record.meta, record.expiresAt, now), target);
     return undefined;
   }

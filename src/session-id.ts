@@ -1,8 +1,9 @@
-import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { randomSlice } from './random-pool.js';
 
 /** A new session id: 32 bytes from the OS CSPRNG, as 43 characters of base64url. */
 export function generateSessionId(): string {
-  return randomBytes(32).toString('base64url');
+  return randomSlice(32).toString('base64url');
 }
 
 const SIGNATURE_LENGTH = 43; // base64url of an HMAC-SHA256

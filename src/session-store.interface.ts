@@ -83,6 +83,15 @@ export interface ClientSessionStore {
 
 export type AnySessionStore = SessionStore | ClientSessionStore;
 
+/**
+ * Sets a key of a plain data object as its own property, also for keys such as `__proto__` that a
+ * plain assignment would treat as the prototype.
+ */
+export function putData(data: Record<string, string>, key: string, value: string): void {
+  if (key === '__proto__') Object.defineProperty(data, key, { value, enumerable: true, writable: true, configurable: true });
+  else data[key] = value;
+}
+
 export function isClientSideStore(store: AnySessionStore): store is ClientSessionStore {
   return (store as ClientSessionStore).clientSide === true;
 }

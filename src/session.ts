@@ -3,13 +3,13 @@ import { SessionError } from './session.errors.js';
 import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
-import type { SessionMeta, SessionRecord } from './session-store.interface.js';
+import { putData, type SessionMeta, type SessionRecord } from './session-store.interface.js';
 
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {
   destroyStored(session: SessionState): Promise<void>;
   saveNow(session: SessionState): Promise<void>;
-  checkSize(session: SessionState): void;
+  checkSize(session: SessionState, growth?: number): void;
 }
 
 /** The changed keys of a session, as JSON text, and the deleted ones. */
@@ -18,7 +18,7 @@ export interface SessionDiff {
   unset: string[];
 }
 
-const EMPTY: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
+const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 const hasOwn = Object.hasOwn;
 
 /**
@@ -49,6 +49,8 @@ export class SessionState implements Session<any>, FlashHolder {
   cookieValue: string | undefined;
   /** The cookie was signed with an old key: send a fresh one on the next write. */
   resign = false;
+  /** Cookie-stored sessions: bytes known to be left under the cookie limit at the last exact check. */
+  sizeHeadroom: number | undefined;
 
   constructor(
     readonly definition: SessionDefinition,
@@ -93,7 +95,8 @@ export class SessionState implements Session<any>, FlashHolder {
     } catch {
       return undefined; // a value the store mangled reads as absent
     }
-    (this.values ??= new Map()).set(key, value);
+    // Only objects can change in place: they are kept so that the save compares them.
+    if (value !== null && typeof value === 'object') (this.values ??= new Map()).set(key, value);
     return value;
   }
 
@@ -110,7 +113,9 @@ export class SessionState implements Session<any>, FlashHolder {
     values.set(key, value);
     if (!this.definition.clientSide) return;
     try {
-      this.host.checkSize(this);
+      // At most what the key and value add to the sealed text: exact checks only near the limit.
+      const growth = Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(JSON.stringify(value))) + 2;
+      this.host.checkSize(this, growth);
     } catch (error) {
       // A value that does not fit leaves the session as it was.
       if (had) values.set(key, previous);
@@ -199,7 +204,7 @@ export class SessionState implements Session<any>, FlashHolder {
   hasContent(): boolean {
     if (this.metaValue.flash !== undefined) return true;
     if (this.values !== undefined && this.values.size > 0) return true;
-    for (const key in this.raw) if (this.removed?.has(key) !== true) return true;
+    for (const key in this.raw) if (hasOwn(this.raw, key) && this.removed?.has(key) !== true) return true;
     return false;
   }
 
@@ -210,14 +215,14 @@ export class SessionState implements Session<any>, FlashHolder {
       for (const [key, value] of this.values) {
         const text = JSON.stringify(value);
         if (!hasOwn(this.raw, key) || this.raw[key] !== text || this.removed?.has(key) === true) {
-          (set ??= Object.create(null) as Record<string, string>)[key] = text;
+          putData((set ??= {}), key, text);
         }
       }
     }
     let unset: string[] | undefined;
     if (this.removed !== undefined) for (const key of this.removed) (unset ??= []).push(key);
     if (set === undefined && unset === undefined) return undefined;
-    return { set: set ?? (Object.create(null) as Record<string, string>), unset: unset ?? [] };
+    return { set: set ?? {}, unset: unset ?? [] };
   }
 
   /** The whole session as it should be stored now. */
@@ -251,10 +256,11 @@ export class SessionState implements Session<any>, FlashHolder {
 }
 
 function applyDiff(raw: Readonly<Record<string, string>>, diff: SessionDiff | undefined): Record<string, string> {
-  const data = Object.assign(Object.create(null) as Record<string, string>, raw);
+  // A plain copy stays a fast object for V8; keys such as `__proto__` go through putData.
+  const data: Record<string, string> = { ...raw };
   if (diff !== undefined) {
     for (const key of diff.unset) delete data[key];
-    for (const key of Object.keys(diff.set)) data[key] = diff.set[key];
+    for (const key of Object.keys(diff.set)) putData(data, key, diff.set[key]);
   }
   return data;
 }

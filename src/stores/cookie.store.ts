@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomFillSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
+import { randomSlice } from '../random-pool.js';
 import type { ClientSessionStore, SessionMeta, SessionRecord } from '../session-store.interface.js';
 import { SessionConfigError } from '../session.errors.js';
 
@@ -82,7 +83,7 @@ export class CookieStore implements ClientSessionStore {
     const plaintext = this.plaintext(id, record);
     const header = Buffer.allocUnsafe(IV_END);
     this.sealHeader.copy(header, 0);
-    randomFillSync(header, HINT_END, IV_END - HINT_END);
+    randomSlice(IV_END - HINT_END).copy(header, HINT_END);
     const cipher = createCipheriv(ALGORITHM, this.keys[0], header.subarray(HINT_END, IV_END), CIPHER_OPTIONS);
     cipher.setAAD(this.sealHeader);
     const ciphertext = cipher.update(plaintext, 'utf8');

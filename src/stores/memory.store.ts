@@ -1,11 +1,17 @@
 import { SessionConfigError } from '../session.errors.js';
-import type { SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { putData, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
 
 export interface MemoryStoreOptions {
   /** Most sessions kept; past it the least recently used is evicted. Default 100,000. */
   maxSessions?: number;
   /** How often, in ms, expired sessions are swept. Default 60,000; 0 disables the timer. */
   sweepInterval?: number;
+}
+
+interface Entry {
+  record: SessionRecord;
+  /** The value of the store's clock when the entry was last moved to the young end. */
+  tick: number;
 }
 
 /**
@@ -15,8 +21,10 @@ export interface MemoryStoreOptions {
  */
 export class MemoryStore implements SessionStore {
   readonly maxSessions: number;
-  // Map order is recency order: a read moves the session to the end.
-  private readonly sessions = new Map<string, SessionRecord>();
+  // Map order is recency order, oldest first. A read moves an entry to the young end only once it
+  // has drifted into the older half, so a busy session costs no map reordering on most reads.
+  private readonly sessions = new Map<string, Entry>();
+  private clock = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -34,33 +42,28 @@ export class MemoryStore implements SessionStore {
   }
 
   get(id: string): SessionRecord | undefined {
-    const record = this.sessions.get(id);
-    if (record === undefined) return undefined;
-    this.sessions.delete(id);
-    if (record.expiresAt <= Date.now()) return undefined;
-    this.sessions.set(id, record);
-    return record;
+    return this.live(id)?.record;
   }
 
   set(id: string, record: SessionRecord): void {
     this.sessions.delete(id);
     if (this.sessions.size >= this.maxSessions) this.evictOldest();
-    this.sessions.set(id, { data: copy(record.data), meta: record.meta, expiresAt: record.expiresAt });
+    this.sessions.set(id, { record: { data: { ...record.data }, meta: record.meta, expiresAt: record.expiresAt }, tick: ++this.clock });
   }
 
   patch(id: string, patch: SessionPatch): void {
-    const current = this.get(id);
-    if (current === undefined) return;
-    const data = copy(current.data);
+    const entry = this.live(id);
+    if (entry === undefined) return;
+    const data = { ...entry.record.data };
     for (const key of patch.unset) delete data[key];
-    for (const key of Object.keys(patch.set)) data[key] = patch.set[key];
+    for (const key of Object.keys(patch.set)) putData(data, key, patch.set[key]);
     // A new record each time: a reader holding the old one never sees it change.
-    this.sessions.set(id, { data, meta: patch.meta, expiresAt: patch.expiresAt });
+    entry.record = { data, meta: patch.meta, expiresAt: patch.expiresAt };
   }
 
   touch(id: string, expiresAt: number): void {
-    const current = this.get(id);
-    if (current !== undefined) this.sessions.set(id, { ...current, expiresAt });
+    const entry = this.live(id);
+    if (entry !== undefined) entry.record = { ...entry.record, expiresAt };
   }
 
   destroy(id: string): void {
@@ -69,8 +72,8 @@ export class MemoryStore implements SessionStore {
 
   reclaim(): void {
     const now = Date.now();
-    for (const [id, record] of this.sessions) {
-      if (record.expiresAt <= now) this.sessions.delete(id);
+    for (const [id, entry] of this.sessions) {
+      if (entry.record.expiresAt <= now) this.sessions.delete(id);
     }
   }
 
@@ -79,15 +82,26 @@ export class MemoryStore implements SessionStore {
     this.timer = undefined;
   }
 
+  /** The entry of a session that has not expired, marked as recently used. */
+  private live(id: string): Entry | undefined {
+    const entry = this.sessions.get(id);
+    if (entry === undefined) return undefined;
+    if (entry.record.expiresAt <= Date.now()) {
+      this.sessions.delete(id);
+      return undefined;
+    }
+    if (this.clock - entry.tick > this.maxSessions >>> 1) {
+      this.sessions.delete(id);
+      entry.tick = ++this.clock;
+      this.sessions.set(id, entry);
+    }
+    return entry;
+  }
+
   private evictOldest(): void {
     const oldest = this.sessions.keys().next();
     if (oldest.done !== true) this.sessions.delete(oldest.value);
   }
-}
-
-/** A copy without a prototype, so keys such as `__proto__` stay plain data. */
-function copy(data: Record<string, string>): Record<string, string> {
-  return Object.assign(Object.create(null) as Record<string, string>, data);
 }
 
 function count(value: unknown, option: string, fallback: number, zeroAllowed = false): number {
