@@ -96,7 +96,7 @@ export class SessionEngine implements OnApplicationShutdown {
       const diff = session.diff();
       const record = session.record(expiresAt, diff);
       const id = session.id;
-      session.committed(expiresAt, diff);
+      session.committed(expiresAt, diff, record.data);
       if (def.clientSide) return this.sendSealed(session, request, record, now, target, headersSent);
       const value = def.signer.sign(id);
       session.cookieValue = value;
@@ -110,7 +110,7 @@ export class SessionEngine implements OnApplicationShutdown {
       const id = session.id;
       if (def.clientSide) {
         const record = session.record(expiresAt, diff);
-        session.committed(expiresAt, diff);
+        session.committed(expiresAt, diff, record.data);
         return this.sendSealed(session, request, record, now, target, headersSent);
       }
       const store = def.store as SessionStore;

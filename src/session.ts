@@ -230,9 +230,10 @@ export class SessionState implements Session<any>, FlashHolder {
     return { data: applyDiff(this.raw, diff), meta: this.metaValue, expiresAt };
   }
 
-  /** Marks what was written as the new stored state. */
-  committed(expiresAt: number, diff: SessionDiff | undefined): void {
-    if (diff !== undefined) this.raw = applyDiff(this.raw, diff);
+  /** Marks what was written as the new stored state (`data`: the whole data written, when known). */
+  committed(expiresAt: number, diff: SessionDiff | undefined, data?: Record<string, string>): void {
+    if (data !== undefined) this.raw = data;
+    else if (diff !== undefined) this.raw = applyDiff(this.raw, diff);
     this.removed = undefined;
     this.stored = true;
     this.storedExpiresAt = expiresAt;

@@ -3,6 +3,9 @@ import { randomSlice } from '../random-pool.js';
 import type { ClientSessionStore, SessionMeta, SessionRecord } from '../session-store.interface.js';
 import { SessionConfigError } from '../session.errors.js';
 
+/** Opened cookie values kept, at most (values are at most a few kilobytes each). */
+const OPENED_CACHE_SIZE = 1000;
+
 export interface CookieStoreOptions {
   /** One secret, or a list: the first encrypts, all decrypt. Each at least 32 characters. */
   secret: string | string[];
@@ -79,6 +82,9 @@ export class CookieStore implements ClientSessionStore {
     this.sealHeader.writeUInt32BE(this.hints[0], 1);
   }
 
+  /** Cookie values opened recently: value → what it holds. */
+  private readonly opened = new Map<string, { id: string; record: SessionRecord }>();
+
   seal(id: string, record: SessionRecord): string {
     const plaintext = this.plaintext(id, record);
     const header = Buffer.allocUnsafe(IV_END);
@@ -98,11 +104,21 @@ export class CookieStore implements ClientSessionStore {
   }
 
   open(value: string): { id: string; record: SessionRecord } | undefined {
+    const known = this.opened.get(value);
+    if (known !== undefined) return known.record.expiresAt > Date.now() ? known : undefined;
+    let result: { id: string; record: SessionRecord } | undefined;
     try {
-      return this.unseal(value);
+      result = this.unseal(value);
     } catch {
       return undefined; // fail closed: nothing from the client may turn into an exception
     }
+    if (result !== undefined) {
+      // Only authentic values are remembered, so forged cookies cannot fill the cache; a returning
+      // client costs no decryption. The engine never changes what it is given.
+      if (this.opened.size >= OPENED_CACHE_SIZE) this.opened.clear();
+      this.opened.set(value, result);
+    }
+    return result;
   }
 
   close(): void {
