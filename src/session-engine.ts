@@ -4,8 +4,8 @@ import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './sessi
 import { SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 import type { SessionModuleOptions } from './session.options.js';
 import { resolveSessions, type SessionDefinition } from './session-definition.js';
-import type { ClientSessionStore, MaybePromise, SessionMeta, SessionRecord, SessionStore } from './session-store.interface.js';
-import { SessionState } from './session.js';
+import type { ClientSessionStore, MaybePromise, SessionMeta, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
+import { SessionState, type SessionDiff } from './session.js';
 import type { RequestSessions } from './request-sessions.js';
 import { routeInfoOf, type RouteInfo } from './route-info.js';
 
@@ -83,70 +83,58 @@ export class SessionEngine implements OnApplicationShutdown {
    */
   commit(session: SessionState, request: RequestSessions, target: string[] | undefined, headersSent: boolean): Promise<void> | undefined {
     const def = session.definition;
-    if (!session.stored) {
-      if (!session.hasContent()) {
-        if (session.destroyed) {
-          session.destroyed = false;
-          if (!headersSent) request.sendCookie(def.secureAuto && !request.isSecure() ? def.clearCookieInsecure : def.clearCookie, target);
-        }
-        return undefined;
+    if (!session.stored && !session.hasContent()) {
+      // Nothing to store; a destroyed session still owes the client a cleared cookie.
+      if (session.destroyed) {
+        session.destroyed = false;
+        if (!headersSent) request.sendCookie(def.secureAuto && !request.isSecure() ? def.clearCookieInsecure : def.clearCookie, target);
       }
-      const now = Date.now();
-      const expiresAt = session.nextExpiry(now);
-      const diff = session.diff();
-      const record = session.record(expiresAt, diff);
-      const id = session.id;
-      session.committed(expiresAt, diff, record.data);
-      if (def.clientSide) return this.sendSealed(session, request, record, now, target, headersSent);
-      const value = def.signer.sign(id);
-      session.cookieValue = value;
-      return this.written(this.call(def, 'save a session', (store) => store.set(id, record)), request, headersSent ? undefined : this.cookie(def, request, value, record.meta, expiresAt, now), target);
+      return undefined;
     }
-
     const now = Date.now();
     const diff = session.diff();
-    if (diff !== undefined || session.metaChanged) {
-      const expiresAt = session.nextExpiry(now);
-      const id = session.id;
-      if (def.clientSide) {
-        const record = session.record(expiresAt, diff);
-        session.committed(expiresAt, diff, record.data);
-        return this.sendSealed(session, request, record, now, target, headersSent);
-      }
-      const store = def.store as SessionStore;
-      const write =
-        store.patch === undefined
-          ? ((record: SessionRecord) => this.call(def, 'save a session', (s) => s.set(id, record)))(session.record(expiresAt, diff))
-          : this.call(def, 'save a session', (s) =>
-              s.patch!(id, { set: diff?.set ?? {}, unset: diff?.unset ?? [], meta: session.meta, expiresAt }),
-            );
-      const resend = this.mustResend(session, def);
-      session.committed(expiresAt, diff);
-      return this.written(write, request, resend && !headersSent ? this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now) : undefined, target);
-    }
-
-    const ttl = session.meta.maxAge ?? def.idleTimeout;
-    const due = session.touchRequested || now >= session.storedExpiresAt - ttl + ttl * TOUCH_FRACTION;
-    if (!due) {
-      if (session.resign && !headersSent) void this.written(undefined, request, this.cookie(def, request, this.signedValue(session), session.meta, session.storedExpiresAt, now), target);
+    const kind: WriteKind | undefined = !session.stored
+      ? 'create'
+      : diff !== undefined || session.metaChanged
+        ? 'update'
+        : touchDue(session, now)
+          ? 'touch'
+          : undefined;
+    const expiresAt = kind === undefined ? session.storedExpiresAt : session.nextExpiry(now);
+    if (kind === undefined || (kind === 'touch' && expiresAt <= session.storedExpiresAt)) {
+      session.touchRequested = false;
+      // Nothing to write, but a cookie signed with an old key is replaced.
+      if (session.resign && !headersSent) request.sendCookie(this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now), target);
       session.resign = false;
       return undefined;
     }
-    const expiresAt = session.nextExpiry(now);
-    if (expiresAt <= session.storedExpiresAt && !session.resign) {
-      session.touchRequested = false;
-      return undefined;
-    }
     if (def.clientSide) {
-      const record = session.record(expiresAt, undefined);
-      session.committed(expiresAt, undefined);
+      const record = session.record(expiresAt, diff);
+      session.committed(expiresAt, diff, record.data);
       return this.sendSealed(session, request, record, now, target, headersSent);
     }
+    const resend = kind === 'create' || this.mustResend(session, def);
+    const write = this.write(kind, session, diff, expiresAt);
+    const cookie = resend && !headersSent ? this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now) : undefined;
+    return this.written(write, request, cookie, target);
+  }
+
+  /** The store write for a server-side session; marks the session committed as it starts. */
+  private write(kind: WriteKind, session: SessionState, diff: SessionDiff | undefined, expiresAt: number): MaybePromise<void> {
+    const def = session.definition;
     const id = session.id;
-    const resend = this.mustResend(session, def);
-    session.committed(expiresAt, undefined);
-    const write = this.call(def, 'touch a session', (store) => store.touch(id, expiresAt));
-    return this.written(write, request, resend && !headersSent ? this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now) : undefined, target);
+    if (kind === 'touch') {
+      session.committed(expiresAt, undefined);
+      return this.call(def, 'touch a session', (store) => store.touch(id, expiresAt));
+    }
+    if (kind === 'update' && (def.store as SessionStore).patch !== undefined) {
+      const patch: SessionPatch = { set: diff?.set ?? {}, unset: diff?.unset ?? [], meta: session.meta, expiresAt };
+      session.committed(expiresAt, diff);
+      return this.call(def, 'save a session', (store) => store.patch!(id, patch));
+    }
+    const record = session.record(expiresAt, diff);
+    session.committed(expiresAt, diff, record.data);
+    return this.call(def, 'save a session', (store) => store.set(id, record));
   }
 
   /** Removes a stored session at once (regenerate, destroy). */
@@ -285,6 +273,15 @@ export class SessionEngine implements OnApplicationShutdown {
     this.logger.error(message);
     return new SessionStoreError(message, { cause });
   }
+}
+
+type WriteKind = 'create' | 'update' | 'touch';
+
+/** A read-only request extends the expiry only once a fraction of the lifetime has passed since the last write. */
+function touchDue(session: SessionState, now: number): boolean {
+  if (session.touchRequested) return true;
+  const ttl = session.meta.maxAge ?? session.definition.idleTimeout;
+  return now >= session.storedExpiresAt - ttl + ttl * TOUCH_FRACTION;
 }
 
 function adopt(
