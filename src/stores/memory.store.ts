@@ -2,7 +2,7 @@ import { SessionConfigError } from '../session.errors.js';
 import { putData, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
 
 export interface MemoryStoreOptions {
-  /** Most sessions kept; past it the least recently used is evicted. Default 100,000. */
+  /** Most sessions kept; past it the session unused the longest (approximately) is evicted. Default 100,000. */
   maxSessions?: number;
   /** How often, in ms, expired sessions are swept. Default 60,000; 0 disables the timer. */
   sweepInterval?: number;
@@ -15,9 +15,9 @@ interface Entry {
 }
 
 /**
- * Sessions in this process's memory: the default store. Bounded (least recently used evicted
- * first), expired sessions swept by a timer that never keeps the process alive. For one process
- * only: sessions are lost on restart and not shared between instances.
+ * Sessions in this process's memory: the default store. Bounded (the session unused the longest
+ * goes first), expired sessions swept by a timer that never keeps the process alive. For one
+ * process only: sessions are lost on restart and not shared between instances.
  */
 export class MemoryStore implements SessionStore {
   readonly maxSessions: number;
