@@ -127,14 +127,15 @@ export class RequestSessions implements SessionHost, ResponseCommitter {
   }
 
   private commitEach(target: CookieTarget, headersSent: boolean): Promise<void> | undefined {
-    let pending: Promise<void>[] | undefined;
-    const run = (session: SessionState) => {
+    if (this.first === undefined) return undefined;
+    const first = this.engine.commit(this.first, this, target, headersSent);
+    if (this.others === undefined) return first;
+    const pending: Promise<void>[] = first === undefined ? [] : [first];
+    for (const session of this.others.values()) {
       const result = this.engine.commit(session, this, target, headersSent);
-      if (result !== undefined) (pending ??= []).push(result);
-    };
-    if (this.first !== undefined) run(this.first);
-    if (this.others !== undefined) for (const session of this.others.values()) run(session);
-    if (pending === undefined) return undefined;
+      if (result !== undefined) pending.push(result);
+    }
+    if (pending.length === 0) return undefined;
     return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => undefined);
   }
 

@@ -39,8 +39,7 @@ function armedWriteHead(this: ArmedResponse, statusCode: number, ...rest: unknow
     const last = rest.length - 1;
     const headers = last >= 0 && typeof rest[last] === 'object' && rest[last] !== null ? rest[last] : undefined;
     if (headers === undefined) {
-      for (const cookie of cookies) appendRawSetCookie(this, cookie);
-      if (!this.hasHeader('cache-control')) this.setHeader('cache-control', 'private');
+      setOnResponse(this, cookies);
     } else if (Array.isArray(headers)) {
       mergeIntoArray(this, headers, cookies);
     } else {
@@ -54,15 +53,18 @@ function armedEnd(this: ArmedResponse, ...args: unknown[]): ServerResponse {
   const armed = this[kArmed]!;
   // Commit before the body ends: headers not sent yet get the cookie through writeHead.
   const cookies = armed.committer.commitForResponse(this.headersSent);
-  if (cookies !== undefined && !this.headersSent) {
-    for (const cookie of cookies) appendRawSetCookie(this, cookie);
-    if (!this.hasHeader('cache-control')) this.setHeader('cache-control', 'private');
-  }
+  if (cookies !== undefined && !this.headersSent) setOnResponse(this, cookies);
   const end = armed.end as (...endArgs: unknown[]) => ServerResponse;
   const pending = armed.committer.pendingWrite();
   if (pending === undefined) return end.apply(this, args);
   void pending.then(() => end.apply(this, args));
   return this;
+}
+
+/** Adds the cookies to the headers set so far, with `Cache-Control: private` unless one is set. */
+function setOnResponse(res: ServerResponse, cookies: string[]): void {
+  for (const cookie of cookies) appendRawSetCookie(res, cookie);
+  if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'private');
 }
 
 function mergeIntoObject(res: ServerResponse, headers: OutgoingHttpHeaders, cookies: string[]): void {

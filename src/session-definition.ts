@@ -31,6 +31,8 @@ export interface SessionDefinition {
   readonly clearCookie: string;
   readonly clearCookieInsecure: string;
   readonly cookieMaxAge: number | undefined;
+  /** Cookie-stored sessions: the most bytes the cookie's name and value may take. */
+  readonly cookieLimit: number;
   readonly idleTimeout: number;
   readonly absoluteTimeout: number | undefined;
   readonly storeTimeout: number;
@@ -146,6 +148,7 @@ function define(
     clearCookie: clear(secure !== false),
     clearCookieInsecure: clear(false),
     cookieMaxAge,
+    cookieLimit: isClientSideStore(store) ? (store.maxCookieSize ?? 4096) : 4096,
     idleTimeout,
     absoluteTimeout,
     storeTimeout,

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
+import { SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
 import { SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 import type { SessionModuleOptions } from './session.options.js';
 import { resolveSessions, type SessionDefinition } from './session-definition.js';
@@ -66,7 +66,7 @@ export class SessionEngine implements OnApplicationShutdown {
       if (record === undefined) return new SessionState(def, request);
       const session = new SessionState(def, request, opened!.id, record);
       // The cookie it came in tells its size: a few bytes of margin for a longer expiry.
-      session.sizeHeadroom = ((def.store as ClientSessionStore & { maxCookieSize?: number }).maxCookieSize ?? 4096) - (def.cookieName.length + 1 + value.length) - 16;
+      session.sizeHeadroom = def.cookieLimit - (def.cookieName.length + 1 + value.length) - 16;
       return session;
     }
     const signed = def.signer.unsign(value);
@@ -166,7 +166,7 @@ export class SessionEngine implements OnApplicationShutdown {
 
   private checkCookieSize(session: SessionState, size: number): void {
     const def = session.definition;
-    const limit = (def.store as ClientSessionStore & { maxCookieSize?: number }).maxCookieSize ?? 4096;
+    const limit = def.cookieLimit;
     session.sizeHeadroom = limit - size;
     if (size > limit) {
       const error = new SessionTooLargeError(
@@ -315,4 +315,3 @@ function checked(record: unknown): SessionRecord | undefined {
   return record as SessionRecord;
 }
 
-export { DEFAULT_SESSION };

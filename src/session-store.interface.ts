@@ -72,6 +72,8 @@ export interface SessionStore {
  */
 export interface ClientSessionStore {
   readonly clientSide: true;
+  /** The browser's limit for the cookie (name, `=` and value) in bytes; 4096 when absent. */
+  readonly maxCookieSize?: number;
   /** Seals the session (its id included) into a cookie value. */
   seal(id: string, record: SessionRecord): string;
   /** The id and session sealed in `value`, or undefined when it is not authentic, malformed or expired. */
