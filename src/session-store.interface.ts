@@ -2,18 +2,25 @@
  * The contract between the session engine and a back-end.
  *
  * Values reach a store as JSON text, one string per key: a store keeps them as opaque strings and
- * never parses them, so it cannot be confused by hostile keys or values. Every method may answer
- * synchronously or with a promise.
+ * never parses them, so it cannot be confused by hostile keys or values. Keys (data and flash) are
+ * any strings, including ones with NUL characters or lone surrogates: a store whose back-end cannot
+ * hold such text as it is encodes it (see `encodeStoreKey`). Every method may answer synchronously
+ * or with a promise (any thenable).
  */
 
-/** What the engine keeps beside the user's data. Stores persist it whole, as they see fit. */
+/**
+ * What the engine keeps beside the user's data. `set` stores it whole; `patch` changes it field by
+ * field (each flash key and `maxAge` on their own), so concurrent requests never undo each other.
+ */
 export interface SessionMeta {
   /** When the session was created (epoch ms); the absolute timeout counts from here. */
   createdAt: number;
   /** A per-session cookie lifetime in ms set by `session.setMaxAge()` (remember me); absent for a browser-session cookie. */
   maxAge?: number;
-  /** Flash messages waiting to be read, by key. */
+  /** Flash messages waiting to be read, by key; each key's list is replaced whole. */
   flash?: Record<string, unknown[]>;
+  /** The named session this record belongs to (`sessions: { prefs: ... }`); absent for the default session. */
+  session?: string;
 }
 
 /** One stored session. */
@@ -25,19 +32,24 @@ export interface SessionRecord {
   expiresAt: number;
 }
 
-/** A change to a stored session: only the keys that changed, and the keys that were deleted. */
+/**
+ * A change to a stored session: only what changed. Everything not named here (other data keys,
+ * other flash keys, `maxAge`, `createdAt`, `session`) stays as it is in the store.
+ */
 export interface SessionPatch {
-  /** Keys to add or replace: key → JSON text. */
+  /** Data keys to add or replace: key → JSON text. */
   set: Record<string, string>;
-  /** Keys to remove. */
+  /** Data keys to remove. */
   unset: string[];
-  /** The new meta, written whole. */
-  meta: SessionMeta;
+  /** Flash keys to replace (key → its whole new list) and flash keys to remove (all their messages were read). */
+  flash: { set: Record<string, unknown[]>; unset: string[] };
+  /** Present when the per-session max age changed: the new value, or `null` to remove it. Absent: unchanged. */
+  maxAge?: number | null;
   /** The new expiry (epoch ms). */
   expiresAt: number;
 }
 
-export type MaybePromise<T> = T | Promise<T>;
+export type MaybePromise<T> = T | PromiseLike<T>;
 
 /**
  * A server-side session store. Ids are opaque strings chosen by the engine (43 characters of
@@ -50,11 +62,11 @@ export interface SessionStore {
   set(id: string, record: SessionRecord): MaybePromise<void>;
   /**
    * Applies a patch to an existing session, leaving every other key as it is, atomically with
-   * respect to other patches. A patch on an unknown or expired id does nothing (the session was
-   * destroyed meanwhile and must not come back). Optional: without it the engine writes the whole
-   * session with `set`.
+   * respect to other patches. A patch on an unknown or expired id does nothing: the session was
+   * destroyed (logout, `regenerate()`) or expired meanwhile and must not come back. Required: an
+   * update written with `set` would bring a destroyed session back.
    */
-  patch?(id: string, patch: SessionPatch): MaybePromise<void>;
+  patch(id: string, patch: SessionPatch): MaybePromise<void>;
   /** Moves the expiry of an existing session; nothing for an unknown id. */
   touch(id: string, expiresAt: number): MaybePromise<void>;
   /** Removes the session; nothing for an unknown id. */
@@ -96,4 +108,28 @@ export function putData(data: Record<string, string>, key: string, value: string
 
 export function isClientSideStore(store: AnySessionStore): store is ClientSessionStore {
   return (store as ClientSessionStore).clientSide === true;
+}
+
+const ENCODED = '\u0001';
+
+/**
+ * A key as text any back-end keeps exactly: UTF-8 and JSON back-ends (Redis field names, PostgreSQL
+ * `jsonb`) cannot hold a NUL character or a lone surrogate. Such keys, and keys that start with
+ * `\u0001`, become `\u0001` followed by their JSON text (pure ASCII escapes); every other key is
+ * returned as it is. `decodeStoreKey` turns it back.
+ */
+export function encodeStoreKey(key: string): string {
+  if (key.charCodeAt(0) !== 1 && key.isWellFormed() && !key.includes('\u0000')) return key;
+  return ENCODED + JSON.stringify(key);
+}
+
+/** The key that `encodeStoreKey` encoded. */
+export function decodeStoreKey(stored: string): string {
+  if (stored.charCodeAt(0) !== 1) return stored;
+  try {
+    const key: unknown = JSON.parse(stored.slice(1));
+    return typeof key === 'string' ? key : stored;
+  } catch {
+    return stored;
+  }
 }
