@@ -1,5 +1,20 @@
+import { createHash, getRandomValues, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { generateSessionId, SessionIdSigner } from '../../src/session-id.js';
+
+// The crypto calls the library makes are wrapped, so that a test can see them or answer in their
+// place: ids must come from the OS CSPRNG, signatures must be compared with timingSafeEqual.
+// Unless a test says otherwise, every wrapper does the real work.
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:crypto')>();
+  const wrapped = {
+    randomBytes: vi.fn(actual.randomBytes),
+    randomFillSync: vi.fn(actual.randomFillSync),
+    getRandomValues: vi.fn(actual.getRandomValues),
+    timingSafeEqual: vi.fn(actual.timingSafeEqual),
+  };
+  return { ...actual, ...wrapped, default: { ...actual, ...wrapped } };
+});
 
 const KEY_A = 'first-signing-key-that-is-long-enough-0000000';
 const KEY_B = 'second-signing-key-that-is-long-enough-111111';
@@ -21,8 +36,52 @@ function bitsApart(a: string, b: string): number {
   return bits;
 }
 
-afterEach(() => {
-  vi.useRealTimers();
+/** `length` bytes nobody else would produce: SHA-256 of a counter, block after block. */
+function knownBytes(length: number): Buffer {
+  const blocks: Buffer[] = [];
+  for (let i = 0; i * 32 < length; i++) blocks.push(createHash('sha256').update(`block ${i}`).digest());
+  return Buffer.concat(blocks).subarray(0, length);
+}
+
+/** Makes every CSPRNG call of node:crypto hand out `stream`, in order; returns how many bytes were taken. */
+function csprngAnswers(stream: Buffer): () => number {
+  let taken = 0;
+  const next = (target: Uint8Array) => {
+    if (taken + target.byteLength > stream.length) throw new Error('the test stream ran out');
+    target.set(stream.subarray(taken, taken + target.byteLength));
+    taken += target.byteLength;
+  };
+  vi.mocked(randomFillSync).mockImplementation((buffer: NodeJS.ArrayBufferView, offset = 0, size?: number) => {
+    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    next(bytes.subarray(offset, size === undefined ? undefined : offset + size));
+    return buffer;
+  });
+  vi.mocked(randomBytes).mockImplementation((size: number) => {
+    const bytes = Buffer.alloc(size);
+    next(bytes);
+    return bytes;
+  });
+  const getRandom = (<T extends ArrayBufferView>(array: T) => {
+    next(new Uint8Array(array.buffer, array.byteOffset, array.byteLength));
+    return array;
+  }) as typeof getRandomValues;
+  vi.mocked(getRandomValues).mockImplementation(getRandom);
+  vi.spyOn(globalThis.crypto, 'getRandomValues').mockImplementation(getRandom);
+  return () => taken;
+}
+
+/** session-id.ts and random-pool.ts evaluated anew: an empty pool, so the next id reads the CSPRNG. */
+async function freshIdModule(): Promise<typeof import('../../src/session-id.js')> {
+  vi.resetModules();
+  return import('../../src/session-id.js');
+}
+
+afterEach(async () => {
+  const actual = await vi.importActual<typeof import('node:crypto')>('node:crypto');
+  vi.mocked(randomFillSync).mockImplementation(actual.randomFillSync);
+  vi.mocked(randomBytes).mockImplementation(actual.randomBytes);
+  vi.mocked(getRandomValues).mockImplementation(actual.getRandomValues);
+  vi.clearAllMocks();
   vi.restoreAllMocks();
 });
 
@@ -64,25 +123,31 @@ describe('generateSessionId', () => {
     for (const seen of perPosition) expect(seen.size).toBe(256);
   });
 
-  it('is not derived from the clock: a frozen Date.now and frozen timers still give different ids', () => {
-    vi.spyOn(Date, 'now').mockReturnValue(1_700_000_000_000);
-    vi.useFakeTimers({ now: 1_700_000_000_000, toFake: ['Date', 'performance', 'hrtime'] });
-    const ids = new Set<string>();
-    for (let i = 0; i < 10_000; i++) ids.add(generateSessionId());
-    expect(ids.size).toBe(10_000);
+  it('is 32 bytes the OS CSPRNG gave, as they came: nothing from the clock, a counter or Math.random is mixed in', async () => {
+    // 300 ids: more than one 8 KiB pool, so a refill is read from the CSPRNG too. The stream is
+    // longer than that, for an implementation that reads ahead.
+    const stream = knownBytes(64 * 1024);
+    const taken = csprngAnswers(stream);
+    const mathRandom = vi.spyOn(Math, 'random');
+    const { generateSessionId: fresh } = await freshIdModule();
+    for (let i = 0; i < 300; i++) {
+      expect(fresh(), `id ${i}`).toBe(stream.subarray(i * 32, i * 32 + 32).toString('base64url'));
+    }
+    expect(taken()).toBeGreaterThanOrEqual(300 * 32);
+    expect(mathRandom).not.toHaveBeenCalled();
   });
 
-  it('ids made within the same real millisecond differ', () => {
-    let pairs = 0;
-    for (let attempt = 0; attempt < 1000 && pairs < 100; attempt++) {
-      const before = Date.now();
-      const a = generateSessionId();
-      const b = generateSessionId();
-      if (Date.now() !== before) continue;
-      pairs++;
-      expect(a).not.toBe(b);
-    }
-    expect(pairs).toBeGreaterThan(0);
+  it('makes no id at all when the CSPRNG fails (no weaker fallback)', async () => {
+    const failure = new Error('entropy source unavailable');
+    const refuse = () => {
+      throw failure;
+    };
+    vi.mocked(randomFillSync).mockImplementation(refuse);
+    vi.mocked(randomBytes).mockImplementation(refuse);
+    vi.mocked(getRandomValues).mockImplementation(refuse);
+    vi.spyOn(globalThis.crypto, 'getRandomValues').mockImplementation(refuse);
+    const { generateSessionId: fresh } = await freshIdModule();
+    expect(() => fresh()).toThrow(failure);
   });
 
   it('is not a counter: consecutive ids differ in about half of their 256 bits', () => {
@@ -97,10 +162,62 @@ describe('generateSessionId', () => {
 });
 
 describe('SessionIdSigner', () => {
-  // The signature check uses crypto.timingSafeEqual (see src/session-id.ts). Timing cannot be
-  // asserted reliably in a unit test, and an ESM namespace cannot be spied on, so these tests pin
-  // the observable behaviour around it: wrong lengths are refused without throwing (timingSafeEqual
-  // throws on unequal lengths), and every altered value is refused.
+  // Timing cannot be measured reliably in a unit test; what can be checked is that the comparison is
+  // crypto.timingSafeEqual's (node:crypto is wrapped above), and the behaviour around it: wrong
+  // lengths refused without throwing (timingSafeEqual throws on unequal lengths), every altered
+  // value and every other spelling of the same bytes refused.
+
+  it('compares signatures with crypto.timingSafeEqual, trying every key of the ring, for genuine and forged values alike', () => {
+    const compare = vi.mocked(timingSafeEqual);
+    const ring = [KEY_B, KEY_A];
+    const id = generateSessionId();
+    const signedWithOldKey = new SessionIdSigner([KEY_A]).sign(id);
+    const forged = `${id}.${'A'.repeat(43)}`;
+
+    compare.mockClear();
+    expect(new SessionIdSigner(ring).unsign(signedWithOldKey)).toEqual([id, false]);
+    expect(compare.mock.calls.length).toBeGreaterThanOrEqual(ring.length);
+    expect(compare.mock.results.some((result) => result.value === true)).toBe(true);
+
+    compare.mockClear();
+    expect(new SessionIdSigner(ring).unsign(forged)).toBeUndefined();
+    expect(compare.mock.calls.length).toBeGreaterThanOrEqual(ring.length);
+    expect(compare.mock.results.every((result) => result.value === false)).toBe(true);
+
+    // Each comparison is of two whole signatures of equal length, never of a prefix.
+    for (const [a, b] of compare.mock.calls) {
+      expect(a.byteLength).toBe(b.byteLength);
+      expect(a.byteLength).toBeGreaterThanOrEqual(32);
+    }
+  });
+
+  it('refuses every other spelling of the same bytes: the unused bits of the last character, padding, the base64 alphabet', () => {
+    const signer = new SessionIdSigner([KEY_A]);
+    let tried = 0;
+    for (let n = 0; n < 20; n++) {
+      const id = generateSessionId();
+      const signed = signer.sign(id);
+      const signature = signed.slice(id.length + 1);
+      for (const [part, text, respell] of [
+        ['signature', signature, (s: string) => `${id}.${s}`],
+        ['id', id, (s: string) => `${s}.${signature}`],
+      ] as const) {
+        const bytes = Buffer.from(text, 'base64url');
+        const spellings = new Set<string>([`${text}=`, text.replace(/-/g, '+').replace(/_/g, '/')]);
+        for (const c of BASE64URL) spellings.add(text.slice(0, -1) + c);
+        spellings.delete(text);
+        for (const spelling of spellings) {
+          if (!Buffer.from(spelling, 'base64url').equals(bytes)) continue; // another value, not another spelling
+          // A new signer each time, so nothing remembered from the genuine value can answer.
+          expect(new SessionIdSigner([KEY_A]).unsign(respell(spelling)), `${part}: ${spelling}`).toBeUndefined();
+          tried++;
+        }
+      }
+      expect(signer.unsign(signed)).toEqual([id, true]);
+    }
+    // Every 43-character text has three other last characters for the same bytes, and a padded form.
+    expect(tried).toBeGreaterThanOrEqual(20 * 2 * 4);
+  });
 
   it('signs as <id>.<43-character HMAC> and unsigns back to the id, signed with the current key', () => {
     const signer = new SessionIdSigner([KEY_A]);
