@@ -1,11 +1,16 @@
+import { SessionValidationError } from './session.errors.js';
 import type { Flash, FlashMessages } from './session.interface.js';
 
 /** What a `FlashBox` needs from the session that holds it. */
 export interface FlashHolder {
   /** The stored messages, read-only. */
   storedFlash(): Readonly<Record<string, readonly unknown[]>> | undefined;
-  /** Replaces the stored messages (undefined: none left). */
-  replaceFlash(flash: Record<string, unknown[]> | undefined): void;
+  /**
+   * Replaces the stored messages (undefined: none left). Lists of keys that did not change are
+   * passed on as the same objects, so the save writes only the keys that did. `growth`: at most how
+   * many bytes the change adds to the stored form (checked against a cookie's limit).
+   */
+  replaceFlash(flash: Record<string, unknown[]> | undefined, growth: number): void;
 }
 
 const hasOwn = Object.hasOwn;
@@ -17,9 +22,17 @@ export class FlashBox implements Flash<any> {
   constructor(private readonly holder: FlashHolder) {}
 
   add(key: string, value: unknown): void {
-    const next = copy(this.holder.storedFlash());
-    next[key] = hasOwn(next, key) ? [...next[key], value] : [value];
-    this.holder.replaceFlash(next);
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value) as string | undefined;
+    } catch (error) {
+      throw new SessionValidationError(`flash.add('${key}'): the message cannot be stored as JSON (${(error as Error)?.message}); flash messages must be JSON-serialisable`, `flash.${key}`, { cause: error });
+    }
+    if (text === undefined) throw new SessionValidationError(`flash.add('${key}'): a ${typeof value} cannot be stored; flash messages must be JSON-serialisable`, `flash.${key}`);
+    const stored = this.holder.storedFlash();
+    const next = copy(stored);
+    next[key] = stored !== undefined && hasOwn(stored, key) ? [...stored[key], value] : [value];
+    this.holder.replaceFlash(next, Buffer.byteLength(text) + Buffer.byteLength(JSON.stringify(key)) + 4);
   }
 
   get(key: string): any[] {
@@ -28,7 +41,7 @@ export class FlashBox implements Flash<any> {
     if (stored !== undefined && hasOwn(stored, key)) {
       const next = copy(stored);
       delete next[key];
-      this.holder.replaceFlash(Object.keys(next).length === 0 ? undefined : next);
+      this.holder.replaceFlash(Object.keys(next).length === 0 ? undefined : next, 0);
     }
     if (this.current !== undefined) delete this.current[key];
     return list;
@@ -54,7 +67,7 @@ export class FlashBox implements Flash<any> {
       if (source === undefined) continue;
       for (const key of Object.keys(source)) result[key] = hasOwn(result, key) ? [...result[key], ...source[key]] : [...source[key]];
     }
-    if (stored !== undefined) this.holder.replaceFlash(undefined);
+    if (stored !== undefined) this.holder.replaceFlash(undefined, 0);
     this.current = undefined;
     return result;
   }
@@ -65,9 +78,10 @@ export class FlashBox implements Flash<any> {
   }
 }
 
+/** A new object holding the same lists: only the key that changes gets a new one. */
 function copy(flash: Readonly<Record<string, readonly unknown[]>> | undefined): Record<string, unknown[]> {
   const next = Object.create(null) as Record<string, unknown[]>;
-  if (flash !== undefined) for (const key of Object.keys(flash)) next[key] = [...flash[key]];
+  if (flash !== undefined) for (const key of Object.keys(flash)) next[key] = flash[key] as unknown[];
   return next;
 }
 

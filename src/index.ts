@@ -3,7 +3,6 @@ export { Session, Flash, UseSession } from './session.decorators.js';
 export type { SessionData, FlashMessages, SessionKey, SessionValue } from './session.interface.js';
 export { SessionService } from './session.service.js';
 export { SessionInterceptor } from './session.interceptor.js';
-export { SessionEngine } from './session-engine.js';
 export type { SessionModuleOptions, SessionModuleAsyncOptions, SessionOptions, SessionCookieOptions } from './session.options.js';
 export type {
   SessionStore,
@@ -14,7 +13,8 @@ export type {
   SessionMeta,
   MaybePromise,
 } from './session-store.interface.js';
-export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError } from './session.errors.js';
+export { encodeStoreKey, decodeStoreKey } from './session-store.interface.js';
+export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError, SessionValidationError } from './session.errors.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.store.js';
 export { CookieStore, type CookieStoreOptions } from './stores/cookie.store.js';
 export { FileStore, type FileStoreOptions } from './stores/file.store.js';

@@ -1,35 +1,39 @@
+import type { ServerResponse } from 'node:http';
 import { parse } from 'cookie';
 import { adapterFor, type PlatformAdapter } from './platform.adapter.js';
-import { armResponse, type ResponseCommitter } from './response-commit.js';
+import { gateResponse, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from './session-definition.js';
-import type { SessionEngine } from './session-engine.js';
+import type { SavePlan, SessionEngine } from './session-engine.js';
 import { SessionState, type SessionHost } from './session.js';
 
 const kSessions = Symbol('nest-sessions:request');
-
-/** Where the cookies of a commit go: the platform's response, or a list merged into outgoing headers. */
-type CookieTarget = string[] | undefined;
+const noop = (): void => undefined;
 
 /**
  * The sessions of one request, kept on the request object itself (never in a map keyed by
- * request), so they live and die with it.
+ * request), so they live and die with it. Created by whoever asks for a session first; from then
+ * on the response saves them as it leaves.
  */
-export class RequestSessions implements SessionHost, ResponseCommitter {
-  /** The interceptor will save after the handler. */
-  intercepted = false;
+export class RequestSessions implements SessionHost, ResponseSaver {
   private first: SessionState | undefined;
   private others: Map<string, SessionState> | undefined;
   private loading: Map<string, Promise<SessionState>> | undefined;
   private cookies: Record<string, string | undefined> | undefined;
-  private writing: Promise<void> | undefined;
+  /** Explicit saves (`session.save()`) still running; never rejects. */
+  private saving: Promise<void> | undefined;
+  /** Cookies of explicit saves waiting for the head, by cookie name. */
+  private savedCookies: Map<string, string> | undefined;
   private readonly adapter: PlatformAdapter;
+  private readonly raw: ServerResponse;
 
   private constructor(
     readonly engine: SessionEngine,
     readonly req: any,
-    readonly res: any,
+    res: any,
   ) {
     this.adapter = adapterFor(res);
+    this.raw = this.adapter.rawResponse(res);
+    gateResponse(this.raw, this);
   }
 
   /** The sessions of this request, created on first use. */
@@ -55,10 +59,16 @@ export class RequestSessions implements SessionHost, ResponseCommitter {
     if (inFlight !== undefined) return inFlight;
     const result = this.engine.read(this.engine.definition(name), this);
     if (!(result instanceof Promise)) return this.keep(result);
-    const promise = result.then((session) => {
-      this.loading?.delete(name);
-      return this.keep(session);
-    });
+    const promise = result.then(
+      (session) => {
+        this.loading?.delete(name);
+        return this.keep(session);
+      },
+      (error: unknown) => {
+        this.loading?.delete(name);
+        throw error;
+      },
+    );
     (this.loading ??= new Map()).set(name, promise);
     return promise;
   }
@@ -73,77 +83,48 @@ export class RequestSessions implements SessionHost, ResponseCommitter {
     return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
   }
 
-  /** Saves every loaded session that changed; undefined when there was nothing to wait for. */
-  commit(): Promise<void> | undefined {
-    return this.commitEach(undefined, this.adapter.headersSent(this.res));
-  }
-
-  /** From now on, the response itself saves what changed before it goes out. */
-  armResponse(): void {
-    armResponse(this.adapter.rawResponse(this.res), this);
-  }
-
-  commitForResponse(headersSent: boolean): string[] | undefined {
-    const cookies: string[] = [];
-    const pending = this.commitEach(cookies, headersSent);
-    if (pending !== undefined) {
-      const previous = this.writing;
-      // The response cannot turn into a 503 any more: the engine has logged the failure.
-      const settled = pending.catch(() => undefined);
-      this.writing = previous === undefined ? settled : Promise.all([previous, settled]).then(() => undefined);
-    }
-    return cookies.length > 0 ? cookies : undefined;
-  }
-
-  pendingWrite(): Promise<void> | undefined {
-    return this.writing;
+  // ResponseSaver: the one save of the request, as the response leaves.
+  saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
+    if (this.saving !== undefined) return this.saving.then(() => this.saveAll(this.raw.headersSent));
+    return this.saveAll(headersSent);
   }
 
   // SessionHost
-  destroyStored(session: SessionState): Promise<void> {
-    return Promise.resolve(this.engine.destroy(session));
+  async destroyStored(session: SessionState, id: string): Promise<void> {
+    // A save of the old id still running must land before the destroy, never after it.
+    if (this.saving !== undefined) await this.saving;
+    await this.engine.destroy(session.definition, id);
   }
 
-  async saveNow(session: SessionState): Promise<void> {
-    await this.engine.commit(session, this, undefined, this.adapter.headersSent(this.res));
+  saveNow(session: SessionState): Promise<void> {
+    let plan: SavePlan | undefined;
+    try {
+      plan = this.engine.plan(session, this, this.raw.headersSent);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (plan === undefined) return Promise.resolve();
+    const written = this.engine.perform(plan);
+    if (written === undefined) {
+      this.keepCookie(plan);
+      return Promise.resolve();
+    }
+    const done = written.then(() => this.keepCookie(plan));
+    const settled = done.then(noop, noop);
+    const saving = this.saving === undefined ? settled : Promise.all([this.saving, settled]).then(noop);
+    this.saving = saving;
+    void saving.then(() => {
+      if (this.saving === saving) this.saving = undefined;
+    });
+    return done;
   }
 
   checkSize(session: SessionState, growth?: number): void {
     this.engine.checkSize(session, growth);
   }
 
-  /** Sends a Set-Cookie through the platform, or collects it for the outgoing headers. */
-  sendCookie(value: string, target: CookieTarget): void {
-    if (target !== undefined) {
-      target.push(value);
-      return;
-    }
-    this.adapter.appendSetCookie(this.res, value);
-    this.adapter.setHeaderIfAbsent(this.res, 'cache-control', 'private');
-  }
-
   isSecure(): boolean {
     return this.adapter.isSecure(this.req);
-  }
-
-  private commitEach(target: CookieTarget, headersSent: boolean): Promise<void> | undefined {
-    if (this.first === undefined) return undefined;
-    const first = this.engine.commit(this.first, this, target, headersSent);
-    if (this.others === undefined) return first;
-    const pending: Promise<void>[] = first === undefined ? [] : [first];
-    for (const session of this.others.values()) {
-      const result = this.engine.commit(session, this, target, headersSent);
-      if (result !== undefined) pending.push(result);
-    }
-    if (pending.length === 0) return undefined;
-    return pending.length === 1 ? pending[0] : Promise.all(pending).then(() => undefined);
-  }
-
-  private keep(session: SessionState): SessionState {
-    const name = session.definition.name;
-    if (this.first === undefined) this.first = session;
-    else if (this.first.definition.name !== name) (this.others ??= new Map()).set(name, session);
-    return session;
   }
 
   /** The value of this session's cookie in the request, if any. */
@@ -152,6 +133,57 @@ export class RequestSessions implements SessionHost, ResponseCommitter {
     if (header === undefined || header === '') return undefined;
     this.cookies ??= parseCookies(header);
     return this.cookies[def.cookieName];
+  }
+
+  /** Plans every loaded session, then writes them: one that cannot be saved stops all before any write. */
+  private saveAll(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
+    const first = this.first;
+    if (first === undefined) return this.takeSavedCookies(undefined);
+    const plan = this.engine.plan(first, this, headersSent);
+    if (this.others === undefined) {
+      if (plan === undefined) return this.takeSavedCookies(undefined);
+      const written = this.engine.perform(plan);
+      const cookies = this.takeSavedCookies(plan.cookie === undefined ? undefined : [plan.cookie]);
+      return written === undefined ? cookies : written.then(() => cookies);
+    }
+    const plans: SavePlan[] = plan === undefined ? [] : [plan];
+    for (const session of this.others.values()) {
+      const next = this.engine.plan(session, this, headersSent);
+      if (next !== undefined) plans.push(next);
+    }
+    let cookies: string[] | undefined;
+    let pending: Promise<void>[] | undefined;
+    for (const each of plans) {
+      const written = this.engine.perform(each);
+      if (written !== undefined) (pending ??= []).push(written);
+      if (each.cookie !== undefined) (cookies ??= []).push(each.cookie);
+    }
+    cookies = this.takeSavedCookies(cookies);
+    if (pending === undefined) return cookies;
+    return Promise.all(pending).then(() => cookies);
+  }
+
+  /** `cookies` with those of explicit saves that no later cookie of the same session replaced. */
+  private takeSavedCookies(cookies: string[] | undefined): string[] | undefined {
+    const saved = this.savedCookies;
+    if (saved === undefined) return cookies;
+    this.savedCookies = undefined;
+    const result = cookies ?? [];
+    for (const [name, cookie] of saved) {
+      if (!result.some((each) => each.startsWith(`${name}=`))) result.push(cookie);
+    }
+    return result.length === 0 ? undefined : result;
+  }
+
+  private keepCookie(plan: SavePlan): void {
+    if (plan.cookie !== undefined) (this.savedCookies ??= new Map()).set(plan.session.definition.cookieName, plan.cookie);
+  }
+
+  private keep(session: SessionState): SessionState {
+    const name = session.definition.name;
+    if (this.first === undefined) this.first = session;
+    else if (this.first.definition.name !== name) (this.others ??= new Map()).set(name, session);
+    return session;
   }
 }
 

@@ -4,6 +4,7 @@ import {
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_SESSION,
   DEFAULT_STORE_TIMEOUT,
+  MAX_LIFETIME,
   MIN_SECRET_LENGTH,
   TOUCH_FRACTION,
 } from './session.constants.js';
@@ -52,7 +53,7 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
   if (options === null || typeof options !== 'object') {
     throw new SessionConfigError('SessionModule options must be an object, e.g. SessionModule.forRoot({ secret: process.env.SESSION_SECRET })');
   }
-  const storeTimeout = duration(options.storeTimeout, 'storeTimeout') ?? DEFAULT_STORE_TIMEOUT;
+  const storeTimeout = duration(options.storeTimeout, 'storeTimeout', 2 ** 31 - 1) ?? DEFAULT_STORE_TIMEOUT;
   if (options.interceptor !== undefined && options.interceptor !== 'route' && options.interceptor !== 'global') {
     throw new SessionConfigError(`interceptor must be 'route' or 'global', got ${describe(options.interceptor)}`);
   }
@@ -140,7 +141,7 @@ function define(
     name,
     store,
     clientSide: isClientSideStore(store),
-    signer: new SessionIdSigner(signingSecrets),
+    signer: new SessionIdSigner(signingSecrets, name),
     cookieName,
     secureAuto: secure === 'auto',
     attributes: attributes(secure !== false),
@@ -182,10 +183,10 @@ function secrets(value: unknown, option: string): string[] {
   });
 }
 
-function duration(value: unknown, option: string): number | undefined {
+function duration(value: unknown, option: string, max = MAX_LIFETIME): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new SessionConfigError(`${option} must be a positive number of milliseconds, got ${describe(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 1 || value > max) {
+    throw new SessionConfigError(`${option} must be a number of milliseconds from 1 to ${max}${max === MAX_LIFETIME ? ' (400 days, the longest a browser keeps a cookie)' : ''}, got ${describe(value)}`);
   }
   return Math.floor(value);
 }
@@ -199,7 +200,12 @@ function checkStore(store: unknown, option: string): asserts store is AnySession
       ? typeof s.seal === 'function' && typeof s.open === 'function' && typeof s.sealedLength === 'function'
       : typeof s.get === 'function' && typeof s.set === 'function' && typeof s.touch === 'function' && typeof s.destroy === 'function');
   if (!ok) {
-    throw new SessionConfigError(`${option} must implement SessionStore (get, set, touch, destroy) or be a CookieStore`);
+    throw new SessionConfigError(`${option} must implement SessionStore (get, set, patch, touch, destroy) or be a CookieStore`);
+  }
+  if (s.clientSide !== true && typeof s.patch !== 'function') {
+    throw new SessionConfigError(
+      `${option} has no patch(): a store must update a session with patch(), which does nothing for a destroyed id; writing updates with set() would bring back sessions ended by a logout or regenerate() (see SessionStore.patch)`,
+    );
   }
 }
 

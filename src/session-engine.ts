@@ -1,24 +1,41 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
+import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
 import { SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 import type { SessionModuleOptions } from './session.options.js';
 import { resolveSessions, type SessionDefinition } from './session-definition.js';
-import type { ClientSessionStore, MaybePromise, SessionMeta, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
-import { SessionState, type SessionDiff } from './session.js';
+import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
+import { SessionState, type PendingWrite } from './session.js';
 import type { RequestSessions } from './request-sessions.js';
 import { routeInfoOf, type RouteInfo } from './route-info.js';
 
 /**
- * Loads and saves sessions. Every way a session is reached (the interceptor, a guard's
- * `SessionService.load()`, a response that saves itself) calls these same functions.
+ * One session's part of a save, decided for every session of the request before any of them is
+ * written: a session that cannot be saved (too large for its cookie, a value JSON cannot hold)
+ * stops the save before anything reaches a store.
+ */
+export interface SavePlan {
+  readonly session: SessionState;
+  /** The store call to make; undefined when only a cookie is sent. */
+  readonly kind: 'create' | 'update' | 'touch' | undefined;
+  readonly id: string;
+  readonly write: PendingWrite | undefined;
+  readonly record: SessionRecord | undefined;
+  readonly patch: SessionPatch | undefined;
+  /** The `Set-Cookie` value to send with the response's head. */
+  readonly cookie: string | undefined;
+}
+
+/**
+ * Loads and saves sessions: `read` and `plan`/`perform` are the one load and the one save that
+ * every way of reaching a session goes through.
  */
 @Injectable()
 export class SessionEngine implements OnApplicationShutdown {
   /** The request being served, for `SessionService.current()`. */
   readonly context = new AsyncLocalStorage<RequestSessions>();
   readonly definitions: ReadonlyMap<string, SessionDefinition>;
-  private readonly logger = new Logger('SessionModule');
+  readonly logger = new Logger('SessionModule');
   private readonly routes = new WeakMap<object, RouteInfo>();
   private readonly writes = new Set<Promise<unknown>>();
   /** `interceptor: 'global'`: every route runs in the context `current()` reads. */
@@ -62,7 +79,7 @@ export class SessionEngine implements OnApplicationShutdown {
     if (value === undefined) return new SessionState(def, request);
     if (def.clientSide) {
       const opened = (def.store as ClientSessionStore).open(value);
-      const record = opened === undefined ? undefined : checked(opened.record);
+      const record = opened === undefined ? undefined : checked(opened.record, def);
       if (record === undefined) return new SessionState(def, request);
       const session = new SessionState(def, request, opened!.id, record);
       // The cookie it came in tells its size: a few bytes of margin for a longer expiry.
@@ -73,75 +90,104 @@ export class SessionEngine implements OnApplicationShutdown {
     if (signed === undefined) return new SessionState(def, request);
     const [id, currentKey] = signed;
     const found = this.call(def, 'read a session', (store) => store.get(id));
-    if (found instanceof Promise) return found.then((record) => adopt(def, request, id, currentKey, value, record));
+    if (isThenable(found)) return Promise.resolve(found).then((record) => adopt(def, request, id, currentKey, value, record));
     return adopt(def, request, id, currentKey, value, found);
   }
 
   /**
-   * Saves what changed in a session and sends its cookie (to `target` when the response is
-   * already on its way out). Returns a promise only when there is a store write to wait for.
+   * What saving `session` now takes: the store call and the cookie. Changes nothing that a failed
+   * write would have to undo; throws `SessionTooLargeError` or `SessionValidationError` when the
+   * session cannot be saved. `headersSent`: no cookie can go out any more.
    */
-  commit(session: SessionState, request: RequestSessions, target: string[] | undefined, headersSent: boolean): Promise<void> | undefined {
+  plan(session: SessionState, request: RequestSessions, headersSent: boolean): SavePlan | undefined {
     const def = session.definition;
     if (!session.stored && !session.hasContent()) {
       // Nothing to store; a destroyed session still owes the client a cleared cookie.
-      if (session.destroyed) {
-        session.destroyed = false;
-        if (!headersSent) request.sendCookie(def.secureAuto && !request.isSecure() ? def.clearCookieInsecure : def.clearCookie, target);
-      }
-      return undefined;
+      if (!session.destroyed || headersSent) return undefined;
+      session.destroyed = false;
+      return cookieOnly(session, def.secureAuto && !request.isSecure() ? def.clearCookieInsecure : def.clearCookie);
     }
     const now = Date.now();
-    const diff = session.diff();
-    const kind: WriteKind | undefined = !session.stored
-      ? 'create'
-      : diff !== undefined || session.metaChanged
-        ? 'update'
-        : touchDue(session, now)
-          ? 'touch'
-          : undefined;
+    const changes = session.changes();
+    const kind = !session.stored ? 'create' : changes !== undefined ? 'update' : touchDue(session, now) ? 'touch' : undefined;
     const expiresAt = kind === undefined ? session.storedExpiresAt : session.nextExpiry(now);
     if (kind === undefined || (kind === 'touch' && expiresAt <= session.storedExpiresAt)) {
       session.touchRequested = false;
+      if (!session.signedWithOldKey || headersSent) return undefined;
       // Nothing to write, but a cookie signed with an old key is replaced.
-      if (session.resign && !headersSent) request.sendCookie(this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now), target);
-      session.resign = false;
+      session.signedWithOldKey = false;
+      return cookieOnly(session, this.cookie(session, request, this.signedValue(session), expiresAt, now));
+    }
+    if (headersSent && (def.clientSide || kind === 'create')) {
+      // Its cookie can no longer reach the client: writing would only make an orphan.
+      this.logger.warn(`Session '${def.name}' changed after the response's head was sent; the change is not saved (save before streaming a response)`);
       return undefined;
     }
+    const id = session.id;
     if (def.clientSide) {
-      const record = session.record(expiresAt, diff);
-      session.committed(expiresAt, diff, record.data);
-      return this.sendSealed(session, request, record, now, target, headersSent);
+      const record = session.record(expiresAt, changes);
+      const value = (def.store as ClientSessionStore).seal(id, record);
+      this.checkCookieSize(session, def.cookieName.length + 1 + value.length);
+      return {
+        session,
+        kind: undefined,
+        id,
+        write: session.pending(expiresAt, changes, record.data),
+        record: undefined,
+        patch: undefined,
+        cookie: this.cookie(session, request, value, expiresAt, now),
+      };
     }
-    const resend = kind === 'create' || this.mustResend(session, def);
-    const write = this.write(kind, session, diff, expiresAt);
-    const cookie = resend && !headersSent ? this.cookie(def, request, this.signedValue(session), session.meta, expiresAt, now) : undefined;
-    return this.written(write, request, cookie, target);
+    const record = kind === 'create' ? session.record(expiresAt, changes) : undefined;
+    const patch = kind === 'update' ? { ...changes!, expiresAt } : undefined;
+    const resend = kind === 'create' || session.signedWithOldKey || session.meta.maxAge !== undefined || def.cookieMaxAge !== undefined;
+    return {
+      session,
+      kind,
+      id,
+      write: session.pending(expiresAt, changes, record?.data),
+      record,
+      patch,
+      cookie: resend && !headersSent ? this.cookie(session, request, this.signedValue(session), expiresAt, now) : undefined,
+    };
   }
 
-  /** The store write for a server-side session; marks the session committed as it starts. */
-  private write(kind: WriteKind, session: SessionState, diff: SessionDiff | undefined, expiresAt: number): MaybePromise<void> {
+  /**
+   * Makes the store call of a plan; the session's stored state moves on only once the store has
+   * confirmed it. A promise only when there is a write to wait for.
+   */
+  perform(plan: SavePlan): Promise<void> | undefined {
+    const { session, write, id } = plan;
+    if (write === undefined) return undefined;
     const def = session.definition;
-    const id = session.id;
-    if (kind === 'touch') {
-      session.committed(expiresAt, undefined);
-      return this.call(def, 'touch a session', (store) => store.touch(id, expiresAt));
+    let result: MaybePromise<void> = undefined;
+    if (plan.kind === 'create') result = this.call(def, 'save a session', (store) => store.set(id, plan.record!));
+    else if (plan.kind === 'update') result = this.call(def, 'save a session', (store) => store.patch(id, plan.patch!));
+    else if (plan.kind === 'touch') result = this.call(def, 'touch a session', (store) => store.touch(id, write.expiresAt));
+    if (!isThenable(result)) {
+      session.confirm(write);
+      return undefined;
     }
-    if (kind === 'update' && (def.store as SessionStore).patch !== undefined) {
-      const patch: SessionPatch = { set: diff?.set ?? {}, unset: diff?.unset ?? [], meta: session.meta, expiresAt };
-      session.committed(expiresAt, diff);
-      return this.call(def, 'save a session', (store) => store.patch!(id, patch));
-    }
-    const record = session.record(expiresAt, diff);
-    session.committed(expiresAt, diff, record.data);
-    return this.call(def, 'save a session', (store) => store.set(id, record));
+    session.writing++;
+    const done = Promise.resolve(result).then(
+      () => {
+        session.writing--;
+        session.confirm(write);
+      },
+      (error: unknown) => {
+        session.writing--;
+        throw error;
+      },
+    );
+    this.writes.add(done);
+    const forget = () => void this.writes.delete(done);
+    done.then(forget, forget);
+    return done;
   }
 
   /** Removes a stored session at once (regenerate, destroy). */
-  destroy(session: SessionState): MaybePromise<void> {
-    const def = session.definition;
+  destroy(def: SessionDefinition, id: string): MaybePromise<void> {
     if (def.clientSide) return undefined;
-    const id = session.id;
     return this.call(def, 'destroy a session', (store) => store.destroy(id));
   }
 
@@ -193,49 +239,14 @@ export class SessionEngine implements OnApplicationShutdown {
     }
   }
 
-  private sendSealed(
-    session: SessionState,
-    request: RequestSessions,
-    record: SessionRecord,
-    now: number,
-    target: string[] | undefined,
-    headersSent: boolean,
-  ): undefined {
-    const def = session.definition;
-    if (headersSent) return undefined;
-    const value = (def.store as ClientSessionStore).seal(session.id, record);
-    this.checkCookieSize(session, def.cookieName.length + 1 + value.length);
-    request.sendCookie(this.cookie(def, request, value, record.meta, record.expiresAt, now), target);
-    return undefined;
-  }
-
-  /** Waits for a store write (if any), then sends the cookie; on the response path the cookie goes at once. */
-  private written(write: MaybePromise<void>, request: RequestSessions, cookie: string | undefined, target: string[] | undefined): Promise<void> | undefined {
-    if (!(write instanceof Promise)) {
-      if (cookie !== undefined) request.sendCookie(cookie, target);
-      return undefined;
-    }
-    if (cookie !== undefined && target !== undefined) request.sendCookie(cookie, target);
-    const done = write.then(() => {
-      if (cookie !== undefined && target === undefined) request.sendCookie(cookie, undefined);
-    });
-    this.writes.add(done);
-    const forget = () => void this.writes.delete(done);
-    done.then(forget, forget);
-    return done;
-  }
-
-  private mustResend(session: SessionState, def: SessionDefinition): boolean {
-    return session.resign || session.meta.maxAge !== undefined || def.cookieMaxAge !== undefined;
-  }
-
   private signedValue(session: SessionState): string {
     return (session.cookieValue ??= session.definition.signer.sign(session.id));
   }
 
-  private cookie(def: SessionDefinition, request: RequestSessions, value: string, meta: SessionMeta, expiresAt: number, now: number): string {
+  private cookie(session: SessionState, request: RequestSessions, value: string, expiresAt: number, now: number): string {
+    const def = session.definition;
     const attributes = def.secureAuto && !request.isSecure() ? def.attributesInsecure : def.attributes;
-    const maxAge = meta.maxAge ?? def.cookieMaxAge;
+    const maxAge = session.meta.maxAge ?? def.cookieMaxAge;
     if (maxAge === undefined) return `${def.cookieName}=${value}${attributes}`;
     const seconds = Math.max(0, Math.ceil(Math.min(maxAge, expiresAt - now) / 1000));
     return `${def.cookieName}=${value}; Max-Age=${seconds}${attributes}`;
@@ -251,10 +262,10 @@ export class SessionEngine implements OnApplicationShutdown {
     } catch (error) {
       return Promise.reject(this.storeError(def, what, error));
     }
-    if (!(result instanceof Promise)) return result;
+    if (!isThenable(result)) return result;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => reject(this.storeError(def, what, new Error(`no answer within ${def.storeTimeout} ms`))), def.storeTimeout);
-      result.then(
+      Promise.resolve(result).then(
         (value) => {
           clearTimeout(timer);
           resolve(value);
@@ -275,7 +286,14 @@ export class SessionEngine implements OnApplicationShutdown {
   }
 }
 
-type WriteKind = 'create' | 'update' | 'touch';
+/** Any thenable counts as pending: stores may answer with another promise library's promise. */
+export function isThenable<T>(value: MaybePromise<T>): value is PromiseLike<T> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<T>).then === 'function';
+}
+
+function cookieOnly(session: SessionState, cookie: string): SavePlan {
+  return { session, kind: undefined, id: '', write: undefined, record: undefined, patch: undefined, cookie };
+}
 
 /** A read-only request extends the expiry only once a fraction of the lifetime has passed since the last write. */
 function touchDue(session: SessionState, now: number): boolean {
@@ -292,21 +310,25 @@ function adopt(
   cookieValue: string,
   found: SessionRecord | undefined,
 ): SessionState {
-  const record = checked(found);
+  const record = checked(found, def);
   if (record === undefined) return new SessionState(def, request);
   const session = new SessionState(def, request, id, record);
   if (currentKey) session.cookieValue = cookieValue;
-  else session.resign = true;
+  else session.signedWithOldKey = true;
   return session;
 }
 
-/** A stored record in the expected shape and not expired, else undefined: garbage reads as no session. */
-function checked(record: unknown): SessionRecord | undefined {
+/**
+ * A stored record of this session kind in the expected shape and not expired, else undefined:
+ * garbage, and a record of another named session, read as no session.
+ */
+function checked(record: unknown, def: SessionDefinition): SessionRecord | undefined {
   if (record === null || typeof record !== 'object') return undefined;
   const { data, meta, expiresAt } = record as Partial<SessionRecord>;
   if (typeof expiresAt !== 'number' || !(expiresAt > Date.now())) return undefined;
   if (data === null || typeof data !== 'object' || meta === null || typeof meta !== 'object') return undefined;
   if (typeof meta.createdAt !== 'number') return undefined;
+  if ((meta.session ?? DEFAULT_SESSION) !== def.name) return undefined;
   if (meta.maxAge !== undefined && !(typeof meta.maxAge === 'number' && meta.maxAge > 0)) return undefined;
   if (meta.flash !== undefined) {
     if (meta.flash === null || typeof meta.flash !== 'object') return undefined;
@@ -314,4 +336,3 @@ function checked(record: unknown): SessionRecord | undefined {
   }
   return record as SessionRecord;
 }
-

@@ -1,5 +1,6 @@
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { randomSlice } from './random-pool.js';
+import { DEFAULT_SESSION } from './session.constants.js';
 
 /** A new session id: 32 bytes from the OS CSPRNG, as 43 characters of base64url. */
 export function generateSessionId(): string {
@@ -19,8 +20,14 @@ export class SessionIdSigner {
   /** cookie value → [id, signed with the first key] */
   private readonly verified = new Map<string, [string, boolean]>();
 
-  constructor(secrets: readonly string[]) {
-    this.keys = secrets.map((secret) => createSecretKey(Buffer.from(secret, 'utf8')));
+  /**
+   * `sessionName` goes into every key: a value signed for one session (`sid`) is no value at all
+   * for another (`prefs`), even with the same secret.
+   */
+  constructor(secrets: readonly string[], sessionName: string = DEFAULT_SESSION) {
+    this.keys = secrets.map((secret) =>
+      createSecretKey(createHmac('sha256', Buffer.from(secret, 'utf8')).update(`nest-sessions/session-id/v1/${sessionName}`).digest()),
+    );
   }
 
   sign(id: string): string {

@@ -26,3 +26,6 @@ export const DEFAULT_STORE_TIMEOUT = 5 * SECOND;
 
 /** Shortest secret accepted, in characters. */
 export const MIN_SECRET_LENGTH = 32;
+
+/** The longest lifetime accepted for a cookie or a session, in ms: browsers cap cookies at 400 days. */
+export const MAX_LIFETIME = 400 * DAY;

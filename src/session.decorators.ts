@@ -1,7 +1,8 @@
-import { createParamDecorator, Logger, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, Logger, UseGuards, UseInterceptors, type ExecutionContext } from '@nestjs/common';
 import { RequestSessions } from './request-sessions.js';
 import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from './session.constants.js';
 import { SessionError } from './session.errors.js';
+import { SessionLoader } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import type {
   Flash as FlashShape,
@@ -24,7 +25,8 @@ const flashParam = createParamDecorator((name: string | undefined, context: Exec
 
 /**
  * Injects the request's session (`name`: one of `sessions` in the options; default the unnamed
- * one) and binds the session interceptor to this route only.
+ * one). Loads it before the handler, on this route only (a per-route guard: the cheapest hook
+ * Nest offers); the response saves what changed as it leaves.
  */
 export function Session(name?: string): ParameterDecorator {
   return (target, key, index) => {
@@ -33,7 +35,7 @@ export function Session(name?: string): ParameterDecorator {
   };
 }
 
-/** Injects the flash messages of the request's session and binds the session interceptor to this route only. */
+/** Injects the flash messages of the request's session; loaded and saved as for `@Session()`. */
 export function Flash(name?: string): ParameterDecorator {
   return (target, key, index) => {
     flashParam(name)(target, key, index);
@@ -48,15 +50,13 @@ export function Flash(name?: string): ParameterDecorator {
  */
 export function UseSession(name: string = DEFAULT_SESSION): MethodDecorator & ClassDecorator {
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {
-    if (descriptor === undefined) {
-      addName(target, name);
-      Reflect.defineMetadata(SESSION_CONTEXT_METADATA, true, target);
-      UseInterceptors(SessionInterceptor)(target as new (...args: unknown[]) => unknown);
-      return;
-    }
-    const handler = descriptor.value as object;
-    Reflect.defineMetadata(SESSION_CONTEXT_METADATA, true, handler);
-    if (addName(handler, name)) UseInterceptors(SessionInterceptor)(target, key!, descriptor);
+    const where = descriptor === undefined ? target : (descriptor.value as object);
+    const bound = Reflect.getOwnMetadata(SESSION_CONTEXT_METADATA, where) === true;
+    addName(where, name);
+    if (bound) return;
+    Reflect.defineMetadata(SESSION_CONTEXT_METADATA, true, where);
+    if (descriptor === undefined) UseInterceptors(SessionInterceptor)(target as new (...args: unknown[]) => unknown);
+    else UseInterceptors(SessionInterceptor)(target, key!, descriptor);
   });
 }
 
@@ -65,7 +65,7 @@ function bindRoute(target: object, key: string | symbol | undefined, name: strin
   if (descriptor === undefined || typeof descriptor.value !== 'function') {
     throw new SessionError(`${decorator} decorates a parameter of a route handler method`);
   }
-  if (addName(descriptor.value as object, name)) UseInterceptors(SessionInterceptor)(target, key!, descriptor);
+  if (addName(descriptor.value as object, name)) UseGuards(SessionLoader)(target, key!, descriptor);
 }
 
 /** Records that `target` asks for session `name`; true the first time it asks for any. */
@@ -84,7 +84,7 @@ function loadedSession(context: ExecutionContext, name: string | undefined) {
   if (session === undefined) {
     const route = `${context.getClass().name}.${context.getHandler().name}`;
     const error = new SessionError(
-      `${route}: no session was loaded for this parameter. The session interceptor did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
+      `${route}: no session was loaded for this parameter. The session loader did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
     );
     // An HttpException is not logged by Nest, and this one is a bug to fix: say it where it shows.
     logger.error(error.message);

@@ -33,6 +33,22 @@ export class SessionTooLargeError extends SessionError {
   }
 }
 
+/**
+ * A value the session cannot hold: one that JSON cannot represent (a function, a BigInt, a
+ * circular object, a throwing `toJSON`), or an option out of range (`setMaxAge(0.5)`). `path` names
+ * what was refused. Thrown where the value is given, before anything is written.
+ */
+export class SessionValidationError extends SessionError {
+  constructor(
+    message: string,
+    /** The session key (or `maxAge`) whose value was refused. */
+    readonly path: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, HttpStatus.INTERNAL_SERVER_ERROR, options);
+  }
+}
+
 /** A store that failed or did not answer in time; the client gets a 503 and the cause is logged. */
 export class SessionStoreError extends SessionError {
   constructor(message: string, options?: { cause?: unknown }) {

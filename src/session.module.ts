@@ -1,9 +1,10 @@
 import { Global, Module, type DynamicModule, type Provider } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import { SESSION_MODULE_OPTIONS } from './session.constants.js';
 import { SessionEngine } from './session-engine.js';
 import { SessionConfigError } from './session.errors.js';
 import { SessionInterceptor } from './session.interceptor.js';
+import { SessionNamesCheck } from './session-names.check.js';
 import type { SessionModuleAsyncOptions, SessionModuleOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
 
@@ -41,12 +42,12 @@ export class SessionModule {
 }
 
 function build(options: Provider, interceptor: 'route' | 'global' | undefined, imports: DynamicModule['imports']): DynamicModule {
-  const providers: Provider[] = [options, SessionEngine, SessionService, SessionInterceptor];
+  const providers: Provider[] = [options, SessionEngine, SessionService, SessionInterceptor, SessionNamesCheck];
   if (interceptor === 'global') providers.push({ provide: APP_INTERCEPTOR, useExisting: SessionInterceptor });
   return {
     module: SessionModule,
     global: true,
-    imports,
+    imports: [DiscoveryModule, ...(imports ?? [])],
     providers,
     exports: [SessionEngine, SessionService, SessionInterceptor],
   };

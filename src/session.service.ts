@@ -6,29 +6,27 @@ import { SessionError } from './session.errors.js';
 import type { Session, SessionData } from './session.interface.js';
 import type { AnySessionStore } from './session-store.interface.js';
 
-/** Sessions for guards, pipes, middleware and services. */
+/** Sessions for guards, pipes, filters, middleware and services. */
 @Injectable()
 export class SessionService {
   constructor(private readonly engine: SessionEngine) {}
 
   /**
-   * The session of a request, loaded once: a guard and the handler after it get the same object.
-   * Changes are saved after the handler, or by the response itself when no interceptor runs (a
-   * guard that throws, a route without `@Session()`). Pass the `ExecutionContext` (on Fastify the
-   * request alone does not lead to its response).
+   * The session of a request, loaded once: a guard, the handler's `@Session()` and an exception
+   * filter all get the same object, and whatever any of them changes is saved as the response
+   * leaves. Pass the `ExecutionContext` or `ArgumentsHost` (on Fastify the request alone does not
+   * lead to its response).
    */
   async load<T = SessionData>(contextOrRequest: ExecutionContext | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
     const [req, res] = requestAndResponse(contextOrRequest);
-    const request = RequestSessions.of(this.engine, req, res);
     this.engine.definition(name);
-    if (!request.intercepted) request.armResponse();
-    return (await request.load(name)) as Session<any>;
+    return (await RequestSessions.of(this.engine, req, res).load(name)) as Session<any>;
   }
 
   /**
    * The session of the request being served, from anywhere in its call tree, on routes marked
    * `@UseSession()` (or every route with `interceptor: 'global'`); undefined elsewhere, and in
-   * guards, which run before the interceptor.
+   * guards, which run before interceptors.
    */
   current<T = SessionData>(name: string = DEFAULT_SESSION): Session<T> | undefined {
     return this.engine.context.getStore()?.loaded(name) as Session<any> | undefined;

@@ -1,21 +1,29 @@
 import { FlashBox, type FlashHolder } from './flash.js';
-import { SessionError } from './session.errors.js';
+import { DEFAULT_SESSION, MAX_LIFETIME } from './session.constants.js';
+import { SessionValidationError } from './session.errors.js';
 import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
-import { putData, type SessionMeta, type SessionRecord } from './session-store.interface.js';
+import { putData, type SessionMeta, type SessionPatch, type SessionRecord } from './session-store.interface.js';
 
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {
-  destroyStored(session: SessionState): Promise<void>;
+  /** Removes the stored session `id` once any save of it still running has finished. */
+  destroyStored(session: SessionState, id: string): Promise<void>;
   saveNow(session: SessionState): Promise<void>;
   checkSize(session: SessionState, growth?: number): void;
 }
 
-/** The changed keys of a session, as JSON text, and the deleted ones. */
-export interface SessionDiff {
-  set: Record<string, string>;
-  unset: string[];
+/** A write the engine has started: what it will make the stored state once the store confirms it. */
+export interface PendingWrite {
+  readonly generation: number;
+  readonly expiresAt: number;
+  /** The data and flash/maxAge changes written (undefined for a touch). */
+  readonly changes: SessionPatch | undefined;
+  /** The whole data written (a new session), when known. */
+  readonly data: Record<string, string> | undefined;
+  /** The meta as it was when the write was planned. */
+  readonly meta: SessionMeta;
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
@@ -24,31 +32,38 @@ const hasOwn = Object.hasOwn;
 /**
  * One session of one request. Values are parsed from the store's JSON text on first read and
  * compared as JSON text at save time, so a value changed in place is saved too and a value only
- * read is not written.
+ * read is not written. The stored state (`raw`, `storedMeta`) changes only when the store has
+ * confirmed a write.
  */
 export class SessionState implements Session<any>, FlashHolder {
-  /** The stored JSON text of each key as it was loaded (or last saved). Never mutated. */
+  /** The stored JSON text of each key as the store last confirmed it. Never mutated. */
   private raw: Readonly<Record<string, string>>;
   /** Values read or set during this request. */
   private values: Map<string, unknown> | undefined;
   /** Stored keys deleted during this request. */
   private removed: Set<string> | undefined;
+  /** The meta as the store last confirmed it; replaced, never mutated. */
+  private storedMeta: SessionMeta;
+  /** The meta as it is now; replaced (copy on write), never mutated. */
   private metaValue: SessionMeta;
   private flashBox: FlashBox | undefined;
   private sessionId: string | undefined;
+  /** Moves on at `regenerate()` and `destroy()`: a write planned before can no longer confirm. */
+  private generation = 0;
 
   /** The session exists in its store under `sessionId`. */
   stored: boolean;
   /** Stored expiry (epoch ms); 0 for a session not stored yet. */
   storedExpiresAt: number;
-  metaChanged = false;
+  /** Store writes of this session still running. */
+  writing = 0;
   touchRequested = false;
   /** `destroy()` ran: the cookie must be cleared unless the session gets new content. */
   destroyed = false;
   /** The verified cookie value the request came with, when it can be sent back as it is. */
   cookieValue: string | undefined;
-  /** The cookie was signed with an old key: send a fresh one on the next write. */
-  resign = false;
+  /** The cookie was signed with an old key: send one signed with the current key on the next write. */
+  signedWithOldKey = false;
   /** Cookie-stored sessions: bytes known to be left under the cookie limit at the last exact check. */
   sizeHeadroom: number | undefined;
 
@@ -61,7 +76,7 @@ export class SessionState implements Session<any>, FlashHolder {
     this.sessionId = id;
     this.stored = record !== undefined;
     this.raw = record?.data ?? EMPTY;
-    this.metaValue = record?.meta ?? { createdAt: Date.now() };
+    this.metaValue = this.storedMeta = record?.meta ?? freshMeta(definition);
     this.storedExpiresAt = record?.expiresAt ?? 0;
   }
 
@@ -74,7 +89,7 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   get expiresAt(): Date {
-    return new Date(this.stored && !this.metaChanged ? this.storedExpiresAt : this.nextExpiry(Date.now()));
+    return new Date(this.stored && this.metaValue.maxAge === this.storedMeta.maxAge ? this.storedExpiresAt : this.nextExpiry(Date.now()));
   }
 
   get meta(): Readonly<SessionMeta> {
@@ -102,10 +117,7 @@ export class SessionState implements Session<any>, FlashHolder {
 
   set(key: string, value: unknown): void {
     if (value === undefined) return this.delete(key);
-    const type = typeof value;
-    if (type === 'function' || type === 'symbol' || type === 'bigint') {
-      throw new SessionError(`session.set('${key}'): a ${type} cannot be stored; session values must be JSON-serialisable`);
-    }
+    const text = jsonOf(value, `session.set('${key}')`, key);
     const values = (this.values ??= new Map());
     const had = values.has(key);
     const previous = values.get(key);
@@ -114,8 +126,7 @@ export class SessionState implements Session<any>, FlashHolder {
     if (!this.definition.clientSide) return;
     try {
       // At most what the key and value add to the sealed text: exact checks only near the limit.
-      const growth = Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(JSON.stringify(value))) + 2;
-      this.host.checkSize(this, growth);
+      this.host.checkSize(this, Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2);
     } catch (error) {
       // A value that does not fit leaves the session as it was.
       if (had) values.set(key, previous);
@@ -152,13 +163,23 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   setMaxAge(ms: number | undefined): void {
-    if (ms !== undefined && (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0)) {
-      throw new SessionError(`session.setMaxAge(): expected a positive number of milliseconds or undefined, got ${String(ms)}`);
+    if (ms !== undefined && (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1 || ms > MAX_LIFETIME)) {
+      throw new SessionValidationError(
+        `session.setMaxAge(): expected a whole number of milliseconds from 1 to ${MAX_LIFETIME} (400 days, the longest a browser keeps a cookie), or undefined; got ${String(ms)}`,
+        'maxAge',
+      );
     }
-    const maxAge = ms === undefined ? undefined : Math.floor(ms);
-    if (maxAge === this.metaValue.maxAge) return;
-    const { maxAge: _old, ...rest } = this.metaValue;
-    this.replaceMeta(maxAge === undefined ? rest : { ...rest, maxAge });
+    if (ms === this.metaValue.maxAge) return;
+    const previous = this.metaValue;
+    const { maxAge: _old, ...rest } = previous;
+    this.metaValue = ms === undefined ? rest : { ...rest, maxAge: ms };
+    if (!this.definition.clientSide) return;
+    try {
+      this.host.checkSize(this, 24);
+    } catch (error) {
+      this.metaValue = previous;
+      throw error;
+    }
   }
 
   touch(): void {
@@ -166,28 +187,38 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   async regenerate(): Promise<void> {
-    if (this.stored) await this.host.destroyStored(this);
+    const id = this.sessionId;
+    const wasStored = this.stored || this.writing > 0;
+    this.generation++;
     this.sessionId = generateSessionId();
     this.stored = false;
     this.cookieValue = undefined;
-    this.replaceMeta({ ...this.metaValue, createdAt: Date.now() });
+    // Everything is written anew under the new id.
+    this.metaValue = { ...this.metaValue, createdAt: Date.now() };
+    this.storedMeta = freshMeta(this.definition);
+    if (wasStored && id !== undefined) await this.host.destroyStored(this, id);
   }
 
   async destroy(): Promise<void> {
-    if (this.stored) await this.host.destroyStored(this);
+    const id = this.sessionId;
+    const wasStored = this.stored || this.writing > 0;
+    this.generation++;
     this.sessionId = undefined;
     this.stored = false;
     this.cookieValue = undefined;
     this.raw = EMPTY;
     this.values = undefined;
     this.removed = undefined;
-    this.metaValue = { createdAt: Date.now() };
-    this.metaChanged = false;
+    this.metaValue = this.storedMeta = freshMeta(this.definition);
     this.destroyed = true;
+    if (wasStored && id !== undefined) await this.host.destroyStored(this, id);
   }
 
   save(): Promise<void> {
-    return this.host.saveNow(this);
+    const saving = this.host.saveNow(this);
+    // Not awaiting save() must not end the process: the failure is logged, and the response retries.
+    saving.catch(() => undefined);
+    return saving;
   }
 
   // FlashHolder
@@ -195,9 +226,17 @@ export class SessionState implements Session<any>, FlashHolder {
     return this.metaValue.flash;
   }
 
-  replaceFlash(flash: Record<string, unknown[]> | undefined): void {
-    const { flash: _old, ...rest } = this.metaValue;
-    this.replaceMeta(flash === undefined ? rest : { ...rest, flash });
+  replaceFlash(flash: Record<string, unknown[]> | undefined, growth: number): void {
+    const previous = this.metaValue;
+    const { flash: _old, ...rest } = previous;
+    this.metaValue = flash === undefined ? rest : { ...rest, flash };
+    if (growth <= 0 || !this.definition.clientSide) return;
+    try {
+      this.host.checkSize(this, growth);
+    } catch (error) {
+      this.metaValue = previous;
+      throw error;
+    }
   }
 
   /** Something to store: data or flash messages. */
@@ -208,12 +247,16 @@ export class SessionState implements Session<any>, FlashHolder {
     return false;
   }
 
-  /** The keys whose JSON text differs from the stored one, or undefined when nothing changed. */
-  diff(): SessionDiff | undefined {
+  /**
+   * What changed since the store last confirmed a write, as a patch (its `expiresAt` left at 0), or
+   * undefined when nothing did. Throws `SessionValidationError` for a value changed in place into
+   * something JSON cannot represent.
+   */
+  changes(): SessionPatch | undefined {
     let set: Record<string, string> | undefined;
     if (this.values !== undefined) {
       for (const [key, value] of this.values) {
-        const text = JSON.stringify(value);
+        const text = jsonOf(value, `session key '${key}'`, key);
         if (!hasOwn(this.raw, key) || this.raw[key] !== text || this.removed?.has(key) === true) {
           putData((set ??= {}), key, text);
         }
@@ -221,26 +264,61 @@ export class SessionState implements Session<any>, FlashHolder {
     }
     let unset: string[] | undefined;
     if (this.removed !== undefined) for (const key of this.removed) (unset ??= []).push(key);
-    if (set === undefined && unset === undefined) return undefined;
-    return { set: set ?? {}, unset: unset ?? [] };
+    const meta = this.metaValue;
+    const old = this.storedMeta;
+    let flashSet: Record<string, unknown[]> | undefined;
+    let flashUnset: string[] | undefined;
+    if (meta.flash !== old.flash) {
+      // Lists are replaced, never changed in place: a key whose list is the same object is unchanged.
+      if (meta.flash !== undefined) {
+        for (const key of Object.keys(meta.flash)) {
+          if (old.flash === undefined || !hasOwn(old.flash, key) || old.flash[key] !== meta.flash[key]) {
+            (flashSet ??= Object.create(null) as Record<string, unknown[]>)[key] = meta.flash[key];
+          }
+        }
+      }
+      if (old.flash !== undefined) {
+        for (const key of Object.keys(old.flash)) if (meta.flash === undefined || !hasOwn(meta.flash, key)) (flashUnset ??= []).push(key);
+      }
+    }
+    const maxAgeChanged = meta.maxAge !== old.maxAge;
+    if (set === undefined && unset === undefined && flashSet === undefined && flashUnset === undefined && !maxAgeChanged) return undefined;
+    const patch: SessionPatch = {
+      set: set ?? {},
+      unset: unset ?? [],
+      flash: { set: flashSet ?? {}, unset: flashUnset ?? [] },
+      expiresAt: 0,
+    };
+    if (maxAgeChanged) patch.maxAge = meta.maxAge ?? null;
+    return patch;
   }
 
   /** The whole session as it should be stored now. */
-  record(expiresAt: number, diff = this.diff()): SessionRecord {
-    return { data: applyDiff(this.raw, diff), meta: this.metaValue, expiresAt };
+  record(expiresAt: number, changes = this.changes()): SessionRecord {
+    return { data: applyChanges(this.raw, changes), meta: this.metaValue, expiresAt };
   }
 
-  /** Marks what was written as the new stored state (`data`: the whole data written, when known). */
-  committed(expiresAt: number, diff: SessionDiff | undefined, data?: Record<string, string>): void {
-    if (data !== undefined) this.raw = data;
-    else if (diff !== undefined) this.raw = applyDiff(this.raw, diff);
-    this.removed = undefined;
+  /** Describes a write about to start, so that `confirm` can apply exactly it. */
+  pending(expiresAt: number, changes: SessionPatch | undefined, data?: Record<string, string>): PendingWrite {
+    return { generation: this.generation, expiresAt, changes, data, meta: this.metaValue };
+  }
+
+  /** The store confirmed `write`: it is the stored state now (unless the session was regenerated or destroyed meanwhile). */
+  confirm(write: PendingWrite): void {
+    if (write.generation !== this.generation) return;
+    const changes = write.changes;
+    if (write.data !== undefined) this.raw = write.data;
+    else if (changes !== undefined) this.raw = applyChanges(this.raw, changes);
+    if (changes !== undefined && this.removed !== undefined) {
+      for (const key of changes.unset) this.removed.delete(key);
+      if (this.removed.size === 0) this.removed = undefined;
+    }
+    this.storedMeta = write.meta;
     this.stored = true;
-    this.storedExpiresAt = expiresAt;
-    this.metaChanged = false;
+    this.storedExpiresAt = write.expiresAt;
     this.touchRequested = false;
     this.destroyed = false;
-    this.resign = false;
+    this.signedWithOldKey = false;
   }
 
   /** The expiry a write made now would give: sliding lifetime, capped by the absolute timeout. */
@@ -249,19 +327,33 @@ export class SessionState implements Session<any>, FlashHolder {
     const sliding = now + (this.metaValue.maxAge ?? def.idleTimeout);
     return def.absoluteTimeout === undefined ? sliding : Math.min(sliding, this.metaValue.createdAt + def.absoluteTimeout);
   }
-
-  private replaceMeta(meta: SessionMeta): void {
-    this.metaValue = meta;
-    this.metaChanged = true;
-  }
 }
 
-function applyDiff(raw: Readonly<Record<string, string>>, diff: SessionDiff | undefined): Record<string, string> {
+function freshMeta(def: SessionDefinition): SessionMeta {
+  return def.name === DEFAULT_SESSION ? { createdAt: Date.now() } : { createdAt: Date.now(), session: def.name };
+}
+
+/** The JSON text of a session value; a value JSON cannot represent is refused with a typed error. */
+function jsonOf(value: unknown, where: string, key: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new SessionValidationError(`${where}: the value cannot be stored as JSON (${(error as Error)?.message ?? String(error)}); session values must be JSON-serialisable`, key, { cause: error });
+  }
+  if (typeof text !== 'string') {
+    throw new SessionValidationError(`${where}: a ${typeof value} cannot be stored; session values must be JSON-serialisable`, key);
+  }
+  return text;
+}
+
+function applyChanges(raw: Readonly<Record<string, string>>, changes: SessionPatch | undefined): Record<string, string> {
   // A plain copy stays a fast object for V8; keys such as `__proto__` go through putData.
   const data: Record<string, string> = { ...raw };
-  if (diff !== undefined) {
-    for (const key of diff.unset) delete data[key];
-    for (const key of Object.keys(diff.set)) putData(data, key, diff.set[key]);
+  if (changes !== undefined) {
+    for (const key of changes.unset) delete data[key];
+    for (const key of Object.keys(changes.set)) putData(data, key, changes.set[key]);
   }
   return data;
 }
+

@@ -1,0 +1,275 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { SessionStoreError, SessionTooLargeError } from './session.errors.js';
+
+/** What a gated response asks of its request's sessions. */
+export interface ResponseSaver {
+  /**
+   * Saves what changed and gives the cookies for the response's head: at once, or once the store
+   * writes have finished. Throws, or rejects, with the error the response must become instead.
+   */
+  saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined>;
+}
+
+// Where a gated response is: not saved yet, waiting for a store write, saved, or replaced by an error.
+const OPEN = 0;
+const HOLDING = 1;
+const PASSED = 2;
+const REPLACED = 3;
+
+const WRITE_HEAD = 0;
+const WRITE = 1;
+const END = 2;
+const FLUSH_HEADERS = 3;
+
+interface Gate {
+  saver: ResponseSaver;
+  phase: number;
+  /** Cookies waiting to join the head. */
+  cookies: string[] | undefined;
+  /** Calls made while a store write was running, replayed in order once it has finished. */
+  held: [number, unknown[]][] | undefined;
+  /** Body bytes went out after the head: changes made meanwhile are saved (without a cookie) at the end. */
+  streamed: boolean;
+  writeHead: ServerResponse['writeHead'];
+  write: ServerResponse['write'];
+  end: ServerResponse['end'];
+  flushHeaders: ServerResponse['flushHeaders'];
+}
+
+const kGate = Symbol('nest-sessions:response-gate');
+type GatedResponse = ServerResponse & { [kGate]?: Gate };
+const logger = new Logger('SessionModule');
+
+/**
+ * Makes a raw response save its request's sessions as it leaves, whoever writes it (a returned
+ * value, an exception filter, `@Res()`, a redirect, a file, a stream): the first of `writeHead`,
+ * `write`, `end` or `flushHeaders` saves, and the cookies join the head. While a store write runs,
+ * the head and body are held; if the write fails, the response becomes a 503 instead. Shared
+ * functions and one object per response, no closure per request.
+ */
+export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
+  const gated = res as GatedResponse;
+  if (gated[kGate] !== undefined) return;
+  gated[kGate] = {
+    saver,
+    phase: res.headersSent ? PASSED : OPEN,
+    cookies: undefined,
+    held: undefined,
+    streamed: res.headersSent,
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- the originals are called with this response as `this`
+    writeHead: res.writeHead,
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    write: res.write,
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    end: res.end,
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    flushHeaders: res.flushHeaders,
+  };
+  gated.writeHead = gatedWriteHead as ServerResponse['writeHead'];
+  gated.write = gatedWrite as ServerResponse['write'];
+  gated.end = gatedEnd as ServerResponse['end'];
+  gated.flushHeaders = gatedFlushHeaders;
+}
+
+function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse {
+  const gate = this[kGate]!;
+  if (gate.phase === OPEN) save(this, gate, false);
+  if (gate.phase === HOLDING) return hold(this, gate, WRITE_HEAD, args);
+  if (gate.phase === REPLACED) return this;
+  const cookies = gate.cookies;
+  if (cookies !== undefined) {
+    gate.cookies = undefined;
+    const last = args.length - 1;
+    const headers = last >= 1 && typeof args[last] === 'object' && args[last] !== null ? args[last] : undefined;
+    if (headers === undefined) setOnResponse(this, cookies);
+    else if (Array.isArray(headers)) mergeIntoArray(this, headers, cookies);
+    else mergeIntoObject(this, headers as OutgoingHttpHeaders, cookies);
+  }
+  return (gate.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+}
+
+function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
+  const gate = this[kGate]!;
+  if (gate.phase === OPEN) save(this, gate, this.headersSent);
+  if (gate.phase === HOLDING) {
+    hold(this, gate, WRITE, args);
+    return true;
+  }
+  if (gate.phase === REPLACED) return true;
+  gate.streamed = true;
+  flushCookies(this, gate);
+  return (gate.write as (...a: unknown[]) => boolean).apply(this, args);
+}
+
+function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
+  const gate = this[kGate]!;
+  if (gate.phase === OPEN) save(this, gate, this.headersSent);
+  else if (gate.phase === PASSED && gate.streamed) {
+    gate.streamed = false;
+    save(this, gate, this.headersSent);
+  }
+  if (gate.phase === HOLDING) return hold(this, gate, END, args);
+  if (gate.phase === REPLACED) return this;
+  flushCookies(this, gate);
+  return (gate.end as (...a: unknown[]) => ServerResponse).apply(this, args);
+}
+
+function gatedFlushHeaders(this: GatedResponse): void {
+  const gate = this[kGate]!;
+  if (gate.phase === OPEN) save(this, gate, false);
+  if (gate.phase === HOLDING) {
+    hold(this, gate, FLUSH_HEADERS, []);
+    return;
+  }
+  if (gate.phase === REPLACED) return;
+  flushCookies(this, gate);
+  gate.flushHeaders.call(this);
+}
+
+function save(res: GatedResponse, gate: Gate, headersSent: boolean): void {
+  let result: string[] | undefined | Promise<string[] | undefined>;
+  try {
+    result = gate.saver.saveForResponse(headersSent);
+  } catch (error) {
+    fail(res, gate, error);
+    return;
+  }
+  if (result instanceof Promise) {
+    gate.phase = HOLDING;
+    result.then(
+      (cookies) => release(res, gate, cookies),
+      (error: unknown) => fail(res, gate, error),
+    );
+    return;
+  }
+  gate.phase = PASSED;
+  if (!headersSent) gate.cookies = result;
+}
+
+function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): GatedResponse {
+  (gate.held ??= []).push([call, args]);
+  return res;
+}
+
+/** The store writes finished: the held calls go out, with the cookies. */
+function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined): void {
+  gate.phase = PASSED;
+  if (!res.headersSent) gate.cookies = cookies;
+  const held = gate.held;
+  gate.held = undefined;
+  if (held === undefined) return;
+  try {
+    for (const [call, args] of held) {
+      if (call === WRITE_HEAD) gatedWriteHead.apply(res, args);
+      else if (call === WRITE) gatedWrite.apply(res, args);
+      else if (call === END) gatedEnd.apply(res, args);
+      else gatedFlushHeaders.call(res);
+    }
+  } catch (error) {
+    // Whatever the response does now, it must not become an unhandled rejection.
+    logger.error(`Sending a response after saving its session failed: ${(error as Error)?.message ?? String(error)}`);
+  }
+}
+
+/** Headers that describe the body the handler meant to send, not the error sent instead. */
+const BODY_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-disposition',
+  'content-range',
+  'content-location',
+  'transfer-encoding',
+  'etag',
+  'last-modified',
+]);
+
+/** The session could not be saved: the response becomes the error's status with a generic body. */
+function fail(res: GatedResponse, gate: Gate, error: unknown): void {
+  if (!(error instanceof SessionStoreError || error instanceof SessionTooLargeError)) {
+    // Store failures and sizes were logged where they happened; anything else is logged here.
+    logger.error(`Saving the session failed: ${(error as Error)?.message ?? String(error)}`, (error as Error)?.stack);
+  }
+  if (res.headersSent || res.writableEnded) {
+    // Too late to answer with an error: let the response finish as it was written.
+    release(res, gate, undefined);
+    return;
+  }
+  gate.phase = REPLACED;
+  const heldHead = gate.held?.find(([call]) => call === WRITE_HEAD);
+  gate.held = undefined;
+  try {
+    // Headers the head was to carry (Fastify passes its own to writeHead): keep all but the body's.
+    const headers = heldHead?.[1][heldHead[1].length - 1];
+    if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
+      for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
+        if (value !== undefined && !BODY_HEADERS.has(name.toLowerCase())) res.setHeader(name, value);
+      }
+    }
+    for (const name of res.getHeaderNames()) if (BODY_HEADERS.has(name)) res.removeHeader(name);
+    const status = error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR;
+    const body = JSON.stringify({
+      statusCode: status,
+      message: status === (HttpStatus.SERVICE_UNAVAILABLE as number) ? 'Service Unavailable' : 'Internal Server Error',
+    });
+    res.statusCode = status;
+    gate.writeHead.call(res, status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    });
+    (gate.end as (chunk: string) => ServerResponse).call(res, body);
+  } catch (sendError) {
+    logger.error(`Sending the error response failed: ${(sendError as Error)?.message ?? String(sendError)}`);
+    res.destroy();
+  }
+}
+
+function flushCookies(res: ServerResponse, gate: Gate): void {
+  if (gate.cookies === undefined || res.headersSent) return;
+  setOnResponse(res, gate.cookies);
+  gate.cookies = undefined;
+}
+
+/** Adds the cookies to the headers set so far, with `Cache-Control: private` unless one is set. */
+function setOnResponse(res: ServerResponse, cookies: string[]): void {
+  const existing = res.getHeader('set-cookie');
+  res.setHeader('set-cookie', [...toList(existing), ...cookies]);
+  if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'private');
+}
+
+function mergeIntoObject(res: ServerResponse, headers: OutgoingHttpHeaders, cookies: string[]): void {
+  let cookieKey: string | undefined;
+  let hasCacheControl = res.hasHeader('cache-control');
+  for (const key of Object.keys(headers)) {
+    const lower = key.toLowerCase();
+    if (lower === 'set-cookie') cookieKey = key;
+    else if (lower === 'cache-control') hasCacheControl = true;
+  }
+  if (cookieKey === undefined) headers['set-cookie'] = [...toList(res.getHeader('set-cookie')), ...cookies];
+  else headers[cookieKey] = [...toList(headers[cookieKey]), ...cookies];
+  if (!hasCacheControl) headers['cache-control'] = 'private';
+}
+
+function mergeIntoArray(res: ServerResponse, headers: unknown[], cookies: string[]): void {
+  // Node accepts [name, value, name, value, ...] and [[name, value], ...].
+  const nested = Array.isArray(headers[0]);
+  let hasCacheControl = res.hasHeader('cache-control');
+  for (let i = 0; i < headers.length; i += nested ? 1 : 2) {
+    const name = String(nested ? (headers[i] as unknown[])[0] : headers[i]).toLowerCase();
+    if (name === 'cache-control') hasCacheControl = true;
+  }
+  const pairs: [string, string][] = cookies.map((cookie) => ['set-cookie', cookie]);
+  if (!hasCacheControl) pairs.push(['cache-control', 'private']);
+  for (const pair of pairs) {
+    if (nested) headers.push(pair);
+    else (headers as unknown[]).push(pair[0], pair[1]);
+  }
+}
+
+function toList(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  return Array.isArray(value) ? value.map((entry) => `${entry as string}`) : [`${value as string}`];
+}
