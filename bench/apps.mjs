@@ -3,7 +3,8 @@
 //   GET /read       returns the counter without changing anything
 //   GET /untouched  never asks for a session
 // Plain .mjs: decorators are applied by calling them as functions (see `controller()` below),
-// so nothing has to be compiled; nest-sessions is loaded from the root build (../dist).
+// so nothing has to be compiled; nest-sessions is loaded from the root build (../dist, or
+// NEST_SESSIONS_DIST), through its public API only.
 import 'reflect-metadata';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
@@ -17,19 +18,20 @@ import {
   Module,
   Req,
   Res,
+  UseGuards,
   UseInterceptors,
   createParamDecorator,
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { distUrl } from './lib.mjs';
 
 export const SECRET = 'bench-secret-0123456789-abcdefghijklmnopqrstuvwxyz';
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-const dist = new URL('../dist/', import.meta.url);
-const fromDist = (path) => import(new URL(path, dist).href);
+const fromDist = (path) => import(distUrl(path));
 
 /**
  * Declares a controller class from plain methods, applying Nest's decorators as functions.
@@ -68,16 +70,27 @@ function baselineController() {
   return controller(BaselineController, { hit: { path: 'hit' }, read: { path: 'read' }, untouched: { path: 'untouched' } });
 }
 
-/** Nest's floor: a custom parameter decorator that binds a no-op interceptor to its own route. */
-function floorController() {
+/**
+ * Nest's floors: a custom parameter decorator (`createParamDecorator`, as `@Session()` is) that, like
+ * `@Session()`, can bind something to its own method, and nothing else.
+ *   'param'        the decorator alone
+ *   'guard'        the decorator applies `UseGuards(NoopGuard)` (an async guard that allows) to its method
+ *   'interceptor'  the decorator applies `UseInterceptors(NoopInterceptor)` to its method
+ */
+function floorController(binding) {
   class NoopInterceptor {
     intercept(_context, next) { return next.handle(); }
   }
   Injectable()(NoopInterceptor);
+  class NoopGuard {
+    async canActivate() { return true; }
+  }
+  Injectable()(NoopGuard);
   const param = createParamDecorator((_data, context) => context.switchToHttp().getRequest());
+  const bind = { param: undefined, guard: UseGuards(NoopGuard), interceptor: UseInterceptors(NoopInterceptor) }[binding];
   const Noop = () => (target, key, index) => {
     param()(target, key, index);
-    UseInterceptors(NoopInterceptor)(target, key, Object.getOwnPropertyDescriptor(target, key));
+    bind?.(target, key, Object.getOwnPropertyDescriptor(target, key));
   };
   class FloorController {
     hit(_req) { return { hits: 1 }; }
@@ -217,15 +230,30 @@ const simple = (platform, makeController) => async () => {
   return { app: await create(platform, AppModule), cleanup: async () => {} };
 };
 
-/** Every contender: name → { platform, label, start() → { app, cleanup } }. */
+/**
+ * Every contender: name → { platform, label, kind, routes?, start() → { app, cleanup } }.
+ * kind: 'baseline' (the platform's reference), 'control' (a second copy of the baseline: what a ratio
+ * of 1.00 looks like on this machine), 'floor' (Nest's no-op pieces), 'ours', 'peer'.
+ * routes: the routes worth loading (default /hit, /read, /untouched); a floor's /read is its /hit.
+ */
+const BASELINE_ROUTES = ['hit', 'untouched'];
+const FLOOR_ROUTES = ['hit'];
+const floors = (platform) => ({
+  [`${platform}/floor-param`]: { platform, kind: 'floor', routes: FLOOR_ROUTES, label: 'param decorator only', start: simple(platform, () => floorController('param')) },
+  [`${platform}/floor-guard`]: { platform, kind: 'floor', routes: FLOOR_ROUTES, label: 'param decorator + per-route async no-op guard', start: simple(platform, () => floorController('guard')) },
+  [`${platform}/floor`]: { platform, kind: 'floor', routes: FLOOR_ROUTES, label: "param decorator + per-route no-op interceptor (Nest's floor)", start: simple(platform, () => floorController('interceptor')) },
+});
+
 export const VARIANTS = {
-  'fastify/baseline': { platform: 'fastify', label: 'no session (baseline)', start: simple('fastify', baselineController) },
-  'fastify/floor': { platform: 'fastify', label: "Nest's floor (param decorator + no-op interceptor)", start: simple('fastify', floorController) },
+  'fastify/baseline': { platform: 'fastify', kind: 'baseline', routes: BASELINE_ROUTES, label: 'no session (baseline)', start: simple('fastify', baselineController) },
+  'fastify/control': { platform: 'fastify', kind: 'control', routes: BASELINE_ROUTES, label: 'no session, second app (control)', start: simple('fastify', baselineController) },
+  ...floors('fastify'),
   // Diagnostic, not a contender (runs only when BENCH_FILTER names it): the baseline app in a process
   // where an AsyncLocalStorage has run once. On Node 20 that turns on async hooks for the whole
   // process, which every later promise pays for, on every route.
   'fastify/baseline+als': {
     platform: 'fastify',
+    kind: 'control',
     label: 'diagnostic: baseline after one AsyncLocalStorage.run()',
     diagnostic: true,
     async start() {
@@ -233,11 +261,12 @@ export const VARIANTS = {
       return simple('fastify', baselineController)();
     },
   },
-  'fastify/ns-memory': { platform: 'fastify', label: 'nest-sessions MemoryStore', ours: 'memory', start: () => nestSessionsApp('fastify', 'memory') },
-  'fastify/ns-cookie': { platform: 'fastify', label: 'nest-sessions CookieStore', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('fastify', 'cookie') },
-  'fastify/ns-redis': { platform: 'fastify', label: 'nest-sessions RedisStore', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('fastify', 'redis') },
+  'fastify/ns-memory': { platform: 'fastify', label: 'nest-sessions MemoryStore', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('fastify', 'memory') },
+  'fastify/ns-cookie': { platform: 'fastify', label: 'nest-sessions CookieStore', kind: 'ours', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('fastify', 'cookie') },
+  'fastify/ns-redis': { platform: 'fastify', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('fastify', 'redis') },
   'fastify/secure-session': {
     platform: 'fastify',
+    kind: 'peer',
     label: '@fastify/secure-session (libsodium, cookie)',
     async start() {
       const { default: secureSession } = await import('@fastify/secure-session');
@@ -249,6 +278,7 @@ export const VARIANTS = {
   },
   'fastify/session': {
     platform: 'fastify',
+    kind: 'peer',
     label: '@fastify/session (memory store)',
     async start() {
       const { default: fastifyCookie } = await import('@fastify/cookie');
@@ -261,15 +291,17 @@ export const VARIANTS = {
     },
   },
 
-  'express/baseline': { platform: 'express', label: 'no session (baseline)', start: simple('express', baselineController) },
-  'express/floor': { platform: 'express', label: "Nest's floor (param decorator + no-op interceptor)", start: simple('express', floorController) },
-  'express/ns-memory': { platform: 'express', label: 'nest-sessions MemoryStore', ours: 'memory', start: () => nestSessionsApp('express', 'memory') },
-  'express/ns-cookie': { platform: 'express', label: 'nest-sessions CookieStore', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('express', 'cookie') },
-  'express/ns-file': { platform: 'express', label: 'nest-sessions FileStore', ours: 'file', needs: 'stores/file.store.js', start: () => nestSessionsApp('express', 'file') },
-  'express/ns-redis': { platform: 'express', label: 'nest-sessions RedisStore', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis') },
-  'express/ns-postgres': { platform: 'express', label: 'nest-sessions PostgresStore', ours: 'postgres', needs: 'stores/postgres.store.js', start: () => nestSessionsApp('express', 'postgres') },
+  'express/baseline': { platform: 'express', kind: 'baseline', routes: BASELINE_ROUTES, label: 'no session (baseline)', start: simple('express', baselineController) },
+  'express/control': { platform: 'express', kind: 'control', routes: BASELINE_ROUTES, label: 'no session, second app (control)', start: simple('express', baselineController) },
+  ...floors('express'),
+  'express/ns-memory': { platform: 'express', label: 'nest-sessions MemoryStore', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('express', 'memory') },
+  'express/ns-cookie': { platform: 'express', label: 'nest-sessions CookieStore', kind: 'ours', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('express', 'cookie') },
+  'express/ns-file': { platform: 'express', label: 'nest-sessions FileStore', kind: 'ours', ours: 'file', needs: 'stores/file.store.js', start: () => nestSessionsApp('express', 'file') },
+  'express/ns-redis': { platform: 'express', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis') },
+  'express/ns-postgres': { platform: 'express', label: 'nest-sessions PostgresStore', kind: 'ours', ours: 'postgres', needs: 'stores/postgres.store.js', start: () => nestSessionsApp('express', 'postgres') },
   'express/nestjs-session': {
     platform: 'express',
+    kind: 'peer',
     label: 'nestjs-session (express-session, memory)',
     async start() {
       const { SessionModule: NestjsSessionModule } = await import('nestjs-session');
@@ -282,6 +314,7 @@ export const VARIANTS = {
   },
   'express/connect-redis': {
     platform: 'express',
+    kind: 'peer',
     label: 'nestjs-session + connect-redis',
     async start() {
       const { SessionModule: NestjsSessionModule } = await import('nestjs-session');
@@ -299,6 +332,7 @@ export const VARIANTS = {
   },
   'express/cookie-session': {
     platform: 'express',
+    kind: 'peer',
     label: 'cookie-session',
     async start() {
       const { default: cookieSession } = await import('cookie-session');
@@ -310,6 +344,7 @@ export const VARIANTS = {
   },
   'express/iron-session': {
     platform: 'express',
+    kind: 'peer',
     label: 'iron-session (per call)',
     // Opened by the handler itself: routes that do not call it run none of its code.
     perCall: true,

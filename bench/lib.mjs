@@ -2,13 +2,21 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const ROOT_DIR = dirname(BENCH_DIR);
 export const RESULTS_MD = join(BENCH_DIR, 'RESULTS.md');
 export const RESULTS_DIR = join(BENCH_DIR, 'results');
+/**
+ * The nest-sessions build the benches load: the root's dist/ by default; NEST_SESSIONS_DIST points
+ * elsewhere (e.g. the dist/ of a clean `git worktree add` of HEAD while src/ is mid-change). That
+ * build must resolve the same @nestjs packages (a worktree can symlink its node_modules to the root's).
+ */
+export const DIST_DIR = resolve(process.env.NEST_SESSIONS_DIST ?? join(ROOT_DIR, 'dist'));
+/** A module of that build, for `await import(distUrl('index.js'))`. */
+export const distUrl = (path) => pathToFileURL(join(DIST_DIR, path)).href;
 
 /** Installs the bench's own dependencies when bench/node_modules is missing, and checks the build. */
 export function ensureBenchDeps() {
@@ -16,13 +24,13 @@ export function ensureBenchDeps() {
     console.log('bench/node_modules is missing: npm ci --prefix bench');
     execFileSync('npm', ['ci', '--prefix', BENCH_DIR, '--no-audit', '--no-fund'], { stdio: 'inherit', cwd: ROOT_DIR });
   }
-  if (!existsSync(join(ROOT_DIR, 'dist', 'index.js'))) {
-    throw new Error('dist/index.js is missing: run `npm run build` at the root first (the npm scripts do).');
+  if (!existsSync(join(DIST_DIR, 'index.js'))) {
+    throw new Error(`${join(DIST_DIR, 'index.js')} is missing: run \`npm run build\` at the root first (the npm scripts do), or point NEST_SESSIONS_DIST at a build.`);
   }
 }
 
 export function distHas(path) {
-  return existsSync(join(ROOT_DIR, 'dist', path));
+  return existsSync(join(DIST_DIR, path));
 }
 
 export function env(name, fallback) {
@@ -31,18 +39,6 @@ export function env(name, fallback) {
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
   return value;
-}
-
-export function median(values) {
-  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
-  if (sorted.length === 0) return NaN;
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-export function minMax(values) {
-  const finite = values.filter((v) => Number.isFinite(v));
-  return finite.length === 0 ? [NaN, NaN] : [Math.min(...finite), Math.max(...finite)];
 }
 
 function version(pkg, from) {
@@ -60,7 +56,9 @@ export function versions() {
   const rootPkg = JSON.parse(readFileSync(join(ROOT_DIR, 'package.json'), 'utf8'));
   return {
     node: process.version,
-    'nest-sessions': `${rootPkg.version} (this checkout's dist/, commit ${gitCommit()})`,
+    'nest-sessions': process.env.NEST_SESSIONS_DIST === undefined
+      ? `${rootPkg.version} (this checkout's dist/, commit ${gitCommit(ROOT_DIR)})`
+      : `${rootPkg.version} (${DIST_DIR}, commit ${gitCommit(dirname(DIST_DIR))})`,
     '@nestjs/core': version('@nestjs/core', root),
     '@nestjs/platform-express': version('@nestjs/platform-express', root),
     '@nestjs/platform-fastify': version('@nestjs/platform-fastify', root),
@@ -83,10 +81,10 @@ export function versions() {
   };
 }
 
-function gitCommit() {
+function gitCommit(dir) {
   try {
-    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT_DIR, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT_DIR, encoding: 'utf8' }).trim();
+    const sha = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dir, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: dir, encoding: 'utf8' }).trim();
     return dirty === '' ? sha : `${sha} + uncommitted changes in src/`;
   } catch {
     return 'unknown';

@@ -8,12 +8,12 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_DIR, ROOT_DIR } from './lib.mjs';
+import { BENCH_DIR, DIST_DIR } from './lib.mjs';
 
 const TOP = Number(process.env.PROFILE_TOP ?? 25);
 
 function where(url) {
-  if (url.startsWith(`file://${ROOT_DIR}/dist/`) || url.startsWith(`${ROOT_DIR}/dist/`)) return 'nest-sessions';
+  if (url.startsWith(`file://${DIST_DIR}/`) || url.startsWith(`${DIST_DIR}/`)) return 'nest-sessions';
   if (url.includes('/@nestjs/')) return 'nest';
   if (url.includes('/fastify/') || url.includes('/@fastify/') || url.includes('/find-my-way/') || url.includes('/light-my-request/')) return 'fastify';
   if (url.includes('/express/') || url.includes('/router/') || url.includes('/body-parser/') || url.includes('/finalhandler/') || url.includes('/send/')) return 'express';

@@ -1,5 +1,6 @@
-// One contender's server, started by run.mjs on its own core: node bench/server.mjs <variant> <port>
-// Prints "READY" once listening on 127.0.0.1; exits on SIGTERM/SIGINT or when its parent goes away.
+// One contender's server, started by run.mjs on its own core: node bench/server.mjs <variant> [port]
+// Prints "READY <port>" once listening on 127.0.0.1 (port 0 or none: a free one the system picks);
+// exits on SIGTERM/SIGINT or when its parent goes away.
 import { VARIANTS } from './apps.mjs';
 
 const [name, portText] = process.argv.slice(2);
@@ -10,8 +11,8 @@ if (variant === undefined) {
 }
 
 const { app, cleanup } = await variant.start();
-await app.listen(Number(portText), '127.0.0.1');
-process.stdout.write('READY\n');
+await app.listen(Number(portText ?? 0), '127.0.0.1');
+process.stdout.write(`READY ${app.getHttpServer().address().port}\n`);
 
 let closing = false;
 async function shutdown(code) {

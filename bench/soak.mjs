@@ -12,13 +12,13 @@ if (typeof globalThis.gc !== 'function') {
   process.exit(child.status ?? 1);
 }
 
-const { ensureBenchDeps, distHas, env, fmt, machine, saveRaw, writeSection, loadAverage } = await import('./lib.mjs');
+const { ensureBenchDeps, distHas, distUrl, env, fmt, machine, saveRaw, writeSection, loadAverage } = await import('./lib.mjs');
 ensureBenchDeps();
 await import('reflect-metadata');
 const { Controller, Get, Module } = await import('@nestjs/common');
 const { NestFactory } = await import('@nestjs/core');
 const { FastifyAdapter } = await import('@nestjs/platform-fastify');
-const { SessionModule, Session, MemoryStore } = await import('../dist/index.js');
+const { SessionModule, Session, MemoryStore } = await import(distUrl('index.js'));
 
 const REQUESTS = env('BENCH_SOAK_REQUESTS', 200_000);
 const MARK = env('BENCH_SOAK_MARK', 20_000);
@@ -141,7 +141,7 @@ results.memory = await soak('MemoryStore', memory);
 memory.close();
 results.memoryPerSession = await bytesPerSession();
 if (distHas('stores/cookie.store.js')) {
-  const { CookieStore } = await import('../dist/stores/cookie.store.js');
+  const { CookieStore } = await import(distUrl('stores/cookie.store.js'));
   results.cookie = await soak('CookieStore', new CookieStore({ secret: SECRET }));
 } else {
   console.log('note: dist/stores/cookie.store.js is absent: CookieStore soak skipped');
