@@ -76,6 +76,8 @@ export function versions() {
     'cookie-session': version('cookie-session', bench),
     'iron-session': version('iron-session', bench),
     'sodium-native': version('sodium-native', bench),
+    '@noble/ciphers': version('@noble/ciphers', bench),
+    'libsodium-wrappers': version('libsodium-wrappers', bench),
     'cookie-signature': version('cookie-signature', bench),
     tinybench: version('tinybench', bench),
   };

@@ -1,6 +1,8 @@
 // npm run bench:micro: the codecs on one pinned core (tinybench), nest-sessions' own beside the raw
-// primitives and the peers' codecs, on a ~200-byte session.
-// Environment: BENCH_MICRO_TIME (ms per task, default 1000), BENCH_MICRO_CPU (core, default 1).
+// primitives and the peers' codecs, on a ~200-byte session; then the cookie cipher candidates
+// (ciphers.mjs), interleaved over rounds.
+// Environment: BENCH_MICRO_TIME (ms per task, default 1000), BENCH_MICRO_CPU (core, default 1),
+// BENCH_MICRO_CIPHER_ROUNDS (3: rounds of the cipher candidates, each in a new random order).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -14,12 +16,13 @@ if (process.env.BENCH_MICRO_PINNED === undefined && spawnSync('taskset', ['-V'])
   process.exit(child.status ?? 1);
 }
 
-const { ensureBenchDeps, distHas, env, fmt, machine, saveRaw, versions, writeSection, loadAverage } = await import('./lib.mjs');
+const { ensureBenchDeps, distHas, distUrl, env, fmt, machine, saveRaw, versions, writeSection, loadAverage } = await import('./lib.mjs');
 ensureBenchDeps();
 
 const { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomBytes, timingSafeEqual } = await import('node:crypto');
 const { Bench } = await import('tinybench');
-const { SessionIdSigner, generateSessionId } = await import('../dist/session-id.js');
+const { cipherCandidates, checkCiphers } = await import('./ciphers.mjs');
+const { SessionIdSigner, generateSessionId } = await import(distUrl('session-id.js'));
 const { default: sodium } = await import('sodium-native');
 const { default: signature } = await import('cookie-signature');
 const { Signer: FastifySigner } = await import('@fastify/cookie');
@@ -110,7 +113,7 @@ const ironSealed = await sealData(plainObject, { password: SECRET });
 let cookieStore;
 let cookieSealed;
 if (distHas('stores/cookie.store.js')) {
-  const { CookieStore } = await import('../dist/stores/cookie.store.js');
+  const { CookieStore } = await import(distUrl('stores/cookie.store.js'));
   cookieStore = new CookieStore({ secret: SECRET });
   cookieSealed = cookieStore.seal(id, record);
 } else {
@@ -180,6 +183,42 @@ const compareRows = comparisons.map(([what, ours, raw, target]) => {
   return `| ${what} | ${fmt.fixed(mean[ours], 2)} | ${fmt.fixed(mean[raw], 2)} | ${fmt.fixed(r, 2)}x | ${r <= target ? '✅' : '❌'} ≤ ${target}x |`;
 });
 
+// --- The cookie cipher candidates: seal = JSON.stringify → encrypt → base64url, open = the reverse,
+// every candidate on the same terms (ciphers.mjs). Several rounds, each in a new random order, each
+// task timed for a slice of TIME: the median of the rounds' medians, so that a slow moment of the
+// machine lands on no candidate in particular.
+const CIPHER_ROUNDS = env('BENCH_MICRO_CIPHER_ROUNDS', 3);
+const candidates = await cipherCandidates();
+checkCiphers(candidates, Buffer.from(sessionJson));
+const cipherTasks = candidates.flatMap((c) => {
+  const sealed = c.seal(Buffer.from(sessionJson)).toString('base64url');
+  c.cookieChars = sealed.length;
+  return [
+    [c, 'seal', () => c.seal(Buffer.from(JSON.stringify(plainObject))).toString('base64url')],
+    [c, 'open', () => JSON.parse(c.open(Buffer.from(sealed, 'base64url')).toString('utf8'))],
+  ];
+});
+const cipherSamples = new Map(); // `${id} ${op}` → per-round median µs
+for (let round = 1; round <= CIPHER_ROUNDS; round++) {
+  const order = [...cipherTasks];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const b = new Bench({ time: TIME / 2, warmupTime: Math.min(100, TIME / 10) });
+  for (const [c, op, fn] of order) b.add(`${c.id} ${op}`, fn);
+  await b.run();
+  for (const task of b.tasks) {
+    const list = cipherSamples.get(task.name) ?? [];
+    list.push(task.result?.latency?.p50 * 1000);
+    cipherSamples.set(task.name, list);
+  }
+  console.log(`cipher round ${round}/${CIPHER_ROUNDS} done`);
+}
+const mid = (list) => [...list].sort((a, b) => a - b)[list.length >> 1];
+const cipherUs = Object.fromEntries([...cipherSamples].map(([k, v]) => [k, mid(v)]));
+const cipherRows = candidates.map((c) => `| ${c.label} | ${c.source} | ${c.nonceBits} | ${c.budget} | ${fmt.fixed(cipherUs[`${c.id} seal`], 2)} | ${fmt.fixed(cipherUs[`${c.id} open`], 2)} | ${c.cookieChars} |`);
+
 const markdown = [
   `## \`npm run bench:micro\` — ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC`,
   '',
@@ -195,8 +234,14 @@ const markdown = [
   '| what | ours µs | raw µs | ratio | target |',
   '|---|---:|---:|---:|---|',
   ...compareRows,
+  '',
+  `Cookie cipher candidates (\`bench/ciphers.mjs\`): seal = \`JSON.stringify\` → encrypt with a random nonce from a pooled CSPRNG buffer → base64url of nonce | ciphertext | tag; open = the reverse with \`JSON.parse\`; same session. Median µs per operation, median over ${CIPHER_ROUNDS} rounds in random order. Nonce budget: messages per key with random nonces before the chance of a repeat reaches 2^-32 (NIST SP 800-38D's bound for random IVs).`,
+  '',
+  '| candidate | from | nonce bits | nonce budget | seal µs | open µs | cookie chars |',
+  '|---|---|---:|---|---:|---:|---:|',
+  ...cipherRows,
 ].join('\n');
 console.log(`\n${markdown}`);
-saveRaw('micro', { mean, date: new Date().toISOString(), versions: versions() });
+saveRaw('micro', { mean, cipherSamples: Object.fromEntries(cipherSamples), date: new Date().toISOString(), versions: versions() });
 writeSection('micro', markdown);
 console.log('\nwritten to bench/RESULTS.md');
