@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MemoryStore } from '../../src/index.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
@@ -57,11 +57,20 @@ describe.each(platforms)('sessions on $name', (platform) => {
   });
 
   it('a read-only request sends no cookie and writes nothing', async () => {
-    const jar = new CookieJar();
-    jar.take(await get('/count', jar));
-    const res = await get('/read', jar);
-    expect(res.body).toEqual({ visits: 1, isNew: false });
-    expect(res.headers['set-cookie']).toBeUndefined();
+    const writes = (['set', 'patch', 'touch'] as const).map((method) => vi.spyOn(store, method));
+    const written = () => writes.reduce((count, spy) => count + spy.mock.calls.length, 0);
+    try {
+      const jar = new CookieJar();
+      jar.take(await get('/count', jar));
+      expect(written()).toBeGreaterThan(0); // the spies do see the store's writes
+      for (const spy of writes) spy.mockClear();
+      const res = await get('/read', jar);
+      expect(res.body).toEqual({ visits: 1, isNew: false });
+      expect(res.headers['set-cookie']).toBeUndefined();
+      expect(written()).toBe(0);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 
   it('a new session that stays empty is not stored and gets no cookie', async () => {
@@ -75,7 +84,8 @@ describe.each(platforms)('sessions on $name', (platform) => {
   it.each([
     ['a bad signature', (value: string) => value.slice(0, -1) + (value.endsWith('A') ? 'B' : 'A')],
     ['an unsigned id', (value: string) => value.split('.')[0]],
-    ['an id the store does not know', () => 'x'.repeat(43) + '.' + 'y'.repeat(43)],
+    ['a made-up id and signature', () => 'x'.repeat(43) + '.' + 'y'.repeat(43)],
+    ['a genuine cookie whose id the store does not know', (value: string) => (store.destroy(value.split('.')[0]), value)],
     ['garbage', () => '%%%\u0000garbage'],
   ])('%s gives a fresh session, never the client id and never an error', async (_, forge) => {
     const jar = new CookieJar();
