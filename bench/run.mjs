@@ -196,6 +196,9 @@ async function main() {
   }
   const started = Date.now();
   const loadBefore = loadAverage();
+  if (Number(loadBefore.split(' ')[0]) > 1) {
+    console.warn(`warning: load average ${loadBefore}: something else is running, and it shares the server core; the figures will be noisy`);
+  }
   const { servers, skipped: notStarted } = await startAll(planned, config);
   skipped.push(...notStarted);
   for (const s of notStarted) console.log(`note: skipping ${s}`);
