@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { parse } from 'cookie';
 import { adapterFor, type PlatformAdapter } from './platform.adapter.js';
-import { gateResponse, type ResponseSaver } from './response-gate.js';
+import { gateResponse, headGone, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from './session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
 import { SessionState, type SessionHost } from './session.js';
@@ -85,7 +85,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   // ResponseSaver: the one save of the request, as the response leaves.
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
-    if (this.saving !== undefined) return this.saving.then(() => this.saveAll(this.raw.headersSent));
+    if (this.saving !== undefined) return this.saving.then(() => this.saveAll(headersSent));
     return this.saveAll(headersSent);
   }
 
@@ -99,7 +99,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   saveNow(session: SessionState): Promise<void> {
     let plan: SavePlan | undefined;
     try {
-      plan = this.engine.plan(session, this, this.raw.headersSent);
+      plan = this.engine.plan(session, this, headGone(this.raw));
     } catch (error) {
       return Promise.reject(error);
     }

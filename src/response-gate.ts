@@ -29,6 +29,11 @@ interface Gate {
   cookies: string[] | undefined;
   /** Calls made while a store write was running, replayed in order once it has finished. */
   held: [number, unknown[]][] | undefined;
+  /**
+   * An `end` is held: the response is complete, though it does not look sent yet. Later calls
+   * (a framework that sends again because the response looked unsent) are dropped.
+   */
+  heldEnd: boolean;
   /** Body bytes went out after the head: changes made meanwhile are saved (without a cookie) at the end. */
   streamed: boolean;
   writeHead: ServerResponse['writeHead'];
@@ -56,6 +61,7 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
     phase: res.headersSent ? PASSED : OPEN,
     cookies: undefined,
     held: undefined,
+    heldEnd: false,
     streamed: res.headersSent,
     // eslint-disable-next-line @typescript-eslint/unbound-method -- the originals are called with this response as `this`
     writeHead: res.writeHead,
@@ -70,6 +76,12 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
   gated.write = gatedWrite as ServerResponse['write'];
   gated.end = gatedEnd as ServerResponse['end'];
   gated.flushHeaders = gatedFlushHeaders;
+}
+
+/** Whether the head has really gone out: a held response only looks sent to the app. */
+export function headGone(res: ServerResponse): boolean {
+  const gate = (res as GatedResponse)[kGate];
+  return gate?.held !== undefined ? false : res.headersSent;
 }
 
 function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse {
@@ -148,17 +160,36 @@ function save(res: GatedResponse, gate: Gate, headersSent: boolean): void {
 }
 
 function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): GatedResponse {
+  if (gate.heldEnd) return res;
+  // To the app and its framework, a held response looks as written as it would be: nobody sends
+  // a second response (an error for an "unanswered" request) while the first one waits.
+  if (gate.held === undefined) Object.defineProperty(res, 'headersSent', LOOKS_SENT);
   (gate.held ??= []).push([call, args]);
+  if (call === END) {
+    gate.heldEnd = true;
+    Object.defineProperty(res, 'writableEnded', LOOKS_SENT);
+  }
   return res;
+}
+
+const LOOKS_SENT: PropertyDescriptor = { get: () => true, configurable: true, enumerable: false };
+
+/** The response's own `headersSent` and `writableEnded` again, once nothing is held. */
+function unshadow(res: GatedResponse): void {
+  delete (res as { headersSent?: boolean }).headersSent;
+  delete (res as { writableEnded?: boolean }).writableEnded;
 }
 
 /** The store writes finished: the held calls go out, with the cookies. */
 function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined): void {
+  if (gate.held !== undefined) unshadow(res);
   gate.phase = PASSED;
   if (!res.headersSent) gate.cookies = cookies;
   const held = gate.held;
   gate.held = undefined;
+  gate.heldEnd = false;
   if (held === undefined) return;
+  unshadow(res);
   try {
     for (const [call, args] of held) {
       if (call === WRITE_HEAD) gatedWriteHead.apply(res, args);
@@ -188,6 +219,7 @@ const BODY_HEADERS = new Set([
 
 /** The session could not be saved: the response becomes the error's status with a generic body. */
 function fail(res: GatedResponse, gate: Gate, error: unknown): void {
+  if (gate.held !== undefined) unshadow(res);
   if (!(error instanceof SessionStoreError || error instanceof SessionTooLargeError)) {
     // Store failures and sizes were logged where they happened; anything else is logged here.
     logger.error(`Saving the session failed: ${(error as Error)?.message ?? String(error)}`, (error as Error)?.stack);
@@ -200,6 +232,7 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
   gate.phase = REPLACED;
   const heldHead = gate.held?.find(([call]) => call === WRITE_HEAD);
   gate.held = undefined;
+  gate.heldEnd = false;
   try {
     // Headers the head was to carry (Fastify passes its own to writeHead): keep all but the body's.
     const headers = heldHead?.[1][heldHead[1].length - 1];

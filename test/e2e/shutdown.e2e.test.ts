@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { FileStore, MemoryStore, Session, SessionModule, type SessionRecord, type SessionStore } from '../../src/index.js';
+import { FileStore, MemoryStore, Session, SessionModule, type SessionPatch, type SessionRecord, type SessionStore } from '../../src/index.js';
 import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { setCookies } from '../support/cookie-jar.js';
 import { platforms } from '../support/platforms.js';
+import { postgresUrl } from '../support/services.js';
+import { postgresUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -56,6 +58,10 @@ class SlowStore implements SessionStore {
     this.finishedWrites++;
   }
 
+  patch(id: string, patch: SessionPatch): void {
+    this.inner.patch(id, patch);
+  }
+
   touch(id: string, expiresAt: number): void {
     this.inner.touch(id, expiresAt);
   }
@@ -73,7 +79,7 @@ let pool: pg.Pool;
 
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), 'nest-sessions-shutdown-'));
-  pool = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', max: 4 });
+  pool = new pg.Pool({ connectionString: postgresUrl(), max: 4 });
 });
 afterAll(async () => {
   await rm(directory, { recursive: true, force: true });

@@ -30,6 +30,9 @@ class SilentStore implements SessionStore {
   set(): Promise<void> {
     return new Promise(() => undefined);
   }
+  patch(): Promise<void> {
+    return new Promise(() => undefined);
+  }
   touch(): Promise<void> {
     return new Promise(() => undefined);
   }

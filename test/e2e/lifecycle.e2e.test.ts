@@ -1,0 +1,344 @@
+import {
+  BadRequestException,
+  Catch,
+  Controller,
+  Get,
+  HttpCode,
+  Injectable,
+  Logger,
+  Module,
+  Param,
+  Redirect,
+  Res,
+  Sse,
+  StreamableFile,
+  UseFilters,
+  UseInterceptors,
+  type ArgumentsHost,
+  type CallHandler,
+  type ExceptionFilter,
+  type ExecutionContext,
+  type MessageEvent,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { Observable, of, switchMap } from 'rxjs';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Flash, Session, SessionModule, SessionService } from '../../src/index.js';
+import { ControlledStore } from '../support/controlled-store.js';
+import { CookieJar, setCookies } from '../support/cookie-jar.js';
+import { platforms, type TestApp } from '../support/platforms.js';
+import { SECRET } from './app.fixture.js';
+
+/** Requests parked in a handler until the test lets them go on. */
+const parked = new Map<string, { arrived: () => void; release: Promise<void> }>();
+
+function park(key: string): { arrived: Promise<void>; release: () => void } {
+  let arrived!: () => void;
+  let release!: () => void;
+  const arrival = new Promise<void>((resolve) => (arrived = resolve));
+  parked.set(key, { arrived: () => arrived(), release: new Promise<void>((resolve) => (release = resolve)) });
+  return { arrived: arrival, release };
+}
+
+@Catch(BadRequestException)
+class FlashingFilter implements ExceptionFilter {
+  constructor(private readonly sessions: SessionService) {}
+  async catch(exception: BadRequestException, host: ArgumentsHost) {
+    const session = await this.sessions.load(host);
+    session.flash.add('error', 'from the filter');
+    const res = host.switchToHttp().getResponse<{ status?: (code: number) => { send(b: unknown): void }; code?: (code: number) => { send(b: unknown): void } }>();
+    const reply = typeof res.code === 'function' ? res.code(400) : res.status!(400);
+    reply.send({ filtered: true });
+  }
+}
+
+@Injectable()
+class ChangeAfterHandler implements NestInterceptor {
+  constructor(private readonly sessions: SessionService) {}
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      switchMap(async (value: unknown) => {
+        const session = await this.sessions.load(context);
+        session.set('after', 'outer interceptor');
+        return value;
+      }),
+    );
+  }
+}
+
+@Controller()
+class LifecycleController {
+  @Get('count')
+  count(@Session() session: Session) {
+    const visits = ((session.get('visits') as number | undefined) ?? 0) + 1;
+    session.set('visits', visits);
+    return { visits };
+  }
+
+  @Get('all')
+  all(@Session() session: Session, @Flash() flash: Flash) {
+    return { data: session.toJSON(), flash: flash.peek('info'), maxAge: (session as unknown as { meta: { maxAge?: number } }).meta.maxAge ?? null };
+  }
+
+  @Get('park/:name/:key')
+  async parkThenSet(@Session() session: Session, @Param('name') name: string, @Param('key') key: string) {
+    const spot = parked.get(name)!;
+    spot.arrived();
+    await spot.release;
+    session.set(key, true);
+    return {};
+  }
+
+  @Get('flash/:text')
+  addFlash(@Flash() flash: Flash, @Param('text') text: string) {
+    flash.add('info', text);
+    return {};
+  }
+
+  @Get('remember')
+  remember(@Session() session: Session) {
+    session.setMaxAge(7 * 24 * 3600 * 1000);
+    return {};
+  }
+
+  @Get('filtered')
+  @UseFilters(FlashingFilter)
+  filtered(@Session() session: Session) {
+    session.set('before', 'the throw');
+    throw new BadRequestException('nope');
+  }
+
+  @Get('outer')
+  @UseInterceptors(ChangeAfterHandler)
+  outer(@Session() session: Session) {
+    session.set('handler', true);
+    return { ok: true };
+  }
+
+  @Get('save-caught')
+  async saveCaught(@Session() session: Session) {
+    session.set('kept', 'after a failed save');
+    try {
+      await session.save();
+      return { saved: true };
+    } catch {
+      return { saved: false };
+    }
+  }
+
+  @Get('save-unawaited')
+  saveUnawaited(@Session() session: Session) {
+    session.set('unawaited', true);
+    void session.save();
+    return {};
+  }
+
+  @Get('redirect')
+  @Redirect('/count', 302)
+  redirect(@Session() session: Session) {
+    session.set('kind', 'redirect');
+  }
+
+  @Get('res')
+  res(@Session() session: Session, @Res() res: { send?: (body: string) => void; header(n: string, v: string): unknown }) {
+    session.set('kind', 'res');
+    res.header('content-type', 'text/plain');
+    res.send!('raw');
+  }
+
+  @Get('res-later')
+  resLater(@Session() session: Session, @Res() res: { send?: (body: string) => void }) {
+    setTimeout(() => {
+      session.set('kind', 'res-later');
+      res.send!('later');
+    }, 20);
+  }
+
+  @Get('passthrough')
+  passthrough(@Session() session: Session, @Res({ passthrough: true }) res: { header(n: string, v: string): unknown }) {
+    session.set('kind', 'passthrough');
+    res.header('x-handler', 'yes');
+    return { passthrough: true };
+  }
+
+  @Get('file')
+  file(@Session() session: Session) {
+    session.set('kind', 'file');
+    return new StreamableFile(Buffer.from('file body'));
+  }
+
+  @Sse('events')
+  events(@Session() session: Session): Observable<MessageEvent> {
+    session.set('kind', 'sse');
+    return of({ data: 'one' }, { data: 'two' });
+  }
+
+  @Get('not-modified')
+  @HttpCode(304)
+  notModified(@Session() session: Session) {
+    session.set('kind', '304');
+  }
+}
+
+describe.each(platforms)('the request owns its sessions, on $name', (platform) => {
+  let t: TestApp;
+  const store = new ControlledStore();
+
+  beforeAll(async () => {
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [LifecycleController], providers: [ChangeAfterHandler, FlashingFilter] })
+    class LifecycleModule {}
+    t = await platform.create(LifecycleModule);
+  });
+  afterAll(() => t.close());
+  afterEach(() => {
+    vi.restoreAllMocks();
+    store.delay = 0;
+    store.thenables = false;
+  });
+
+  const get = (path: string, jar?: CookieJar) => {
+    const req = t.http().get(path);
+    const header = jar?.header();
+    return header ? req.set('Cookie', header) : req;
+  };
+  const signedIn = async () => {
+    const jar = new CookieJar();
+    jar.take(await get('/count', jar));
+    return jar;
+  };
+  const data = async (jar: CookieJar) => (await get('/all', jar)).body as { data: Record<string, unknown>; flash: string[]; maxAge: number | null };
+  const quiet = () => vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+
+  it('a flash added by one request survives a concurrent request that sets a data key and lands after it', async () => {
+    const jar = await signedIn();
+    const spot = park(`flash-${platform.kind}${platform.name.length}`);
+    const slow = get(`/park/flash-${platform.kind}${platform.name.length}/late`, jar).then((res) => res);
+    await spot.arrived; // the slow request has loaded the session, before the flash exists
+    expect((await get('/flash/hello', jar)).status).toBe(200);
+    spot.release();
+    expect((await slow).status).toBe(200);
+    expect(await data(jar)).toMatchObject({ data: { visits: 1, late: true }, flash: ['hello'] });
+  });
+
+  it('setMaxAge() by one request survives a concurrent request that sets a data key and lands after it', async () => {
+    const jar = await signedIn();
+    const spot = park(`max-${platform.kind}${platform.name.length}`);
+    const slow = get(`/park/max-${platform.kind}${platform.name.length}/late`, jar).then((res) => res);
+    await spot.arrived;
+    const remembered = await get('/remember', jar);
+    expect(setCookies(remembered.headers)[0].attributes['max-age']).toBe(String(7 * 24 * 3600));
+    spot.release();
+    expect((await slow).status).toBe(200);
+    expect(await data(jar)).toMatchObject({ data: { visits: 1, late: true }, maxAge: 7 * 24 * 3600 * 1000 });
+  });
+
+  it('a change an exception filter makes is saved with the response it sends', async () => {
+    const jar = await signedIn();
+    const res = await get('/filtered', jar);
+    expect(res.status).toBe(400);
+    expect(res.body).toEqual({ filtered: true });
+    expect((await data(jar)).data).toMatchObject({ before: 'the throw' });
+    expect((await store.inner.get(jar.get('sid')!.split('.')[0]))?.meta.flash).toEqual({ error: ['from the filter'] });
+  });
+
+  it('a change an outer interceptor makes after the handler is saved', async () => {
+    const jar = await signedIn();
+    expect((await get('/outer', jar)).body).toEqual({ ok: true });
+    expect((await data(jar)).data).toMatchObject({ handler: true, after: 'outer interceptor' });
+  });
+
+  it('after a save() that failed and was caught, the response saves the session for real', async () => {
+    quiet();
+    store.failNext('set');
+    const jar = new CookieJar();
+    const res = await get('/save-caught', jar);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ saved: false });
+    jar.take(res);
+    expect(jar.get('sid')).toBeDefined();
+    expect((await data(jar)).data).toEqual({ kept: 'after a failed save' });
+  });
+
+  it('an unawaited save() neither crashes the process nor loses the cookie, even when the store is slow', async () => {
+    const unhandled = vi.fn();
+    process.on('unhandledRejection', unhandled);
+    try {
+      store.delay = 30;
+      const jar = new CookieJar();
+      const res = await get('/save-unawaited', jar);
+      expect(res.status).toBe(200);
+      jar.take(res);
+      store.delay = 0;
+      expect((await data(jar)).data).toEqual({ unawaited: true });
+      // An unawaited save that fails: logged, retried by the response, never an unhandled rejection.
+      quiet();
+      store.failNext('set', 2);
+      const failed = await get('/save-unawaited', new CookieJar());
+      expect(failed.status).toBe(503);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).not.toHaveBeenCalled();
+    } finally {
+      process.off('unhandledRejection', unhandled);
+    }
+  });
+
+  it('a store answering with thenables that are not promises is awaited for reads and writes', async () => {
+    store.thenables = true;
+    store.delay = 5;
+    const jar = new CookieJar();
+    jar.take(await get('/count', jar));
+    expect((await get('/count', jar)).body).toEqual({ visits: 2 });
+    expect((await get('/count', jar)).body).toEqual({ visits: 3 });
+  });
+
+  const kinds: [string, string, number][] = [
+    ['a returned value', '/count', 200],
+    ['@Redirect()', '/redirect', 302],
+    ['@Res()', '/res', 200],
+    ['@Res() answering later', '/res-later', 200],
+    ['@Res({ passthrough: true })', '/passthrough', 200],
+    ['a StreamableFile', '/file', 200],
+    ['@Sse()', '/events', 200],
+    ['a 304', '/not-modified', 304],
+  ];
+
+  it.each(kinds)('saves the session and sends the cookie with %s', async (_kind, path, status) => {
+    const jar = new CookieJar();
+    const res = await get(path, jar);
+    expect(res.status).toBe(status);
+    const [cookie] = jar.take(res);
+    expect(cookie?.name).toBe('sid');
+    // A response carrying a session cookie is never stored by a shared cache.
+    expect(res.headers['cache-control']).toMatch(/\b(private|no-store)\b/);
+    const saved = (await data(jar)).data;
+    expect(Object.keys(saved).length).toBeGreaterThan(0);
+  });
+
+  it.each(kinds)('answers 503, with no cookie, when the store write fails for %s', async (_kind, path) => {
+    quiet();
+    store.failNext('set');
+    store.delay = 5;
+    const res = await get(path, new CookieJar());
+    expect(res.status).toBe(503);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    expect(res.headers['content-type']).toMatch(/application\/json/);
+    expect(JSON.parse(res.text as string)).toEqual({ statusCode: 503, message: 'Service Unavailable' });
+  });
+
+  it('answers 503 when the write fails after an exception filter changed the session', async () => {
+    const jar = await signedIn();
+    quiet();
+    store.failNext('patch');
+    const res = await get('/filtered', jar);
+    expect(res.status).toBe(503);
+  });
+
+  it('saves on a HEAD request', async () => {
+    const jar = new CookieJar();
+    const res = await t.http().head('/count');
+    expect(res.status).toBe(200);
+    const [cookie] = jar.take(res);
+    expect(cookie?.name).toBe('sid');
+    expect((await data(jar)).data).toEqual({ visits: 1 });
+  });
+});

@@ -1,0 +1,68 @@
+import { MemoryStore, type SessionPatch, type SessionRecord, type SessionStore } from '../../src/index.js';
+
+type Operation = 'get' | 'set' | 'patch' | 'touch' | 'destroy';
+
+/**
+ * A server-side store for tests: a MemoryStore behind calls that can be slowed down, made to fail
+ * a given number of times, answered with plain thenables instead of promises, and counted.
+ */
+export class ControlledStore implements SessionStore {
+  readonly inner = new MemoryStore({ sweepInterval: 0 });
+  /** ms each call waits before it runs. */
+  delay = 0;
+  /** Answer with `{ then }` objects that are not promises. */
+  thenables = false;
+  /** How many of the next calls of each operation fail. */
+  readonly failures: Partial<Record<Operation, number>> = {};
+  readonly calls: Operation[] = [];
+
+  get(id: string) {
+    return this.run('get', () => this.inner.get(id));
+  }
+  set(id: string, record: SessionRecord) {
+    return this.run('set', () => this.inner.set(id, record));
+  }
+  patch(id: string, patch: SessionPatch) {
+    return this.run('patch', () => this.inner.patch(id, patch));
+  }
+  touch(id: string, expiresAt: number) {
+    return this.run('touch', () => this.inner.touch(id, expiresAt));
+  }
+  destroy(id: string) {
+    return this.run('destroy', () => this.inner.destroy(id));
+  }
+
+  /** How many calls of `operation` were made so far. */
+  count(operation: Operation): number {
+    return this.calls.filter((call) => call === operation).length;
+  }
+
+  failNext(operation: Operation, times = 1): void {
+    this.failures[operation] = times;
+  }
+
+  private run<T>(operation: Operation, work: () => T): PromiseLike<T> {
+    this.calls.push(operation);
+    const settle = (resolve: (value: T) => void, reject: (error: unknown) => void) => {
+      setTimeout(() => {
+        if ((this.failures[operation] ?? 0) > 0) {
+          this.failures[operation]! -= 1;
+          reject(new Error(`${operation} refused by the test store`));
+          return;
+        }
+        try {
+          resolve(work());
+        } catch (error) {
+          reject(error);
+        }
+      }, this.delay);
+    };
+    if (!this.thenables) return new Promise<T>(settle);
+    // A bare thenable, as query builders and other promise libraries return.
+    return {
+      then<R1 = T, R2 = never>(onFulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null, onRejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null) {
+        return new Promise<T>(settle).then(onFulfilled, onRejected);
+      },
+    };
+  }
+}
