@@ -164,10 +164,10 @@ describe('SessionModule', () => {
     ['a __Host- cookie on a sub-path', { secret: SECRET, cookie: { name: '__Host-sid', path: '/app' } }, /__Host- cookie needs/],
     ['a __Secure- cookie without Secure', { secret: SECRET, cookie: { name: '__Secure-sid', secure: false } }, /__Secure- cookie needs secure: true/],
     ['a bad cookie name', { secret: SECRET, cookie: { name: 'my sid' } }, /cookie.name 'my sid' is not a valid cookie name/],
-    ['a negative idle timeout', { secret: SECRET, idleTimeout: -1 }, /idleTimeout must be a positive number of milliseconds, got -1/],
+    ['a negative idle timeout', { secret: SECRET, idleTimeout: -1 }, /idleTimeout must be a number of milliseconds from 1 to 34560000000 \(400 days, the longest a browser keeps a cookie\), got -1/],
     ['a named session sharing the cookie name', { secret: SECRET, sessions: { other: { cookie: { name: 'sid' } } } }, /both use the cookie name 'sid'/],
     ['a store that is not a store', { secret: SECRET, store: {} as never }, /store must implement SessionStore/],
-    ['a bad option in a named session', { secret: SECRET, sessions: { prefs: { absoluteTimeout: 0 } } }, /sessions.prefs.absoluteTimeout must be a positive number/],
+    ['a bad option in a named session', { secret: SECRET, sessions: { prefs: { absoluteTimeout: 0 } } }, /sessions.prefs.absoluteTimeout must be a number of milliseconds from 1 to/],
   ])('refuses %s at startup with a SessionConfigError naming the option', async (_, options, message) => {
     const error = await compile(moduleWith(options)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SessionConfigError);
