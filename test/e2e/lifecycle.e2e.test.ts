@@ -9,6 +9,7 @@ import {
   Module,
   Param,
   Redirect,
+  Render,
   Res,
   Sse,
   StreamableFile,
@@ -21,6 +22,9 @@ import {
   type MessageEvent,
   type NestInterceptor,
 } from '@nestjs/common';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Observable, of, switchMap } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Flash, Session, SessionModule, SessionService } from '../../src/index.js';
@@ -173,6 +177,13 @@ class LifecycleController {
     return of({ data: 'one' }, { data: 'two' });
   }
 
+  @Get('page')
+  @Render('page')
+  page(@Session() session: Session) {
+    session.set('kind', 'render');
+    return { name: 'world' };
+  }
+
   @Get('not-modified')
   @HttpCode(304)
   notModified(@Session() session: Session) {
@@ -188,6 +199,14 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [LifecycleController], providers: [ChangeAfterHandler, FlashingFilter] })
     class LifecycleModule {}
     t = await platform.create(LifecycleModule);
+    if (platform.kind === 'express') {
+      // @Render() on Express with a tiny view engine (Fastify needs @fastify/view, not a dependency here).
+      const express = t.app.getHttpAdapter().getInstance() as { engine(ext: string, fn: unknown): void; set(k: string, v: unknown): void };
+      express.engine('txt', (_path: string, options: { name: string }, done: (e: null, html: string) => void) => done(null, `hello ${options.name}`));
+      express.set('views', tmpdir());
+      express.set('view engine', 'txt');
+      await writeFile(join(tmpdir(), 'page.txt'), '');
+    }
   });
   afterAll(() => t.close());
   afterEach(() => {
@@ -301,6 +320,8 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     ['@Sse()', '/events', 200],
     ['a 304', '/not-modified', 304],
   ];
+
+  if (platform.kind === 'express') kinds.push(['@Render()', '/page', 200]);
 
   it.each(kinds)('saves the session and sends the cookie with %s', async (_kind, path, status) => {
     const jar = new CookieJar();
