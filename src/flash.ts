@@ -24,7 +24,7 @@ export class FlashBox implements Flash<any> {
   add(key: string, value: unknown): void {
     let text: string | undefined;
     try {
-      text = JSON.stringify(value) as string | undefined;
+      text = JSON.stringify(value);
     } catch (error) {
       throw new SessionValidationError(`flash.add('${key}'): the message cannot be stored as JSON (${(error as Error)?.message}); flash messages must be JSON-serialisable`, `flash.${key}`, { cause: error });
     }

@@ -101,7 +101,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     try {
       plan = this.engine.plan(session, this, headGone(this.raw));
     } catch (error) {
-      return Promise.reject(error);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     if (plan === undefined) return Promise.resolve();
     const written = this.engine.perform(plan);

@@ -72,7 +72,7 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
     // eslint-disable-next-line @typescript-eslint/unbound-method
     flushHeaders: res.flushHeaders,
   };
-  gated.writeHead = gatedWriteHead as ServerResponse['writeHead'];
+  gated.writeHead = gatedWriteHead;
   gated.write = gatedWrite as ServerResponse['write'];
   gated.end = gatedEnd as ServerResponse['end'];
   gated.flushHeaders = gatedFlushHeaders;
@@ -298,7 +298,7 @@ function mergeIntoArray(res: ServerResponse, headers: unknown[], cookies: string
   if (!hasCacheControl) pairs.push(['cache-control', 'private']);
   for (const pair of pairs) {
     if (nested) headers.push(pair);
-    else (headers as unknown[]).push(pair[0], pair[1]);
+    else (headers).push(pair[0], pair[1]);
   }
 }
 

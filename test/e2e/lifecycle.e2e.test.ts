@@ -257,7 +257,7 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ filtered: true });
     expect((await data(jar)).data).toMatchObject({ before: 'the throw' });
-    expect((await store.inner.get(jar.get('sid')!.split('.')[0]))?.meta.flash).toEqual({ error: ['from the filter'] });
+    expect(store.inner.get(jar.get('sid')!.split('.')[0])?.meta.flash).toEqual({ error: ['from the filter'] });
   });
 
   it('a change an outer interceptor makes after the handler is saved', async () => {
@@ -343,7 +343,7 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect(res.status).toBe(503);
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(res.headers['content-type']).toMatch(/application\/json/);
-    expect(JSON.parse(res.text as string)).toEqual({ statusCode: 503, message: 'Service Unavailable' });
+    expect(JSON.parse(res.text)).toEqual({ statusCode: 503, message: 'Service Unavailable' });
   });
 
   it('answers 503 when the write fails after an exception filter changed the session', async () => {
