@@ -9,7 +9,7 @@ export class HomeController {
   @Header('Content-Type', 'text/html; charset=utf-8')
   home(@Session() session: Session, @Flash() flash: Flash, @Session('prefs') prefs: Session<Prefs>): string {
     const visits = (session.get('visits') ?? 0) + 1;
-    session.set('visits', visits); // saved after the handler returns
+    session.set('visits', visits); // saved as the response leaves
     const user = session.get('user');
     return page({
       title: user === undefined ? 'Welcome' : `Hello, ${user.name}`,

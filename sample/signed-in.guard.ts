@@ -14,7 +14,7 @@ export class SignInRequired extends UnauthorizedException {}
 
 /**
  * Lets signed-in visitors through. Others get a flash message and a `SignInRequired` error; the
- * guard runs before the route's session interceptor, and the session it loaded (flash included)
+ * session it loads is the one the handler gets, and whatever it changed (flash included)
  * is saved all the same.
  */
 @Injectable()

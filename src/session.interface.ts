@@ -19,7 +19,7 @@ export type SessionKey<T> = keyof T extends never ? string : Extract<keyof T, st
 /** The value type of `K` in `T`, or `unknown` while `T` has not been augmented. */
 export type SessionValue<T, K> = keyof T extends never ? any : K extends keyof T ? T[K] : never;
 
-/** The session of one request. Changes are saved after the handler runs. */
+/** The session of one request. Changes are saved as the response leaves, whoever made them. */
 export interface Session<T = SessionData> {
   /** The session id (43 characters of base64url). A new session gets one when first read or saved. */
   readonly id: string;
@@ -50,7 +50,10 @@ export interface Session<T = SessionData> {
   regenerate(): Promise<void>;
   /** Removes the session from its store and clears the cookie. */
   destroy(): Promise<void>;
-  /** Saves now instead of after the handler (changes made later are saved after the handler as usual). */
+  /**
+   * Saves now; the cookie still goes with the response's head, and changes made later are saved as
+   * the response leaves. A failure rejects (and is logged); not awaiting it is safe.
+   */
   save(): Promise<void>;
 }
 

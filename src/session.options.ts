@@ -54,9 +54,10 @@ export interface SessionModuleOptions extends SessionOptions {
    */
   sessions?: Record<string, SessionOptions>;
   /**
-   * Where the session interceptor runs. `'route'` (default): only on routes that ask for a session
-   * (`@Session()`, `@Flash()`, `@UseSession()`). `'global'`: on every route, so that
-   * `SessionService.current()` works everywhere; every route then pays for Nest's interceptor.
+   * Where `SessionService.current()` works. `'route'` (default): on routes marked `@UseSession()`
+   * (sessions asked for by `@Session()` / `@Flash()` are loaded by a per-route guard, the cheapest
+   * hook). `'global'`: `SessionInterceptor` runs on every route and loads the default session there,
+   * so `current()` works everywhere; every route then pays for Nest's interceptor.
    */
   interceptor?: 'route' | 'global';
   /** How long, in ms, a store call may take before the request gets a 503. Default 5000. */
