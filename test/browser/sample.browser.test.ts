@@ -5,10 +5,12 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Cookie, type Locator, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type BrowserContext, type Cookie, type Locator, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 // Drives the built sample app (sample-dist/, from `npm run test:browser`) in the system's Chromium.
+// Every test is a new visitor: its own browser context (no cookies), signing in itself when it
+// needs to, so any test runs alone (`-t`) or in any order.
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -27,7 +29,9 @@ const MAIN = new URL('sample-dist/main.js', ROOT);
 
 let server: ChildProcess | undefined;
 let serverOutput = '';
-let context: BrowserContext | undefined;
+let browser: Browser | undefined;
+/** The visitor of the running test. */
+let context: BrowserContext;
 let page: Page;
 let base: string;
 const tempDirs: string[] = [];
@@ -101,6 +105,13 @@ async function signIn(username: string, password: string, remember: boolean): Pr
   await follow(page.getByRole('button', { name: 'Sign in' }));
 }
 
+/** From the home page, signs in as the demo user and checks that it worked. */
+async function signInAsDemo(remember: boolean): Promise<void> {
+  await page.goto(`${base}/`);
+  await signIn('demo', 'demo', remember);
+  expect(await page.locator('h1').innerText()).toBe('Hello, demo');
+}
+
 beforeAll(async () => {
   if (!existsSync(MAIN)) throw new Error('sample-dist/main.js is missing: run `npm run test:browser`, which builds it');
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`);
@@ -122,14 +133,20 @@ beforeAll(async () => {
   server.stderr!.on('data', (chunk: Buffer) => (serverOutput += chunk.toString()));
   await waitUntilAnswering(`${base}/`, server);
 
-  const profile = await mkdtemp(join(tmpdir(), 'nest-sessions-chromium-'));
-  tempDirs.push(profile);
-  context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: ARGS, headless: true });
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+});
+
+beforeEach(async () => {
+  context = await browser!.newContext();
+  page = await context.newPage();
+});
+
+afterEach(async () => {
+  await context?.close();
 });
 
 afterAll(async () => {
-  await context?.close().catch(() => undefined);
+  await browser?.close().catch(() => undefined);
   if (server !== undefined) await stopServer(server);
   await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
@@ -159,6 +176,7 @@ describe('the sample app in Chromium', () => {
   });
 
   it('rejects a wrong password with an error shown once', async () => {
+    await page.goto(`${base}/`);
     await signIn('demo', 'not-the-password', false);
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await flashes()).toEqual(['Wrong username or password.']);
@@ -168,7 +186,10 @@ describe('the sample app in Chromium', () => {
   });
 
   it('signs in with remember me: a new persistent cookie and a welcome shown once', async () => {
+    await page.goto(`${base}/`);
+    await reload();
     const before = await cookie('sid');
+    expect(before).toBeDefined();
     const visitsBefore = await page.locator('.counter strong').innerText();
     await signIn('demo', 'demo', true);
 
@@ -195,6 +216,7 @@ describe('the sample app in Chromium', () => {
   });
 
   it('shows the account page to the signed-in user', async () => {
+    await signInAsDemo(true);
     await follow(page.getByRole('link', { name: 'Account', exact: true }));
     expect(new URL(page.url()).pathname).toBe('/account');
     expect(await page.locator('h1').innerText()).toBe('Your account');
@@ -204,6 +226,8 @@ describe('the sample app in Chromium', () => {
   });
 
   it('keeps the theme in its own year-long prefs session', async () => {
+    await page.goto(`${base}/`);
+    expect(await cookie('prefs')).toBeUndefined(); // a new visitor: no theme chosen yet
     expect(await page.locator('html').getAttribute('data-theme')).toBe('light');
     await follow(page.getByRole('button', { name: 'Dark theme' }));
     expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
@@ -218,6 +242,10 @@ describe('the sample app in Chromium', () => {
   });
 
   it('signs out: the session ends, "Signed out" shows once, the theme stays', async () => {
+    await signInAsDemo(true);
+    await follow(page.getByRole('button', { name: 'Dark theme' }));
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+    expect((await cookie('sid'))!.expires).toBeGreaterThan(Date.now() / 1000 + 29 * DAY_S);
     await follow(page.getByRole('button', { name: 'Sign out' }));
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await flashes()).toEqual(['Signed out']);
