@@ -17,7 +17,9 @@ export interface CookieStoreOptions {
  * Sealed value: base64url (no padding) of
  *   version (1 byte) | key hint (4 bytes) | IV (12 bytes) | ciphertext | GCM tag (16 bytes)
  * with version and hint authenticated as AAD. The plaintext is the UTF-8 JSON of
- *   [id, expiresAt, createdAt, data, maxAge?, flash?]   (maxAge is null when only flash is present)
+ *   [id, expiresAt, createdAt, data, maxAge?, flash?, session?]
+ * trailing absent fields left out, and null standing for an absent field before a present one (a
+ * value sealed before session names existed simply ends earlier).
  */
 const VERSION = 1;
 const HINT_END = 5;
@@ -127,6 +129,9 @@ export class CookieStore implements ClientSessionStore {
 
   private plaintext(id: string, record: SessionRecord): string {
     const { meta } = record;
+    if (meta.session !== undefined) {
+      return JSON.stringify([id, record.expiresAt, meta.createdAt, record.data, meta.maxAge ?? null, meta.flash ?? null, meta.session]);
+    }
     if (meta.flash !== undefined) {
       return JSON.stringify([id, record.expiresAt, meta.createdAt, record.data, meta.maxAge ?? null, meta.flash]);
     }
@@ -168,8 +173,8 @@ function decrypt(key: KeyObject, raw: Buffer): string | undefined {
 /** Validates every field of a decrypted plaintext; result objects have no prototype. */
 function parse(text: string): { id: string; record: SessionRecord } | undefined {
   const p: unknown = JSON.parse(text);
-  if (!Array.isArray(p) || p.length < 4 || p.length > 6) return undefined;
-  const [id, expiresAt, createdAt, rawData, maxAge, rawFlash] = p as unknown[];
+  if (!Array.isArray(p) || p.length < 4 || p.length > 7) return undefined;
+  const [id, expiresAt, createdAt, rawData, maxAge, rawFlash, session] = p as unknown[];
   if (typeof id !== 'string' || !isFiniteNumber(expiresAt) || !isFiniteNumber(createdAt)) return undefined;
   if (expiresAt <= Date.now() || !isRecordObject(rawData)) return undefined;
 
@@ -185,7 +190,7 @@ function parse(text: string): { id: string; record: SessionRecord } | undefined 
     if (isFiniteNumber(maxAge)) meta.maxAge = maxAge;
     else if (maxAge !== null || p.length === 5) return undefined;
   }
-  if (p.length === 6) {
+  if (p.length >= 6 && !(p.length === 7 && rawFlash === null)) {
     if (!isRecordObject(rawFlash)) return undefined;
     const flash: Record<string, unknown[]> = Object.create(null);
     for (const key of Object.keys(rawFlash)) {
@@ -194,6 +199,10 @@ function parse(text: string): { id: string; record: SessionRecord } | undefined 
       flash[key] = list;
     }
     meta.flash = flash;
+  }
+  if (p.length === 7) {
+    if (typeof session !== 'string') return undefined;
+    meta.session = session;
   }
   return { id, record: { data, meta, expiresAt } };
 }

@@ -3,7 +3,8 @@ import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/pr
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SessionConfigError, SessionError, SessionStoreError } from '../session.errors.js';
-import type { SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { applyPatch } from './record-patch.js';
 
 export interface FileStoreOptions {
   /** The directory that holds one file per session; created (recursively) at first write. */
@@ -71,8 +72,8 @@ export class FileStore implements SessionStore {
 
   async set(id: string, record: SessionRecord): Promise<void> {
     if (!ID.test(id)) {
-      const shown = JSON.stringify(id.length > 40 ? `${id.slice(0, 40)}…` : id);
-      throw new SessionError(`FileStore refuses the session id ${shown}: ids must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-" (a custom id generator must produce such ids)`);
+      // The id itself stays out of the message: messages are logged, ids never are.
+      throw new SessionError(`FileStore refuses a session id of ${id.length} characters: ids must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-" (a custom id generator must produce such ids)`);
     }
     await this.serial(id, () => this.write(id, record));
   }
@@ -81,14 +82,7 @@ export class FileStore implements SessionStore {
     if (!ID.test(id)) return;
     await this.serial(id, async () => {
       const current = await this.read(id);
-      if (current === undefined) return;
-      const data = { ...current.data };
-      for (const key of patch.unset) delete data[key];
-      // defineProperty, not assignment: a key named __proto__ must stay plain data.
-      for (const [key, value] of Object.entries(patch.set)) {
-        Object.defineProperty(data, key, { value, enumerable: true, writable: true, configurable: true });
-      }
-      await this.write(id, { data, meta: patch.meta, expiresAt: patch.expiresAt });
+      if (current !== undefined) await this.write(id, applyPatch(current, patch));
     });
   }
 
@@ -147,7 +141,7 @@ export class FileStore implements SessionStore {
       text = await retry(() => readFile(this.path(id), 'utf8'));
     } catch (error) {
       if (isMissing(error)) return undefined;
-      throw new SessionStoreError(`FileStore could not read ${this.path(id)}: check the directory's permissions`, { cause: error });
+      throw this.failure('read a session file', "check the directory's permissions", error);
     }
     const record = parseRecord(text);
     return record !== undefined && record.expiresAt > Date.now() ? record : undefined;
@@ -172,7 +166,7 @@ export class FileStore implements SessionStore {
       await retry(() => rename(temp, file));
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      throw new SessionStoreError(`FileStore could not write ${file}: check that the directory is writable and the disk not full`, { cause: error });
+      throw this.failure('write a session file', 'check that the directory is writable and the disk not full', error);
     }
   }
 
@@ -191,8 +185,19 @@ export class FileStore implements SessionStore {
       await retry(() => unlink(file));
     } catch (error) {
       if (isMissing(error)) return;
-      throw new SessionStoreError(`FileStore could not delete ${file}: check the directory's permissions`, { cause: error });
+      throw this.failure('delete a session file', "check the directory's permissions", error);
     }
+  }
+
+  /**
+   * An error that names the directory, never the file: a file's name holds a session id, and the
+   * engine logs the message. The cause keeps the system error's code, without its path.
+   */
+  private failure(action: string, advice: string, error: unknown): SessionStoreError {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    const cause = new Error(`${code ?? 'error'}: ${(error as NodeJS.ErrnoException | undefined)?.syscall ?? action} failed`);
+    Object.assign(cause, { code });
+    return new SessionStoreError(`FileStore could not ${action} in ${this.directory}${code ? ` (${code})` : ''}: ${advice}`, { cause });
   }
 
   private ensureDirectory(): Promise<void> {
@@ -250,10 +255,17 @@ function parseRecord(text: string): SessionRecord | undefined {
   } catch {
     return undefined;
   }
-  if (!isObject(value) || !isObject(value.data) || !isObject(value.meta)) return undefined;
-  if (typeof value.expiresAt !== 'number' || typeof value.meta.createdAt !== 'number') return undefined;
+  if (!isObject(value) || !isObject(value.data) || !isObject(value.meta) || !isNumber(value.expiresAt)) return undefined;
   if (!Object.values(value.data).every((v) => typeof v === 'string')) return undefined;
-  return value as unknown as SessionRecord;
+  const meta = value.meta;
+  if (!isNumber(meta.createdAt) || (meta.maxAge !== undefined && !isNumber(meta.maxAge))) return undefined;
+  if (meta.session !== undefined && typeof meta.session !== 'string') return undefined;
+  if (meta.flash !== undefined && !(isObject(meta.flash) && Object.values(meta.flash).every(Array.isArray))) return undefined;
+  return { data: value.data as Record<string, string>, meta: meta as unknown as SessionMeta, expiresAt: value.expiresAt };
+}
+
+function isNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

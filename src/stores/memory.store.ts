@@ -1,8 +1,13 @@
 import { SessionConfigError } from '../session.errors.js';
-import { putData, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
+import type { SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { applyPatch } from './record-patch.js';
 
 export interface MemoryStoreOptions {
-  /** Most sessions kept; past it the session unused the longest (approximately) is evicted. Default 100,000. */
+  /**
+   * Most sessions kept. Past it, a session used only once goes first (the oldest of them), so a flood
+   * of one-request visitors cannot push out sessions in use; then the session unused the longest
+   * (approximately). Default 100,000.
+   */
   maxSessions?: number;
   /** How often, in ms, expired sessions are swept. Default 60,000; 0 disables the timer. */
   sweepInterval?: number;
@@ -10,25 +15,32 @@ export interface MemoryStoreOptions {
 
 interface Entry {
   record: SessionRecord;
-  /** The value of the store's clock when the entry was last moved to the young end. */
+  /** The value of the store's clock when the entry was last moved to the young end of `established`. */
   tick: number;
 }
 
 /**
- * Sessions in this process's memory: the default store. Bounded (the session unused the longest
- * goes first), expired sessions swept by a timer that never keeps the process alive. For one
- * process only: sessions are lost on restart and not shared between instances.
+ * Sessions in this process's memory: the default store. Bounded by a segmented LRU: a new session
+ * waits on probation until it is used again, and the store evicts from probation first. Expired
+ * sessions are swept by a timer that never keeps the process alive. For one process only: sessions
+ * are lost on restart and not shared between instances.
  */
 export class MemoryStore implements SessionStore {
   readonly maxSessions: number;
-  // Map order is recency order, oldest first. A read moves an entry to the young end only once it
-  // has drifted into the older half, so a busy session costs no map reordering on most reads.
-  private readonly sessions = new Map<string, Entry>();
+  /** How many sessions `established` holds at most; the rest of the room is probation's. */
+  private readonly establishedCapacity: number;
+  // Sessions written but not used since, oldest first: the first to be evicted.
+  private readonly probation = new Map<string, Entry>();
+  // Sessions used again after their first write. Map order is recency order, oldest first; a read
+  // moves an entry to the young end only once it has drifted into the older half, so a busy session
+  // costs no map reordering on most reads.
+  private readonly established = new Map<string, Entry>();
   private clock = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.maxSessions = count(options.maxSessions, 'MemoryStore maxSessions', 100_000);
+    this.establishedCapacity = Math.max(1, Math.floor(this.maxSessions * 0.8));
     const sweepInterval = count(options.sweepInterval, 'MemoryStore sweepInterval', 60_000, true);
     if (sweepInterval > 0) {
       this.timer = setInterval(() => this.reclaim(), sweepInterval);
@@ -38,7 +50,7 @@ export class MemoryStore implements SessionStore {
 
   /** How many sessions are held now, expired ones not yet swept included. */
   get size(): number {
-    return this.sessions.size;
+    return this.probation.size + this.established.size;
   }
 
   get(id: string): SessionRecord | undefined {
@@ -46,19 +58,19 @@ export class MemoryStore implements SessionStore {
   }
 
   set(id: string, record: SessionRecord): void {
-    this.sessions.delete(id);
-    if (this.sessions.size >= this.maxSessions) this.evictOldest();
-    this.sessions.set(id, { record: { data: { ...record.data }, meta: record.meta, expiresAt: record.expiresAt }, tick: ++this.clock });
+    const copy: SessionRecord = { data: { ...record.data }, meta: record.meta, expiresAt: record.expiresAt };
+    const current = this.established.get(id);
+    if (current !== undefined) {
+      current.record = copy;
+      return;
+    }
+    if (!this.probation.delete(id) && this.size >= this.maxSessions) this.evict();
+    this.probation.set(id, { record: copy, tick: 0 });
   }
 
   patch(id: string, patch: SessionPatch): void {
     const entry = this.live(id);
-    if (entry === undefined) return;
-    const data = { ...entry.record.data };
-    for (const key of patch.unset) delete data[key];
-    for (const key of Object.keys(patch.set)) putData(data, key, patch.set[key]);
-    // A new record each time: a reader holding the old one never sees it change.
-    entry.record = { data, meta: patch.meta, expiresAt: patch.expiresAt };
+    if (entry !== undefined) entry.record = applyPatch(entry.record, patch);
   }
 
   touch(id: string, expiresAt: number): void {
@@ -67,13 +79,15 @@ export class MemoryStore implements SessionStore {
   }
 
   destroy(id: string): void {
-    this.sessions.delete(id);
+    if (!this.established.delete(id)) this.probation.delete(id);
   }
 
   reclaim(): void {
     const now = Date.now();
-    for (const [id, entry] of this.sessions) {
-      if (entry.record.expiresAt <= now) this.sessions.delete(id);
+    for (const segment of [this.probation, this.established]) {
+      for (const [id, entry] of segment) {
+        if (entry.record.expiresAt <= now) segment.delete(id);
+      }
     }
   }
 
@@ -82,25 +96,46 @@ export class MemoryStore implements SessionStore {
     this.timer = undefined;
   }
 
-  /** The entry of a session that has not expired, marked as recently used. */
+  /** The entry of a session that has not expired, marked as used. */
   private live(id: string): Entry | undefined {
-    const entry = this.sessions.get(id);
+    let entry = this.established.get(id);
+    if (entry !== undefined) {
+      if (entry.record.expiresAt <= Date.now()) {
+        this.established.delete(id);
+        return undefined;
+      }
+      if (this.clock - entry.tick > this.establishedCapacity >>> 1) {
+        this.established.delete(id);
+        entry.tick = ++this.clock;
+        this.established.set(id, entry);
+      }
+      return entry;
+    }
+    entry = this.probation.get(id);
     if (entry === undefined) return undefined;
-    if (entry.record.expiresAt <= Date.now()) {
-      this.sessions.delete(id);
-      return undefined;
-    }
-    if (this.clock - entry.tick > this.maxSessions >>> 1) {
-      this.sessions.delete(id);
-      entry.tick = ++this.clock;
-      this.sessions.set(id, entry);
-    }
+    this.probation.delete(id);
+    if (entry.record.expiresAt <= Date.now()) return undefined;
+    this.promote(id, entry);
     return entry;
   }
 
-  private evictOldest(): void {
-    const oldest = this.sessions.keys().next();
-    if (oldest.done !== true) this.sessions.delete(oldest.value);
+  /** Moves a session used a second time out of probation; a full `established` hands its oldest back to probation. */
+  private promote(id: string, entry: Entry): void {
+    if (this.established.size >= this.establishedCapacity) {
+      const oldest = this.established.entries().next();
+      if (oldest.done !== true) {
+        this.established.delete(oldest.value[0]);
+        this.probation.set(oldest.value[0], oldest.value[1]);
+      }
+    }
+    entry.tick = ++this.clock;
+    this.established.set(id, entry);
+  }
+
+  private evict(): void {
+    const segment = this.probation.size > 0 ? this.probation : this.established;
+    const oldest = segment.keys().next();
+    if (oldest.done !== true) segment.delete(oldest.value);
   }
 }
 

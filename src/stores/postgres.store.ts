@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { SessionConfigError, SessionStoreError } from '../session.errors.js';
-import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
 
 export interface PostgresStoreOptions {
   /** A `pg` Pool you own: the store never ends it. */
@@ -30,16 +30,18 @@ const LOCK_NAMESPACE = 0x6e657373;
  * CREATE TABLE IF NOT EXISTS "sessions" (
  *   id text PRIMARY KEY,
  *   data jsonb NOT NULL,        -- { key: JSON text of its value }
- *   meta jsonb NOT NULL,
+ *   meta jsonb NOT NULL,        -- { createdAt, maxAge?, session?, flash?: { key: JSON text of its list } }
  *   expires_at bigint NOT NULL  -- epoch ms
  * );
  * CREATE INDEX IF NOT EXISTS "sessions_expires_at_idx" ON "sessions" (expires_at);
  * ```
  *
- * Each value is kept as its exact JSON text inside the `data` object, so it comes back byte for
- * byte (jsonb would otherwise reorder object keys and round large numbers). `patch` is one UPDATE,
- * so concurrent patches to different keys all survive. Expiry is compared with the application's
- * clock, the same clock that computed it.
+ * Each value and each flash list is kept as its exact JSON text inside the `data` and `meta.flash`
+ * objects, so it comes back byte for byte (jsonb would otherwise reorder object keys, round large
+ * numbers and refuse NUL characters and lone surrogates). Keys, ids and the session name that jsonb
+ * or text could not hold are encoded (`encodeStoreKey`). `patch` is one UPDATE that changes only
+ * the data keys, flash keys and `maxAge` it names, so concurrent patches all survive. Expiry is
+ * compared with the application's clock, the same clock that computed it.
  */
 export class PostgresStore implements SessionStore {
   private readonly pool: Pool;
@@ -80,49 +82,64 @@ export class PostgresStore implements SessionStore {
   }
 
   async get(id: string): Promise<SessionRecord | undefined> {
-    const { rows } = await this.query<{ data: Record<string, unknown>; meta: SessionMeta; expires_at: string }>(
+    const { rows } = await this.query<{ data: unknown; meta: unknown; expires_at: string }>(
       'get',
       `SELECT data, meta, expires_at FROM ${this.table} WHERE id = $1 AND expires_at > $2`,
-      [id, Date.now()],
+      [encodeStoreKey(id), Date.now()],
     );
     const row = rows[0];
-    if (!row) return undefined;
-    // pg parses jsonb; a value stored as anything but a string (edited by hand) is turned back into JSON text.
-    const data = Object.fromEntries(
-      Object.entries(row.data).map(([key, value]) => [key, typeof value === 'string' ? value : JSON.stringify(value)]),
-    );
-    return { data, meta: row.meta, expiresAt: Number(row.expires_at) };
+    return row ? readRecord(row.data, row.meta, Number(row.expires_at)) : undefined;
   }
 
   async set(id: string, record: SessionRecord): Promise<void> {
+    const { meta } = record;
+    const fields: [string, string][] = [['createdAt', JSON.stringify(meta.createdAt)]];
+    if (meta.maxAge !== undefined) fields.push(['maxAge', JSON.stringify(meta.maxAge)]);
+    if (meta.session !== undefined) fields.push(['session', JSON.stringify(encodeStoreKey(meta.session))]);
+    if (meta.flash !== undefined) fields.push(['flash', flashText(meta.flash)]);
     await this.query(
       'set',
       `INSERT INTO ${this.table} (id, data, meta, expires_at) VALUES ($1, $2::jsonb, $3::jsonb, $4)
        ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta, expires_at = EXCLUDED.expires_at`,
-      [id, JSON.stringify(record.data), JSON.stringify(record.meta), Math.floor(record.expiresAt)],
+      [encodeStoreKey(id), dataText(record.data), jsonObject(fields), Math.floor(record.expiresAt)],
     );
   }
 
   async patch(id: string, patch: SessionPatch): Promise<void> {
-    // One statement: the row lock orders concurrent patches and each applies to the latest data.
+    const { maxAge, flash } = patch;
+    // One statement: the row lock orders concurrent patches and each applies to the latest row, so
+    // only the data keys, flash keys and maxAge named here change.
     await this.query(
       'patch',
-      `UPDATE ${this.table} SET data = (data - $2::text[]) || $3::jsonb, meta = $4::jsonb, expires_at = $5
-       WHERE id = $1 AND expires_at > $6`,
-      [id, patch.unset, JSON.stringify(patch.set), JSON.stringify(patch.meta), Math.floor(patch.expiresAt), Date.now()],
+      `UPDATE ${this.table} SET
+         data = (data - $2::text[]) || $3::jsonb,
+         meta = jsonb_set((meta - $4::text[]) || $5::jsonb, '{flash}', (COALESCE(meta->'flash', '{}'::jsonb) - $6::text[]) || $7::jsonb),
+         expires_at = $8
+       WHERE id = $1 AND expires_at > $9`,
+      [
+        encodeStoreKey(id),
+        patch.unset.map(encodeStoreKey),
+        dataText(patch.set),
+        maxAge === null ? ['maxAge'] : [],
+        typeof maxAge === 'number' ? jsonObject([['maxAge', JSON.stringify(maxAge)]]) : '{}',
+        flash.unset.map(encodeStoreKey),
+        flashText(flash.set),
+        Math.floor(patch.expiresAt),
+        Date.now(),
+      ],
     );
   }
 
   async touch(id: string, expiresAt: number): Promise<void> {
     await this.query('touch', `UPDATE ${this.table} SET expires_at = $2 WHERE id = $1 AND expires_at > $3`, [
-      id,
+      encodeStoreKey(id),
       Math.floor(expiresAt),
       Date.now(),
     ]);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.query('destroy', `DELETE FROM ${this.table} WHERE id = $1`, [id]);
+    await this.query('destroy', `DELETE FROM ${this.table} WHERE id = $1`, [encodeStoreKey(id)]);
   }
 
   /** Deletes every expired row now. */
@@ -201,6 +218,74 @@ export class PostgresStore implements SessionStore {
       client.release(broken);
     }
   }
+}
+
+/** JSON text of an object from [key, JSON text of its value] pairs (written as text, so a key named __proto__ stays plain data). */
+function jsonObject(entries: readonly (readonly [string, string])[]): string {
+  return `{${entries.map(([key, json]) => `${JSON.stringify(key)}:${json}`).join(',')}}`;
+}
+
+/** The `data` column: keys encoded, each value its JSON text as a string. */
+function dataText(data: Record<string, string>): string {
+  return jsonObject(Object.keys(data).map((key) => [encodeStoreKey(key), JSON.stringify(data[key])]));
+}
+
+/** `meta.flash`: keys encoded, each list its JSON text as a string (jsonb cannot hold every string a list may carry). */
+function flashText(flash: Record<string, unknown[]>): string {
+  return jsonObject(Object.keys(flash).map((key) => [encodeStoreKey(key), JSON.stringify(JSON.stringify(flash[key]))]));
+}
+
+/** The session in a row this store wrote; undefined when any part is not what the store writes there. */
+function readRecord(rawData: unknown, rawMeta: unknown, expiresAt: number): SessionRecord | undefined {
+  if (!isObject(rawData) || !isObject(rawMeta) || !Number.isFinite(expiresAt)) return undefined;
+  const data: Record<string, string> = {};
+  for (const key of Object.keys(rawData)) {
+    const text = rawData[key];
+    if (typeof text !== 'string') return undefined;
+    define(data, decodeStoreKey(key), text);
+  }
+  const { createdAt, maxAge, session, flash: rawFlash } = rawMeta;
+  if (typeof createdAt !== 'number') return undefined;
+  const meta: SessionMeta = { createdAt };
+  if (maxAge !== undefined) {
+    if (typeof maxAge !== 'number') return undefined;
+    meta.maxAge = maxAge;
+  }
+  if (session !== undefined) {
+    if (typeof session !== 'string') return undefined;
+    meta.session = decodeStoreKey(session);
+  }
+  if (rawFlash !== undefined) {
+    if (!isObject(rawFlash)) return undefined;
+    const flash: Record<string, unknown[]> = {};
+    for (const key of Object.keys(rawFlash)) {
+      const list = flashList(rawFlash[key]);
+      if (list === undefined) return undefined;
+      define(flash, decodeStoreKey(key), list);
+    }
+    if (Object.keys(flash).length > 0) meta.flash = flash;
+  }
+  return { data, meta, expiresAt };
+}
+
+/** A flash list as stored: its JSON text, or (rows written before lists were kept as text) the list itself. */
+function flashList(stored: unknown): unknown[] | undefined {
+  if (Array.isArray(stored)) return stored;
+  if (typeof stored !== 'string') return undefined;
+  try {
+    const list: unknown = JSON.parse(stored);
+    return Array.isArray(list) ? list : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function define<T>(target: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 function checkIdentifier(option: string, value: unknown, maxLength: number): void {

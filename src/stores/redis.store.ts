@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Redis, type Cluster } from 'ioredis';
 import { SessionConfigError, SessionStoreError } from '../session.errors.js';
-import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
 
 export interface RedisStoreOptions {
   /**
@@ -36,9 +36,14 @@ interface RedisCommands {
   del(key: string): Promise<number>;
 }
 
-// Field names: data keys live under `d:` so they can never collide with the two bookkeeping fields.
+// Field names. Data and flash keys live under prefixes of their own, so they never collide with each
+// other or with the bookkeeping fields; each key is encoded (encodeStoreKey), since Redis field names
+// reach it as UTF-8 and a lone surrogate would not survive the trip.
 const DATA = 'd:';
-const META = 'm';
+const FLASH = 'f:';
+const CREATED = 'c';
+const MAX_AGE = 'a';
+const NAME = 'n';
 const EXPIRES = 'e';
 
 /** A Lua script called by its SHA, sent whole only when Redis does not know it yet (NOSCRIPT). */
@@ -58,46 +63,59 @@ class Script {
   }
 }
 
-// ARGV: expiresAt, meta, then field/value pairs. A past expiresAt makes PEXPIREAT delete the key.
+// ARGV: expiresAt, then field/value pairs (meta and data). A past expiresAt makes PEXPIREAT delete the key.
 const SET = new Script(`
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], '${META}', ARGV[2], '${EXPIRES}', ARGV[1])
-for i = 3, #ARGV, 2 do
+redis.call('HSET', KEYS[1], '${EXPIRES}', ARGV[1])
+for i = 2, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `);
 
-// ARGV: expiresAt, meta, count of field/value pairs to set, the pairs, then fields to delete.
-// A missing key means the session expired or was destroyed: it must not come back.
-const PATCH = new Script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local i = 4
-for _ = 1, tonumber(ARGV[3]) do
+// A session that is missing, or whose stored expiry is not after the app's now (ARGV[2]), expired or
+// was destroyed: it must not come back.
+const LIVE = `
+local stored = tonumber(redis.call('HGET', KEYS[1], '${EXPIRES}'))
+if stored == nil or stored <= tonumber(ARGV[2]) then return 0 end
+`;
+
+// ARGV: expiresAt, now, maxAge ('' unchanged, '-' removed, else the new value), count of field/value
+// pairs to set, the pairs, then fields to delete. Only the named fields change.
+const PATCH = new Script(`${LIVE}
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 for j = i, #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[j])
 end
-redis.call('HSET', KEYS[1], '${META}', ARGV[2], '${EXPIRES}', ARGV[1])
+if ARGV[3] == '-' then
+  redis.call('HDEL', KEYS[1], '${MAX_AGE}')
+elseif ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], '${MAX_AGE}', ARGV[3])
+end
+redis.call('HSET', KEYS[1], '${EXPIRES}', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `);
 
-// ARGV: expiresAt. The stored expiry field moves with the TTL so `get` reads a consistent value.
-const TOUCH = new Script(`
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+// ARGV: expiresAt, now. The stored expiry field moves with the TTL so `get` reads a consistent value.
+const TOUCH = new Script(`${LIVE}
 redis.call('HSET', KEYS[1], '${EXPIRES}', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `);
 
 /**
- * Sessions in Redis or Redis Cluster: one hash per session (so a session lives in one slot), a
- * field per data key, expiry kept by Redis itself (`PEXPIREAT`), so nothing needs sweeping.
- * `patch` writes only the changed fields, atomically, and never resurrects a destroyed session.
+ * Sessions in Redis or Redis Cluster: one hash per session (so a session lives in one slot) with a
+ * field per data key (`d:<key>`: the value's JSON text), a field per flash key (`f:<key>`: the
+ * list's JSON text), `c` (createdAt), `a` (maxAge), `n` (the session name, JSON) and `e` (expiresAt);
+ * expiry kept by Redis itself (`PEXPIREAT`), so nothing needs sweeping. `patch` is one script that
+ * writes only the fields it names, so concurrent requests never undo each other, and never
+ * resurrects a destroyed or expired session.
  *
  * ```ts
  * new RedisStore({ client: new Redis(process.env.REDIS_URL) })
@@ -138,42 +156,37 @@ export class RedisStore implements SessionStore {
 
   async get(id: string): Promise<SessionRecord | undefined> {
     const hash = toObject(await this.call('get', () => this.client.hgetall(this.key(id))));
-    const expiresText = hash[EXPIRES];
-    const metaText = hash[META];
-    if (expiresText === undefined || metaText === undefined) return undefined;
-    const expiresAt = Number(expiresText);
+    const expiresAt = Number(hash[EXPIRES]);
     // Redis expires the key itself; this also hides a session the app clock already sees as expired.
     if (!(expiresAt > Date.now())) return undefined;
-    const data = Object.fromEntries(
-      Object.entries(hash)
-        .filter(([field]) => field.startsWith(DATA))
-        .map(([field, text]) => [field.slice(DATA.length), text]),
-    );
-    let meta: SessionMeta;
-    try {
-      meta = JSON.parse(metaText) as SessionMeta;
-    } catch (err) {
-      throw new SessionStoreError(`RedisStore: get failed: the stored meta is not JSON; is something else writing keys under the prefix "${this.prefix}"?`, { cause: err });
-    }
-    return { data, meta, expiresAt };
+    return readRecord(hash, expiresAt);
   }
 
   async set(id: string, record: SessionRecord): Promise<void> {
-    const args: (string | number)[] = [Math.floor(record.expiresAt), JSON.stringify(record.meta)];
-    for (const [key, text] of Object.entries(record.data)) args.push(DATA + key, text);
+    const { meta } = record;
+    const args: (string | number)[] = [Math.floor(record.expiresAt), CREATED, JSON.stringify(meta.createdAt)];
+    if (meta.maxAge !== undefined) args.push(MAX_AGE, JSON.stringify(meta.maxAge));
+    if (meta.session !== undefined) args.push(NAME, JSON.stringify(meta.session));
+    if (meta.flash !== undefined) for (const key of Object.keys(meta.flash)) args.push(FLASH + encodeStoreKey(key), JSON.stringify(meta.flash[key]));
+    for (const key of Object.keys(record.data)) args.push(DATA + encodeStoreKey(key), record.data[key]);
     await this.call('set', () => SET.run(this.client, this.key(id), args));
   }
 
   async patch(id: string, patch: SessionPatch): Promise<void> {
-    const entries = Object.entries(patch.set);
-    const args: (string | number)[] = [Math.floor(patch.expiresAt), JSON.stringify(patch.meta), entries.length];
-    for (const [key, text] of entries) args.push(DATA + key, text);
-    for (const key of patch.unset) args.push(DATA + key);
+    const { set, unset, flash, maxAge } = patch;
+    const maxAgeArg = maxAge === undefined ? '' : maxAge === null ? '-' : JSON.stringify(maxAge);
+    const setKeys = Object.keys(set);
+    const flashKeys = Object.keys(flash.set);
+    const args: (string | number)[] = [Math.floor(patch.expiresAt), Date.now(), maxAgeArg, setKeys.length + flashKeys.length];
+    for (const key of setKeys) args.push(DATA + encodeStoreKey(key), set[key]);
+    for (const key of flashKeys) args.push(FLASH + encodeStoreKey(key), JSON.stringify(flash.set[key]));
+    for (const key of unset) args.push(DATA + encodeStoreKey(key));
+    for (const key of flash.unset) args.push(FLASH + encodeStoreKey(key));
     await this.call('patch', () => PATCH.run(this.client, this.key(id), args));
   }
 
   async touch(id: string, expiresAt: number): Promise<void> {
-    await this.call('touch', () => TOUCH.run(this.client, this.key(id), [Math.floor(expiresAt)]));
+    await this.call('touch', () => TOUCH.run(this.client, this.key(id), [Math.floor(expiresAt), Date.now()]));
   }
 
   async destroy(id: string): Promise<void> {
@@ -198,8 +211,9 @@ export class RedisStore implements SessionStore {
     }
   }
 
+  /** The session's Redis key; an id that UTF-8 cannot carry exactly is encoded, so two ids never share a key. */
   private key(id: string): string {
-    return this.prefix + id;
+    return this.prefix + encodeStoreKey(id);
   }
 
   private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
@@ -235,6 +249,50 @@ function createClient(url: unknown): Redis {
     reported = false;
   });
   return client;
+}
+
+/** The session in a hash this store wrote; undefined when any field is not what the store writes there. */
+function readRecord(hash: Record<string, string>, expiresAt: number): SessionRecord | undefined {
+  const createdAt = parse(hash[CREATED]);
+  if (typeof createdAt !== 'number') return undefined;
+  const meta: SessionMeta = { createdAt };
+  if (hash[MAX_AGE] !== undefined) {
+    const maxAge = parse(hash[MAX_AGE]);
+    if (typeof maxAge !== 'number') return undefined;
+    meta.maxAge = maxAge;
+  }
+  if (hash[NAME] !== undefined) {
+    const name = parse(hash[NAME]);
+    if (typeof name !== 'string') return undefined;
+    meta.session = name;
+  }
+  const data: Record<string, string> = {};
+  let flash: Record<string, unknown[]> | undefined;
+  for (const field of Object.keys(hash)) {
+    if (field.startsWith(DATA)) {
+      define(data, decodeStoreKey(field.slice(DATA.length)), hash[field]);
+    } else if (field.startsWith(FLASH)) {
+      const list = parse(hash[field]);
+      if (!Array.isArray(list)) return undefined;
+      define((flash ??= {}), decodeStoreKey(field.slice(FLASH.length)), list);
+    }
+  }
+  if (flash !== undefined) meta.flash = flash;
+  return { data, meta, expiresAt };
+}
+
+/** The JSON value in `text`, or undefined when it is missing or not JSON. */
+function parse(text: string | undefined): unknown {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function define<T>(target: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
 /** HGETALL answers an object, or a flat field/value list under some reply mappings. */

@@ -39,6 +39,15 @@ function hintOf(secret: string): number {
 
 const future = () => Date.now() + HOUR;
 
+/** Fails when `value` or anything in it has a prototype other than Object.prototype, Array.prototype or null, or inherits `polluted`. */
+function expectPlain(value: unknown, path: string): void {
+  if (typeof value !== 'object' || value === null) return;
+  const proto: unknown = Object.getPrototypeOf(value);
+  expect([null, Object.prototype, Array.prototype], `the prototype of ${path}`).toContain(proto);
+  expect('polluted' in value && !Object.hasOwn(value, 'polluted'), `${path} inherits "polluted"`).toBe(false);
+  for (const key of Object.keys(value)) expectPlain((value as Record<string, unknown>)[key], `${path}.${key}`);
+}
+
 // Keys a hostile client or a careless app could use.
 const keyArb = fc.oneof(
   fc.string(),
@@ -57,12 +66,14 @@ const recordArb: fc.Arbitrary<SessionRecord> = fc
     createdAt: fc.integer({ min: 0, max: 2 ** 31 - 1 }).map((n) => n * 1000),
     maxAge: fc.option(fc.nat(), { nil: undefined }),
     flash: fc.option(flashArb, { nil: undefined }),
+    session: fc.option(keyArb, { nil: undefined }),
     ttl: fc.integer({ min: 60_000, max: 2 ** 31 - 1 }),
   })
-  .map(({ data, createdAt, maxAge, flash, ttl }) => {
+  .map(({ data, createdAt, maxAge, flash, session, ttl }) => {
     const meta: SessionMeta = { createdAt };
     if (maxAge !== undefined) meta.maxAge = maxAge;
     if (flash !== undefined) meta.flash = flash;
+    if (session !== undefined) meta.session = session;
     return { data, meta, expiresAt: Date.now() + ttl };
   });
 const idArb = fc.oneof(fc.base64String(), fc.string({ unit: 'binary' }), fc.string());
@@ -107,6 +118,36 @@ describe('CookieStore', () => {
       const both = store.open(store.seal('id3', record({}, { maxAge: 0, flash: {} })))!;
       expect(both.record.meta.maxAge).toBe(0);
       expect(both.record.meta.flash).toEqual({});
+      expect(both.record.meta).not.toHaveProperty('session');
+    });
+
+    it('carries the session name, with or without the other meta fields', () => {
+      const metas: Partial<SessionMeta>[] = [{ session: 'prefs' }, { session: '', maxAge: 5 }, { session: 'a\u0000\ud800', flash: { info: ['x'] } }, { session: 'prefs', maxAge: 5, flash: {} }];
+      for (const meta of metas) {
+        const opened = store.open(store.seal('id', record({ a: '1' }, meta)))!;
+        expect(opened.record.meta).toEqual({ createdAt: expect.any(Number), ...meta });
+        if (meta.maxAge === undefined) expect(opened.record.meta).not.toHaveProperty('maxAge');
+        if (meta.flash === undefined) expect(opened.record.meta).not.toHaveProperty('flash');
+      }
+    });
+
+    it('opens values sealed before session names existed (version 1, up to six fields)', () => {
+      // Sealed by the previous release with this secret; they expire in 2100.
+      const old = new CookieStore({ secret: 'a-value-sealed-by-version-1-before-session-names' });
+      const t = 4102444800000;
+      const sealed: [string, string, SessionRecord][] = [
+        ['plain', 'AQzwt2w59E0Q_9DfbJw9a0trgfI-Fdp00lRbBJrO6HqZFlM0U3ibRTbllAWn-mRqSqcOp4i54qvEPEhmcMyxMn4Y9FTWBYU2ohTw_yhaEtWUJb9M71fDZ7lj3q46', { data: { userId: '42' }, meta: { createdAt: 1700000000000 }, expiresAt: t }],
+        ['maxAge', 'AQzwt2xj6HFwybJQkNqX6zESRawXhkbYz5DAZnaCE9svCnYefyJewFIA0mJKHVE1wM0WEAq5OHVO_GcS0IbzRoDGDjWRKJi9OVerTpGhFU0BCxUjK8UhFMtLfS5vMW2Enf_aOnkw1A', { data: { a: '"b"' }, meta: { createdAt: 1700000000000, maxAge: 2592000000 }, expiresAt: t }],
+        ['flash', 'AQzwt2xyj21nSVAse7QMSPf4xhkyEk8rb5iwZiVzKkG24sQ6z-Snjn2H4EqPJDrXy_aAGUkY4wcV_5PT62f4uMc7kt4SGaYvKw_QOkF5kkzEL6Oxltu_XJ66-D5eATMeyA1zib0WtGjSqB3zQWR03Afi', { data: {}, meta: { createdAt: 1700000000000, flash: { info: ['welcome', { n: 1 }] } }, expiresAt: t }],
+        ['both', 'AQzwt2zAxOZ2rdfILijj_saWA4ERQKaF2OYBbap9wkQVcVwgjSQ5cfW8CIcBBLnyz84Qt_rcAWJp14sxv_t4IvSbRz3gMPm3fJQ8eyyxq41SlTXl7qCkD2mvS6EgaT2fR599FuBN40jXyvvwi1DIU_Fk', { data: { k: '[1,2]' }, meta: { createdAt: 1700000000000, maxAge: 60000, flash: { error: ['bad'] } }, expiresAt: t }],
+      ];
+      for (const [name, value, rec] of sealed) {
+        const opened = old.open(value);
+        expect(opened, name).toBeDefined();
+        expect(opened!.id).toBe(`old-id-${name}`);
+        expect(opened!.record).toEqual(rec);
+        expect(Object.keys(opened!.record.meta).sort()).toEqual(Object.keys(rec.meta).sort());
+      }
     });
 
     it('keeps hostile keys as plain own entries, and inherited names are not data', () => {
@@ -116,7 +157,9 @@ describe('CookieStore', () => {
       expect(Object.keys(opened.record.data).sort()).toEqual(['__proto__', 'constructor']);
       expect(opened.record.data['__proto__']).toBe('"p"');
       expect(opened.record.data['constructor']).toBe('1');
+      expect(Object.keys(opened.record.meta.flash!)).toEqual(['__proto__']);
       expect(opened.record.meta.flash!['__proto__']).toEqual(['x']);
+      for (const object of [opened.record.data, opened.record.meta.flash]) expect([null, Object.prototype]).toContain(Object.getPrototypeOf(object));
 
       const plain = store.open(store.seal('id', record({ a: '1' })))!;
       expect(plain.record.data['toString']).toBeUndefined();
@@ -242,6 +285,8 @@ describe('CookieStore', () => {
       const t = future();
       const good = sealRaw(SECRET_A, JSON.stringify(['x', t, 1, { a: '1' }, 5, { info: ['m'] }]));
       expect(store.open(good)?.record).toEqual({ data: { a: '1' }, meta: { createdAt: 1, maxAge: 5, flash: { info: ['m'] } }, expiresAt: t });
+      const named = sealRaw(SECRET_A, JSON.stringify(['x', t, 1, { a: '1' }, null, null, 'prefs']));
+      expect(store.open(named)?.record).toEqual({ data: { a: '1' }, meta: { createdAt: 1, session: 'prefs' }, expiresAt: t });
 
       const bad: string[] = [
         'not json',
@@ -278,6 +323,12 @@ describe('CookieStore', () => {
         JSON.stringify(['x', t, 1, {}, 5, { info: { 0: 'm' } }]),
         JSON.stringify(['x', t, 1, {}, 'x', {}]),
         '["x",' + t + ',1,{},null,{"__proto__":{"polluted":"yes"}}]',
+        JSON.stringify(['x', t, 1, {}, null, null, 7]),
+        JSON.stringify(['x', t, 1, {}, null, null, null]),
+        JSON.stringify(['x', t, 1, {}, null, [], 'prefs']),
+        JSON.stringify(['x', t, 1, {}, null, { info: 'm' }, 'prefs']),
+        JSON.stringify(['x', t, 1, {}, '5', null, 'prefs']),
+        JSON.stringify(['x', t, 1, {}, null, null, 'prefs', 8]),
       ];
       for (const text of bad) expect(store.open(sealRaw(SECRET_A, text)), text).toBeUndefined();
       expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
@@ -351,10 +402,14 @@ describe('CookieStore', () => {
       expect(opened[0]?.record.data['__proto__']).toBe('{"polluted":"yes"}');
       expect(opened[1]?.record.meta.flash?.['__proto__']).toEqual([JSON.parse('{"__proto__":{"polluted":"yes"}}')]);
       expect(opened[2]).toBeUndefined();
-      for (const o of opened) {
-        if (o === undefined) continue;
-        expect(Object.keys(o.record.data)).toContain('__proto__');
+      for (const o of opened.slice(0, 2)) {
+        // Assigning a key named __proto__ replaces an object's prototype instead of adding a key:
+        // each such key must come back as an own key, and every object with a plain prototype.
+        expect(Object.keys(o!.record.data)).toContain('__proto__');
+        expect(Object.keys(o!.record.meta.flash!)).toContain('__proto__');
+        expectPlain(o!.record, 'record');
       }
+      expect(Object.hasOwn(opened[1]!.record.meta.flash!['__proto__'][0] as object, '__proto__')).toBe(true);
       expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
       expect(Object.getOwnPropertyNames(Object.prototype).sort()).toEqual(before);
     });

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionRecord } from '../../src/session-store.interface.js';
-import { SessionConfigError, SessionError } from '../../src/session.errors.js';
+import type { SessionPatch, SessionRecord } from '../../src/session-store.interface.js';
+import { SessionConfigError, SessionError, SessionStoreError } from '../../src/session.errors.js';
 import { FileStore } from '../../src/stores/file.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { compileForChild, repoRoot } from '../support/compile-for-child.js';
@@ -25,16 +25,33 @@ const record = (data: Record<string, unknown>, expiresAt = LATER()): SessionReco
 const sessionFiles = async (dir: string) => (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.json'));
 const tree = (dir: string): string[] =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? [`${e.name}/`, ...tree(join(dir, e.name)).map((p) => `${e.name}/${p}`)] : [e.name]));
+/** Files under `sandbox` that are not inside `directory`. */
+const filesOutside = (sandbox: string, directory: string): string[] =>
+  existsSync(sandbox) ? tree(sandbox).filter((p) => !p.endsWith('/') && !join(sandbox, p).startsWith(directory + sep)) : [];
+const patch = (set: Record<string, string>, expiresAt = LATER()): SessionPatch => ({ set, unset: [], flash: { set: {}, unset: [] }, expiresAt });
 
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
 });
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-defineSessionStoreTests({ describe, it }, () => new FileStore({ directory: freshDir(), sweepInterval: 0 }), {
-  title: 'FileStore conformance',
-  countSessions: async (store) => (await sessionFiles(store.directory)).length,
-});
+// Each case's store sits three levels down a sandbox of its own: what it writes anywhere else in the
+// sandbox (an id such as "../x" turned into a path) is written outside its directory.
+const sandboxes = new WeakMap<FileStore, string>();
+defineSessionStoreTests(
+  { describe, it },
+  () => {
+    const sandbox = freshDir();
+    const store = new FileStore({ directory: join(sandbox, 'a', 'b', 'sessions'), sweepInterval: 0 });
+    sandboxes.set(store, sandbox);
+    return store;
+  },
+  {
+    title: 'FileStore conformance',
+    countSessions: async (store) => (await sessionFiles(store.directory)).length,
+    writtenOutside: (store) => filesOutside(sandboxes.get(store)!, store.directory),
+  },
+);
 
 describe('FileStore', () => {
   it('refuses bad options with a SessionConfigError naming the option', () => {
@@ -67,12 +84,69 @@ describe('FileStore', () => {
       await expect(store.set(id, record({ a: 1 })), JSON.stringify(id)).rejects.toThrow(SessionError);
       await expect(store.set(id, record({ a: 1 }))).rejects.toThrow(/ids must be 1 to 128 characters/);
       expect(await store.get(id)).toBeUndefined();
-      await store.patch(id, { set: { a: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: LATER() });
+      await store.patch(id, patch({ a: '2' }));
       await store.touch(id, LATER());
       await store.destroy(id);
     }
     expect(tree(root)).toEqual(['inner/', 'inner/sessions/', 'inner/victim.json']);
     expect(readFileSync(join(root, 'inner', 'victim.json'), 'utf8')).toBe('untouched');
+  });
+
+  it('names its directory in errors, never the session file (whose name is the session id)', async () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    const store = track(new FileStore({ directory: dir, sweepInterval: 0 }));
+    const id = 'secret-session-id-0123456789';
+    const message = async (call: Promise<unknown>) => {
+      const error = await call.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(SessionStoreError);
+      const { message: text, cause } = error as Error;
+      expect(text).toContain(dir);
+      for (const leak of [id, `${id}.json`]) {
+        expect(text).not.toContain(leak);
+        expect(String((cause as Error | undefined)?.message)).not.toContain(leak);
+      }
+      return text;
+    };
+    symlinkSync(`${id}.json`, join(dir, `${id}.json`)); // a link to itself: reading it fails with ELOOP
+    expect(await message(store.get(id))).toMatch(/could not read a session file in .* \(ELOOP\)/);
+    rmSync(join(dir, `${id}.json`));
+    mkdirSync(join(dir, `${id}.json`, 'in-the-way'), { recursive: true }); // a directory where the file goes: the rename fails
+    expect(await message(store.set(id, record({ a: 1 })))).toMatch(/could not write a session file in .*: check that the directory is writable/);
+    const refused = await store.set(`${id}/../x`, record({ a: 1 })).catch((e: unknown) => e as Error);
+    expect(refused).toBeInstanceOf(SessionError);
+    expect((refused as Error).message).not.toContain(id);
+  });
+
+  it('reads a file that holds no session of its own writing as no session, never throws', async () => {
+    const dir = freshDir();
+    mkdirSync(dir);
+    const store = track(new FileStore({ directory: dir, sweepInterval: 0 }));
+    const later = LATER();
+    const good = { data: { a: '1' }, meta: { createdAt: 1 }, expiresAt: later };
+    const garbage: [string, unknown][] = [
+      ['not json', '{"data":'],
+      ['a number', 42],
+      ['data not an object', { ...good, data: [] }],
+      ['a data value that is not text', { ...good, data: { a: 1 } }],
+      ['no meta', { data: {}, expiresAt: later }],
+      ['createdAt not a number', { ...good, meta: { createdAt: '1' } }],
+      ['maxAge not a number', { ...good, meta: { createdAt: 1, maxAge: '1000' } }],
+      ['flash not an object', { ...good, meta: { createdAt: 1, flash: ['x'] } }],
+      ['a flash list that is no list', { ...good, meta: { createdAt: 1, flash: { info: 'x' } } }],
+      ['a session name that is no string', { ...good, meta: { createdAt: 1, session: 7 } }],
+      ['expiresAt not a number', { ...good, expiresAt: String(later) }],
+    ];
+    writeFileSync(join(dir, 'good.json'), JSON.stringify(good));
+    expect(await store.get('good')).toEqual(good);
+    for (const [what, content] of garbage) {
+      writeFileSync(join(dir, 'bad.json'), typeof content === 'string' ? content : JSON.stringify(content));
+      expect(await store.get('bad'), what).toBeUndefined();
+      await store.patch('bad', patch({ b: '2' })); // a patch leaves garbage alone rather than failing
+    }
   });
 
   it('replaces files atomically: concurrent readers always see a whole old or new session', async () => {
@@ -99,7 +173,7 @@ describe('FileStore', () => {
     const expiresAt = LATER();
     await store.set('busy', record({ start: true }, expiresAt));
     await Promise.all(
-      Array.from({ length: 200 }, (_, i) => store.patch('busy', { set: { [`k${i}`]: String(i) }, unset: [], meta: { createdAt: 1 }, expiresAt })),
+      Array.from({ length: 200 }, (_, i) => store.patch('busy', patch({ [`k${i}`]: String(i) }, expiresAt))),
     );
     const got = await store.get('busy');
     expect(Object.keys(got!.data)).toHaveLength(201);
@@ -140,7 +214,7 @@ describe('FileStore', () => {
   it('close() waits for writes in flight', async () => {
     const dir = freshDir();
     const store = new FileStore({ directory: dir });
-    const pending = [store.set('one', record({ a: 1 })), store.patch('one', { set: { b: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: LATER() })];
+    const pending = [store.set('one', record({ a: 1 })), store.patch('one', patch({ b: '2' }))];
     await store.close();
     expect(JSON.parse(readFileSync(join(dir, 'one.json'), 'utf8')).data).toEqual({ a: '1', b: '2' });
     await Promise.all(pending);
@@ -150,7 +224,7 @@ describe('FileStore', () => {
     const outDir = join(repoRoot, 'tmp', `file-store-child-${process.pid}`);
     const moduleUrl = pathToFileURL(join(outDir, 'stores', 'file.store.js')).href;
     const script = join(repoRoot, 'test', 'support', 'file-store-child.mjs');
-    beforeAll(() => compileForChild(['stores/file.store.ts', 'session.errors.ts', 'session-store.interface.ts'], outDir));
+    beforeAll(() => compileForChild(['stores/file.store.ts', 'stores/record-patch.ts', 'session.errors.ts', 'session-store.interface.ts'], outDir));
     afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
     /** Starts a write storm on `dir` and kills it with SIGKILL at a random moment after its first round. */

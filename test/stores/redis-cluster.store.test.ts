@@ -59,8 +59,8 @@ describe('RedisStore on a three-master Redis Cluster', () => {
     const store = new RedisStore({ client, prefix });
     const ids = Array.from({ length: 30 }, (_, i) => `spread-${i}`);
     await Promise.all(ids.map((id) => store.set(id, record({ id: JSON.stringify(id) }))));
-    await Promise.all(ids.map((id) => store.patch(id, { set: { more: '1' }, unset: ['id'], meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 })));
-    for (const id of ids) expect((await store.get(id))?.data).toEqual({ more: '1' });
+    await Promise.all(ids.map((id) => store.patch(id, { set: { more: '1' }, unset: ['id'], flash: { set: { info: ['x'] }, unset: [] }, maxAge: 5000, expiresAt: Date.now() + 60_000 })));
+    for (const id of ids) expect(await store.get(id)).toMatchObject({ data: { more: '1' }, meta: { maxAge: 5000, flash: { info: ['x'] } } });
     const masters = new Set(
       await Promise.all(ids.map(async (id) => await client.cluster('KEYSLOT', `${prefix}${id}`))).then((slots) =>
         slots.map((slot) => client.slots[slot]?.[0]),

@@ -85,7 +85,7 @@ describe('RedisStore while Redis is down', () => {
     await server!.stop();
     await expectRejectsInTime(store.get('before'));
     await expectRejectsInTime(store.set('during', record({ b: '2' })));
-    await expectRejectsInTime(store.patch('before', { set: { c: '3' }, unset: [], meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 }));
+    await expectRejectsInTime(store.patch('before', { set: { c: '3' }, unset: [], flash: { set: {}, unset: [] }, expiresAt: Date.now() + 60_000 }));
     await expectRejectsInTime(store.touch('before', Date.now() + 60_000));
     await expectRejectsInTime(store.destroy('before'));
     // Still failing fast after a while of reconnect attempts, not only right after the drop.
