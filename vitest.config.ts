@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Starts a throw-away Redis and PostgreSQL for the files that ask for them (test/support/services.ts).
+    globalSetup: ['test/support/global-setup.ts'],
   },
 });

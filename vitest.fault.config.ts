@@ -9,5 +9,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 90_000,
     pool: 'forks',
+    // The fault tests start their own servers; this serves any file that calls redisUrl() / postgresUrl().
+    globalSetup: ['test/support/global-setup.ts'],
   },
 });

@@ -9,12 +9,13 @@ import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
+import { postgresUrl, redisUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
 // Ports 7131-7133 belong to this file's Redis Cluster; no other test file uses them.
 const CLUSTER_PORT = 7131;
-const REDIS_URL = 'redis://127.0.0.1:6379';
-const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = redisUrl();
+const POSTGRES_URL = postgresUrl();
 /** Every key, table and prefix this file creates is named after this run. */
 const RUN = `e2e_instances_${randomBytes(4).toString('hex')}`;
 
@@ -72,7 +73,7 @@ function redisBackend(): Backend {
     return client;
   };
   return {
-    name: 'one Redis (127.0.0.1:6379)',
+    name: 'one Redis',
     async setup() {
       const probe = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on('error', () => undefined); // a refused connection is reported below, with what to do
@@ -80,7 +81,7 @@ function redisBackend(): Backend {
         await probe.connect();
         await probe.ping();
       } catch (err) {
-        throw new Error(`needs Redis on 127.0.0.1:6379 (.ci/run starts it): ${(err as Error).message}`, { cause: err });
+        throw new Error(`needs Redis at ${REDIS_URL} (test/support/global-setup.ts starts it, or set REDIS_URL): ${(err as Error).message}`, { cause: err });
       } finally {
         probe.disconnect();
       }
@@ -150,7 +151,7 @@ function postgresBackend(): Backend {
       try {
         await probe.query('SELECT 1');
       } catch (err) {
-        throw new Error(`needs PostgreSQL on 127.0.0.1:5432, database "test", user "postgres" (.ci/run starts it): ${(err as Error).message}`, { cause: err });
+        throw new Error(`needs PostgreSQL at ${POSTGRES_URL} (test/support/global-setup.ts starts it, or set DATABASE_URL): ${(err as Error).message}`, { cause: err });
       } finally {
         await probe.end();
       }

@@ -24,6 +24,7 @@ import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
+import { postgresUrl, redisUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
 // A gc() for this process without restarting node: the flag is read when a new context is made.
@@ -177,15 +178,15 @@ afterAll(async () => {
   }
 });
 
-/** Every store, each created fresh for one app. Redis and PostgreSQL are the local services on their usual ports. */
+/** Every store, each created fresh for one app. Redis and PostgreSQL are the run's own (test/support/services.ts). */
 const storeKinds: { store: string; create: () => SessionStore }[] = [
   { store: 'MemoryStore', create: () => new MemoryStore({ sweepInterval: 0 }) },
   { store: 'FileStore', create: () => new FileStore({ directory: join(directory, String(++stores)), sweepInterval: 0, fsync: false }) },
-  { store: 'RedisStore', create: () => new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: `nest-sessions:leaks:${run}:${++stores}:` }) },
+  { store: 'RedisStore', create: () => new RedisStore({ url: redisUrl(), prefix: `nest-sessions:leaks:${run}:${++stores}:` }) },
   {
     store: 'PostgresStore',
     create: () => {
-      pool ??= new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/test', max: 4 });
+      pool ??= new pg.Pool({ connectionString: postgresUrl(), max: 4 });
       return new PostgresStore({ pool, tableName: table, sweepInterval: 0 });
     },
   },

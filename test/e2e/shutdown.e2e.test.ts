@@ -11,7 +11,6 @@ import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { setCookies } from '../support/cookie-jar.js';
 import { platforms } from '../support/platforms.js';
 import { postgresUrl } from '../support/services.js';
-import { postgresUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -12,12 +12,13 @@ import { RedisStore } from '../../src/stores/redis.store.js';
 import { shiftableClock } from '../support/clock.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
+import { postgresUrl, redisUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
 const HOUR = 60 * 60 * 1000;
 const COOKIE_KEY = 'a-cookie-store-key-that-is-long-enough-0123456789';
-const REDIS_URL = 'redis://127.0.0.1:6379';
-const POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = redisUrl();
+const POSTGRES_URL = postgresUrl();
 /** Everything this file puts in Redis, Postgres or on disk is named after this run. */
 const RUN = `e2e_stores_${randomBytes(4).toString('hex')}`;
 
@@ -136,7 +137,7 @@ const redis: StoreKind = {
       await client.ping();
     } catch (err) {
       client.disconnect();
-      throw new Error(`needs Redis on 127.0.0.1:6379 (.ci/run starts it): ${(err as Error).message}`, { cause: err });
+      throw new Error(`needs Redis at ${REDIS_URL} (test/support/global-setup.ts starts it, or set REDIS_URL): ${(err as Error).message}`, { cause: err });
     }
     redisClient = client;
   },
@@ -165,7 +166,7 @@ const postgres: StoreKind = {
       await candidate.query('SELECT 1');
     } catch (err) {
       await candidate.end();
-      throw new Error(`needs PostgreSQL on 127.0.0.1:5432, database "test", user "postgres" (.ci/run starts it): ${(err as Error).message}`, { cause: err });
+      throw new Error(`needs PostgreSQL at ${POSTGRES_URL} (test/support/global-setup.ts starts it, or set DATABASE_URL): ${(err as Error).message}`, { cause: err });
     }
     pool = candidate;
   },

@@ -6,8 +6,9 @@ import { SessionConfigError, SessionStoreError } from '../../src/session.errors.
 import type { SessionRecord } from '../../src/session-store.interface.js';
 import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
+import { postgresUrl } from '../support/services.js';
 
-const CONNECTION = 'postgres://postgres@127.0.0.1:5432/test';
+const CONNECTION = postgresUrl();
 // Every table and schema this file creates starts with this run's unique prefix, and is dropped after.
 const run = `nest_sessions_${randomBytes(4).toString('hex')}`;
 let pool: pg.Pool;
@@ -27,7 +28,7 @@ beforeAll(async () => {
     await pool.query('SELECT 1');
   } catch (err) {
     await pool.end();
-    throw new Error(`these tests need PostgreSQL on 127.0.0.1:5432 (database "test", user "postgres"); .ci/run starts it (${(err as Error).message})`, { cause: err });
+    throw new Error(`these tests need PostgreSQL at ${CONNECTION}, started by test/support/global-setup.ts or given as DATABASE_URL (${(err as Error).message})`, { cause: err });
   }
 });
 

@@ -5,8 +5,9 @@ import { SessionConfigError, SessionStoreError } from '../../src/session.errors.
 import type { SessionRecord } from '../../src/session-store.interface.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
+import { redisUrl } from '../support/services.js';
 
-const URL = 'redis://127.0.0.1:6379';
+const URL = redisUrl();
 const prefix = `test:redis-store:${randomUUID()}:`; // unique per run: parallel files and reruns never share keys
 let client: Redis;
 let store: RedisStore;
@@ -21,7 +22,7 @@ beforeAll(async () => {
     await client.ping();
   } catch (err) {
     client.disconnect();
-    throw new Error(`these tests need Redis on 127.0.0.1:6379; .ci/run starts it (${(err as Error).message})`, { cause: err });
+    throw new Error(`these tests need Redis at ${URL}, started by test/support/global-setup.ts or given as REDIS_URL (${(err as Error).message})`, { cause: err });
   }
   store = new RedisStore({ client, prefix });
 });

@@ -1,8 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { assertPortFree, kill, spawnRedis, waitForPort, waitForPortClosed } from './redis-server.js';
+import { startRedisProcess } from './redis-server.js';
+import { makeTempDir, type ServerProcess } from './server-process.js';
 
 /**
  * A throw-away redis-server that keeps its data across a crash: an append-only file fsynced on
@@ -19,33 +16,25 @@ export interface DurableRedisServer {
 }
 
 export async function startDurableRedisServer(port: number): Promise<DurableRedisServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'nest-sessions-redis-'));
-  let child: ChildProcess | undefined;
+  const dir = makeTempDir('nest-sessions-redis-');
+  let server: ServerProcess | undefined;
   let disposed = false;
 
   const start = async () => {
-    await assertPortFree(port);
-    child = spawnRedis(port, dir, ['--appendonly', 'yes', '--appendfsync', 'always']);
-    try {
-      await waitForPort(port); // a LOADING reply is not PONG: this waits until the AOF is replayed
-    } catch (err) {
-      await kill(child);
-      child = undefined;
-      throw err;
-    }
+    server = await startRedisProcess(port, dir.path, ['--appendonly', 'yes', '--appendfsync', 'always']);
   };
-  const halt = async () => {
-    if (child) await kill(child);
-    child = undefined;
-    await waitForPortClosed(port);
+  const kill = async () => {
+    const current = server;
+    server = undefined;
+    await current?.stop();
   };
   const dispose = async () => {
     if (disposed) return;
     disposed = true;
     try {
-      await halt();
+      await kill();
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      dir.remove();
     }
   };
 
@@ -53,7 +42,7 @@ export async function startDurableRedisServer(port: number): Promise<DurableRedi
     await start();
   } catch (err) {
     await dispose().catch(() => undefined);
-    throw new Error(`this test runs its own redis-server: it needs redis-server on PATH and port ${port} free (${(err as Error).message})`, { cause: err });
+    throw new Error(`this test runs its own redis-server on port ${port}: ${(err as Error).message}`, { cause: err });
   }
-  return { port, kill: halt, start, dispose };
+  return { port, kill, start, dispose };
 }

@@ -1,22 +1,19 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
+import { MissingBinaryError, findBinary, makeTempDir, runCommand, startServerProcess, type ServerProcess } from './server-process.js';
 
 /**
  * A throw-away PostgreSQL instance of its own (initdb in a temp dir), listening on 127.0.0.1 only,
  * with trust authentication for the `postgres` role. Durable across an abrupt stop: committed rows
- * survive `stop()` (`pg_ctl stop -m immediate`, then crash recovery at the next `start()`).
+ * survive `stop()` (SIGQUIT, PostgreSQL's immediate shutdown, then crash recovery at the next `start()`).
  */
 export interface PostgresServer {
   readonly port: number;
   /** `postgres://postgres@127.0.0.1:<port>/postgres` */
   readonly connectionString: string;
-  /** Stops it abruptly (`pg_ctl stop -m immediate`: no checkpoint, like a crash) and waits until the port refuses connections. */
+  /** Stops it abruptly (immediate shutdown: no checkpoint, like a crash) and waits until the port refuses connections. */
   stop(): Promise<void>;
   /** Starts it again on the same port and data directory; waits until it accepts connections. */
   start(): Promise<void>;
@@ -24,87 +21,131 @@ export interface PostgresServer {
   dispose(): Promise<void>;
 }
 
-const NEEDS =
-  'this test runs its own PostgreSQL: it needs the PostgreSQL server binaries (initdb, pg_ctl; found in $PG_BIN or /usr/lib/postgresql/<version>/bin), ' +
-  'run either as a non-root user or as root with a `postgres` OS user and `runuser` (PostgreSQL refuses to run as root)';
+export const POSTGRES_INSTALL =
+  'the PostgreSQL server (Debian/Ubuntu: apt-get install postgresql; macOS: brew install postgresql), ' +
+  'or set PG_BIN to the directory holding its initdb and postgres';
 
-/** The directory holding initdb and pg_ctl: $PG_BIN, else the newest /usr/lib/postgresql/<version>/bin. */
+/** The directory holding initdb and postgres: $PG_BIN, else the newest /usr/lib/postgresql/<version>/bin, else the one on PATH. */
 export function postgresBinDir(): string {
   const fromEnv = process.env.PG_BIN;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root)
     ? readdirSync(root)
-        .filter((name) => /^\d+$/.test(name) && existsSync(join(root, name, 'bin', 'pg_ctl')))
+        .filter((name) => /^\d+$/.test(name) && existsSync(join(root, name, 'bin', 'postgres')))
         .sort((a, b) => Number(b) - Number(a))
     : [];
-  if (versions.length === 0) throw new Error(`${NEEDS}; none found`);
-  return join(root, versions[0], 'bin');
+  if (versions.length > 0) return join(root, versions[0], 'bin');
+  const initdb = findBinary('initdb');
+  if (initdb !== undefined) return join(initdb, '..');
+  throw new MissingBinaryError(`PostgreSQL's initdb and postgres were not found (in $PG_BIN, /usr/lib/postgresql/<version>/bin or on PATH): install ${POSTGRES_INSTALL}`);
 }
 
-/** Runs a PostgreSQL binary, as the `postgres` OS user when this process is root. */
-async function pg(bin: string, args: string[], asPostgres: boolean): Promise<void> {
-  const [file, argv] = asPostgres ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, args];
-  await run(file, argv, { timeout: 60_000 });
+interface RunAs {
+  uid?: number;
+  gid?: number;
+  wrap?: (file: string, args: string[]) => [string, string[]];
 }
 
-function isOpen(port: number): Promise<boolean> {
+function osUser(name: string): { uid: number; gid: number } | undefined {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((entry) => entry.startsWith(`${name}:`));
+    if (line === undefined) return undefined;
+    const [, , uid, gid] = line.split(':');
+    return { uid: Number(uid), gid: Number(gid) };
+  } catch {
+    return undefined;
+  }
+}
+
+let runAs: RunAs | undefined;
+
+/**
+ * PostgreSQL refuses to run as root. Not root: run it as we are. Root on the host with a `postgres`
+ * OS user (Debian's packages create one): switch to it. Root inside a user namespace (`unshare -r`,
+ * where no other uid can be switched to), or without that user: run it in a user namespace of its
+ * own in which our uid shows as the `postgres` (or `nobody`) uid, so it is not root in its own eyes.
+ */
+function postgresRunAs(): RunAs {
+  if (runAs !== undefined) return runAs;
+  if (process.getuid?.() !== 0) return (runAs = {});
+  const postgres = osUser('postgres');
+  const hostRoot = /^\s*0\s+0\s+4294967295\s*$/.test(readFileSync('/proc/self/uid_map', 'utf8'));
+  if (hostRoot && postgres !== undefined) return (runAs = postgres);
+  const unshare = findBinary('unshare');
+  const as = postgres ?? osUser('nobody') ?? { uid: 65534, gid: 65534 };
+  const prefix = ['--user', `--map-user=${as.uid}`, `--map-group=${as.gid}`, '--'];
+  try {
+    if (unshare === undefined) throw new Error('unshare (util-linux) is not installed');
+    execFileSync(unshare, [...prefix, 'true'], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(
+      'PostgreSQL refuses to run as root, and this root process can neither switch to a `postgres` OS user nor create a user namespace ' +
+        `(${(err as Error).message.trim()}): run the tests as another user, or set DATABASE_URL to a database they may use`,
+      { cause: err },
+    );
+  }
+  return (runAs = { wrap: (file, args) => [unshare, [...prefix, file, ...args]] });
+}
+
+/** Whether PostgreSQL on 127.0.0.1:port accepts a session for `postgres` (not only the TCP connection: not while it starts or recovers). */
+export function postgresAccepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
+    const params = Buffer.from('user\0postgres\0database\0postgres\0\0');
+    const startup = Buffer.alloc(8 + params.length);
+    startup.writeInt32BE(startup.length, 0);
+    startup.writeInt32BE(196608, 4); // protocol 3.0
+    params.copy(startup, 8);
     const socket = createConnection({ host: '127.0.0.1', port });
-    socket.setTimeout(500, () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(false));
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
+    const done = (ok: boolean) => {
+      if (ok) socket.end(Buffer.from([0x58, 0, 0, 0, 4])); // Terminate
+      else socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write(startup));
+    socket.once('data', (chunk) => done(chunk[0] === 0x52)); // 'R' (authentication); 'E' while starting up
   });
 }
 
-async function waitClosed(port: number, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!(await isOpen(port))) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`127.0.0.1:${port} still accepts connections ${timeoutMs} ms after stopping PostgreSQL`);
-}
-
-function logTail(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim().split('\n').slice(-10).join('\n');
-  } catch {
-    return '(no server log)';
-  }
+export interface PostgresServerOptions {
+  /** Extra server settings (`-c name=value`), e.g. `fsync: 'off'` for a cluster thrown away after the run. */
+  settings?: Record<string, string>;
 }
 
 /** initdb in a fresh temp dir, then starts the server on `port`. */
-export async function startPostgresServer(port: number): Promise<PostgresServer> {
-  if (await isOpen(port)) throw new Error(`port ${port} is already in use; stop whatever listens there (a leftover postgres?) and run again`);
+export async function startPostgresServer(port: number, options: PostgresServerOptions = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
-  const asPostgres = process.getuid?.() === 0;
-  const dir = mkdtempSync(join(tmpdir(), 'nest-sessions-pg-'));
-  const data = join(dir, 'data');
-  const log = join(dir, 'server.log');
-  let running = false;
+  for (const name of ['initdb', 'postgres']) {
+    if (findBinary(join(bin, name)) === undefined) throw new MissingBinaryError(`${join(bin, name)} is missing: install ${POSTGRES_INSTALL}`);
+  }
+  const as = postgresRunAs();
+  const dir = makeTempDir('nest-sessions-pg-');
+  const data = join(dir.path, 'data');
+  const settings = { listen_addresses: '127.0.0.1', max_connections: '200', ...options.settings };
+  let server: ServerProcess | undefined;
   let disposed = false;
 
   const start = async () => {
-    try {
-      // -k: the Unix socket goes in our own dir; listen_addresses: loopback TCP only.
-      await pg(join(bin, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '30', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start'], asPostgres);
-    } catch (err) {
-      throw new Error(`PostgreSQL did not start on 127.0.0.1:${port} (${(err as Error).message.trim()}); server log:\n${logTail(log)}`, { cause: err });
-    }
-    running = true;
+    server = await startServerProcess({
+      name: 'PostgreSQL',
+      command: join(bin, 'postgres'),
+      // -k: the Unix socket goes in our own dir, not /var/run/postgresql.
+      args: ['-D', data, '-p', String(port), '-k', dir.path, ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`])],
+      install: POSTGRES_INSTALL,
+      port,
+      ready: () => postgresAccepts(port),
+      stopSignal: 'SIGQUIT', // immediate shutdown
+      ...as,
+    });
   };
   const stop = async () => {
-    if (!running) return;
-    await pg(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', '-t', '30', 'stop'], asPostgres);
-    running = false;
-    await waitClosed(port);
+    const current = server;
+    server = undefined;
+    await current?.stop();
   };
   const dispose = async () => {
     if (disposed) return;
@@ -112,21 +153,19 @@ export async function startPostgresServer(port: number): Promise<PostgresServer>
     try {
       await stop();
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      dir.remove();
     }
   };
 
   try {
-    if (asPostgres) {
-      const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-      const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-      chownSync(dir, uid, gid);
-    }
-    await pg(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync'], asPostgres);
+    if (as.uid !== undefined) chownSync(dir.path, as.uid, as.gid!);
+    const initdb = [join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync']] as const;
+    const [file, args] = as.wrap ? as.wrap(initdb[0], [...initdb[1]]) : [initdb[0], [...initdb[1]]];
+    await runCommand(file, args, { uid: as.uid, gid: as.gid });
     await start();
   } catch (err) {
     await dispose().catch(() => undefined);
-    throw new Error(`${NEEDS}, and port ${port} free: ${(err as Error).message}`, { cause: err });
+    throw err;
   }
   return { port, connectionString: `postgres://postgres@127.0.0.1:${port}/postgres`, stop, start, dispose };
 }

@@ -1,12 +1,6 @@
-import type { ChildProcess } from 'node:child_process';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { assertPortFree, kill, sleep, spawnRedis, waitForPort } from './redis-server.js';
-
-const run = promisify(execFile);
+import { REDIS_INSTALL, startRedisProcess } from './redis-server.js';
+import { MissingBinaryError, findBinary, makeTempDir, runCommand, waitUntil, type ServerProcess } from './server-process.js';
 
 export interface RedisCluster {
   /** The three master ports: basePort, basePort + 1, basePort + 2. */
@@ -24,50 +18,41 @@ export interface RedisCluster {
  */
 export async function startRedisCluster({ basePort, timeoutMs = 30_000 }: { basePort: number; timeoutMs?: number }): Promise<RedisCluster> {
   const ports = [basePort, basePort + 1, basePort + 2];
-  const dir = mkdtempSync(join(tmpdir(), `redis-cluster-${basePort}-`));
-  const children: ChildProcess[] = [];
+  const redisCli = findBinary('redis-cli');
+  if (redisCli === undefined) throw new MissingBinaryError(`redis-cli is not installed (not found on PATH): install ${REDIS_INSTALL}`);
+  const dir = makeTempDir(`redis-cluster-${basePort}-`);
+  const nodes: ServerProcess[] = [];
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    await Promise.all(children.map(kill));
-    rmSync(dir, { recursive: true, force: true });
+    await Promise.all(nodes.map((node) => node.stop()));
+    dir.remove();
   };
   try {
-    for (const port of ports) await assertPortFree(port);
-    for (const port of ports) {
-      children.push(
-        spawnRedis(port, dir, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '5000']),
-      );
-    }
-    await Promise.all(ports.map((port) => waitForPort(port)));
-    await run(
-      'redis-cli',
-      ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'],
-      { timeout: timeoutMs },
-    ).catch((err: Error & { stdout?: string; stderr?: string }) => {
-      throw new Error(`redis-cli --cluster create failed: ${err.message}\n${err.stdout ?? ''}${err.stderr ?? ''}`);
-    });
-    await waitForClusterOk(ports, Date.now() + timeoutMs);
+    const started = await Promise.allSettled(
+      ports.map((port) =>
+        startRedisProcess(port, dir.path, ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir.path, `nodes-${port}.conf`), '--cluster-node-timeout', '5000']),
+      ),
+    );
+    for (const result of started) if (result.status === 'fulfilled') nodes.push(result.value);
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    await runCommand(redisCli, ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeoutMs });
+    await waitUntil(
+      async () => {
+        const states = await Promise.all(
+          ports.map((port) => runCommand(redisCli, ['-p', String(port), 'cluster', 'info']).then((info) => /cluster_state:ok/.test(info), () => false)),
+        );
+        return states.every(Boolean);
+      },
+      timeoutMs,
+      () => `Redis Cluster on ports ${ports.join(', ')} did not reach cluster_state:ok in time`,
+    );
     return { ports, nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
   } catch (err) {
     await stop();
     throw err;
-  }
-}
-
-async function waitForClusterOk(ports: number[], deadline: number): Promise<void> {
-  for (;;) {
-    const states = await Promise.all(
-      ports.map(async (port) => {
-        const { stdout } = await run('redis-cli', ['-p', String(port), 'cluster', 'info']).catch(() => ({ stdout: '' }));
-        return /cluster_state:ok/.test(stdout);
-      }),
-    );
-    if (states.every(Boolean)) return;
-    if (Date.now() > deadline) {
-      throw new Error(`Redis Cluster on ports ${ports.join(', ')} did not reach cluster_state:ok in time`);
-    }
-    await sleep(100);
   }
 }

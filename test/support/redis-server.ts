@@ -1,6 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
+import { startServerProcess, type ServerProcess } from './server-process.js';
+
+export { sleep } from './server-process.js';
+
+export const REDIS_INSTALL = 'redis-server (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)';
 
 /** A throw-away redis-server process on its own port, keeping nothing on disk. */
 export interface RedisServer {
@@ -11,67 +15,25 @@ export interface RedisServer {
   restart(): Promise<void>;
 }
 
-/** Spawns `redis-server` in the foreground; extra arguments are passed through (e.g. cluster flags). */
-export function spawnRedis(port: number, dir: string, extraArgs: string[] = []): ChildProcess {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, ...extraArgs],
-    { stdio: 'ignore' },
-  );
-  child.on('error', () => undefined); // a missing binary shows up as waitForPort timing out with a clear message
-  return child;
-}
-
-/** Resolves once a PING on the port answers PONG, or rejects after `timeoutMs`. */
-export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await ping(port)) return;
-    await sleep(50);
-  }
-  throw new Error(`redis-server on 127.0.0.1:${port} did not answer within ${timeoutMs} ms; is redis-server on PATH and the port free?`);
-}
-
-/** Resolves once nothing accepts connections on the port. */
-export async function waitForPortClosed(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!(await ping(port))) return;
-    await sleep(50);
-  }
-  throw new Error(`127.0.0.1:${port} still answers ${timeoutMs} ms after stopping redis-server`);
-}
-
-/** Kills a child and waits for it to exit. */
-export async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-/** Throws when something already listens on the port, so a test never talks to a stranger's server. */
-export async function assertPortFree(port: number): Promise<void> {
-  const open = await new Promise<boolean>((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port });
-    socket.setTimeout(500, () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(false));
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
+/**
+ * Starts `redis-server` in the foreground on 127.0.0.1:port with `dir` as its working directory,
+ * nothing saved unless `extraArgs` say so (e.g. `--appendonly yes`, cluster flags), and waits until
+ * PING answers PONG (a LOADING reply is not PONG: this waits until an append-only file is replayed).
+ * stop() kills it with SIGKILL, like a crash.
+ */
+export function startRedisProcess(port: number, dir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  return startServerProcess({
+    name: 'redis-server',
+    command: 'redis-server',
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, ...extraArgs],
+    install: REDIS_INSTALL,
+    port,
+    ready: () => pingRedis(port),
   });
-  if (open) throw new Error(`port ${port} is already in use; stop whatever listens there (a leftover redis-server?) and run again`);
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function ping(port: number): Promise<boolean> {
+/** Whether a PING on 127.0.0.1:port answers PONG. */
+export function pingRedis(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     let reply = '';
@@ -94,30 +56,19 @@ function ping(port: number): Promise<boolean> {
  * working directory is the system temp dir and there is nothing to clean up after stop().
  */
 export async function startRedisServer(port: number): Promise<RedisServer> {
-  let child: ChildProcess | undefined;
-  const launch = async () => {
-    await assertPortFree(port);
-    child = spawnRedis(port, tmpdir());
-    try {
-      await waitForPort(port);
-    } catch (err) {
-      await kill(child);
-      child = undefined;
-      throw err;
-    }
+  let server: ServerProcess | undefined;
+  const stop = async () => {
+    const current = server;
+    server = undefined;
+    await current?.stop();
   };
-  const halt = async () => {
-    if (child) await kill(child);
-    child = undefined;
-    await waitForPortClosed(port);
-  };
-  await launch();
+  server = await startRedisProcess(port, tmpdir());
   return {
     port,
-    stop: halt,
+    stop,
     restart: async () => {
-      await halt();
-      await launch();
+      await stop();
+      server = await startRedisProcess(port, tmpdir());
     },
   };
 }
