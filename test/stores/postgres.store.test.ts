@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SessionConfigError, SessionStoreError } from '../../src/session.errors.js';
-import type { SessionRecord } from '../../src/session-store.interface.js';
+import type { SessionPatch, SessionRecord } from '../../src/session-store.interface.js';
 import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { postgresUrl } from '../support/services.js';
@@ -17,6 +17,7 @@ const newTable = () => `${run}_${++tables}`;
 
 const hour = () => Date.now() + 3_600_000;
 const record = (data: Record<string, string>, expiresAt = hour()): SessionRecord => ({ data, meta: { createdAt: Date.now() }, expiresAt });
+const patch = (set: Record<string, string>, expiresAt = hour()): SessionPatch => ({ set, unset: [], flash: { set: {}, unset: [] }, expiresAt });
 const store = (options: Partial<ConstructorParameters<typeof PostgresStore>[0]> = {}) =>
   new PostgresStore({ pool, tableName: newTable(), sweepInterval: 0, ...options });
 const count = async (table: string, schema = 'public') =>
@@ -124,6 +125,65 @@ describe('PostgresStore', () => {
     expect(Object.keys(output!.data).sort()).toEqual(Object.keys(data).sort());
   });
 
+  it('keeps every string a user can store: keys, flash keys, flash messages and the session name with NUL characters and lone surrogates', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    const echo = ['a\u0000b', 'x\ud83dy', '\udc00', { 'k\u0000': '\ud800' }]; // a flash echoing user input
+    const input: SessionRecord = {
+      data: { 'a\u0000b': '1', '\ud800': '2', '\u0001"a\\u0000b"': '3' },
+      meta: { createdAt: 1, session: 'späť\u0000\ud83d', flash: { error: echo, 'k\u0000\udfff': ['m'] } },
+      expiresAt: hour(),
+    };
+    await s.set('awkward', input);
+    expect(await s.get('awkward')).toEqual(input);
+    await s.patch('awkward', { ...patch({ 'b\u0000': '4' }, input.expiresAt), unset: ['\ud800'], flash: { set: { 'new\ud800': echo }, unset: ['k\u0000\udfff'] } });
+    expect(await s.get('awkward')).toEqual({
+      data: { 'a\u0000b': '1', '\u0001"a\\u0000b"': '3', 'b\u0000': '4' },
+      meta: { createdAt: 1, session: 'späť\u0000\ud83d', flash: { error: echo, 'new\ud800': echo } },
+      expiresAt: input.expiresAt,
+    });
+    const { rows } = await pool.query(`SELECT meta FROM "${tableName}"`);
+    expect(rows[0].meta).toEqual({
+      createdAt: 1,
+      session: '\u0001"späť\\u0000\\ud83d"',
+      flash: { error: JSON.stringify(echo), '\u0001"new\\ud800"': JSON.stringify(echo) },
+    });
+  });
+
+  it('reads a row that holds no session of its own writing as no session, never throws', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    await s.get('create the table');
+    const good = { data: { a: '1' }, meta: { createdAt: 1, flash: { info: '["x"]' } } };
+    const insert = (data: unknown, meta: unknown) =>
+      pool.query(`INSERT INTO "${tableName}" (id, data, meta, expires_at) VALUES ('row', $1::jsonb, $2::jsonb, $3) ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta`, [
+        JSON.stringify(data),
+        JSON.stringify(meta),
+        hour(),
+      ]);
+    await insert(good.data, good.meta);
+    expect((await s.get('row'))?.meta).toEqual({ createdAt: 1, flash: { info: ['x'] } });
+    await insert(good.data, { createdAt: 1, flash: { info: ['x'] } }); // a row written before flash lists were kept as text
+    expect((await s.get('row'))?.meta).toEqual({ createdAt: 1, flash: { info: ['x'] } });
+    const garbage: [string, unknown, unknown][] = [
+      ['data not an object', ['a'], good.meta],
+      ['a data value that is not text', { a: 1 }, good.meta],
+      ['meta not an object', good.data, 'meta'],
+      ['createdAt missing', good.data, {}],
+      ['createdAt not a number', good.data, { createdAt: '1' }],
+      ['maxAge not a number', good.data, { createdAt: 1, maxAge: '1000' }],
+      ['the session name not a string', good.data, { createdAt: 1, session: 7 }],
+      ['flash not an object', good.data, { createdAt: 1, flash: ['x'] }],
+      ['a flash list not JSON', good.data, { createdAt: 1, flash: { info: '["x"' } }],
+      ['a flash list that is no list', good.data, { createdAt: 1, flash: { info: '{"0":"x"}' } }],
+      ['a flash list of the wrong type', good.data, { createdAt: 1, flash: { info: 7 } }],
+    ];
+    for (const [what, data, meta] of garbage) {
+      await insert(data, meta);
+      await expect(s.get('row'), what).resolves.toBeUndefined();
+    }
+  });
+
   it('never returns an expired row', async () => {
     const s = store();
     await s.set('old', record({ a: '1' }, Date.now() - 1));
@@ -140,14 +200,18 @@ describe('PostgresStore', () => {
   it('patch changes only its keys, and never brings back an unknown or expired session', async () => {
     const tableName = newTable();
     const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
-    await s.set('p', record({ a: '1', b: '2', c: '3' }));
+    await s.set('p', { data: { a: '1', b: '2', c: '3' }, meta: { createdAt: 9, session: 'prefs', flash: { info: ['x'], error: ['y'] } }, expiresAt: hour() });
+    // Another request's flash and maxAge, written meanwhile: a patch must leave them.
+    await pool.query(`UPDATE "${tableName}" SET meta = meta || '{"maxAge": 5}' || jsonb_build_object('flash', meta->'flash' || '{"late": "[1]"}')`);
     const expiresAt = hour() + 5;
-    await s.patch('p', { set: { b: '"two"', d: '4' }, unset: ['c', 'absent'], meta: { createdAt: 9 }, expiresAt });
-    expect(await s.get('p')).toEqual({ data: { a: '1', b: '"two"', d: '4' }, meta: { createdAt: 9 }, expiresAt });
+    await s.patch('p', { set: { b: '"two"', d: '4' }, unset: ['c', 'absent'], flash: { set: { info: ['x', 'z'] }, unset: ['error'] }, expiresAt });
+    expect(await s.get('p')).toEqual({ data: { a: '1', b: '"two"', d: '4' }, meta: { createdAt: 9, maxAge: 5, session: 'prefs', flash: { info: ['x', 'z'], late: [1] } }, expiresAt });
+    await s.patch('p', { ...patch({}, expiresAt), maxAge: null, flash: { set: {}, unset: ['info', 'late'] } });
+    expect(await s.get('p')).toEqual({ data: { a: '1', b: '"two"', d: '4' }, meta: { createdAt: 9, session: 'prefs' }, expiresAt });
 
-    await s.patch('unknown', { set: { a: '1' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    await s.patch('unknown', patch({ a: '1' }));
     await s.set('gone', record({ a: '1' }, Date.now() - 1));
-    await s.patch('gone', { set: { a: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    await s.patch('gone', patch({ a: '2' }));
     expect(await s.get('unknown')).toBeUndefined();
     expect(await s.get('gone')).toBeUndefined();
     expect(await count(tableName)).toBe(2); // 'p' and the expired 'gone', untouched
@@ -157,7 +221,7 @@ describe('PostgresStore', () => {
     const s = store();
     await s.set('c', record({ base: '0' }));
     await Promise.all(
-      Array.from({ length: 50 }, (_, i) => s.patch('c', { set: { [`k${i}`]: String(i) }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() })),
+      Array.from({ length: 50 }, (_, i) => s.patch('c', patch({ [`k${i}`]: String(i) }))),
     );
     const data = (await s.get('c'))!.data;
     expect(Object.keys(data)).toHaveLength(51);

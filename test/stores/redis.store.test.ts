@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SessionConfigError, SessionStoreError } from '../../src/session.errors.js';
-import type { SessionRecord } from '../../src/session-store.interface.js';
+import type { SessionPatch, SessionRecord } from '../../src/session-store.interface.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { redisUrl } from '../support/services.js';
@@ -14,6 +14,7 @@ let store: RedisStore;
 
 const hour = () => Date.now() + 3_600_000;
 const record = (data: Record<string, string>, expiresAt = hour()): SessionRecord => ({ data, meta: { createdAt: Date.now() }, expiresAt });
+const patch = (set: Record<string, string>, expiresAt = hour()): SessionPatch => ({ set, unset: [], flash: { set: {}, unset: [] }, expiresAt });
 
 beforeAll(async () => {
   client = new Redis(URL, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
@@ -57,13 +58,19 @@ describe('RedisStore', () => {
       nul: JSON.stringify('a\u0000b'),
       ['__proto__']: '"proto"', // computed: an own key, not the prototype
       constructor: '"ctor"',
-      m: '"looks like the meta field"',
+      m: '"looks like the old meta field"',
       e: '"looks like the expiry field"',
+      c: '"looks like the createdAt field"',
+      a: '"looks like the maxAge field"',
+      n: '"looks like the session name field"',
       'd:x': '"looks like a data field"',
+      'f:x': '"looks like a flash field"',
+      'a\u0000b': '"NUL"',
+      'x\ud83dy': '"lone surrogate"',
       '': '"empty key"',
       'ключ 🔑': '"unicode"',
     };
-    const input: SessionRecord = { data: Object.fromEntries(Object.entries(data)), meta: { createdAt: 1, maxAge: 5000, flash: { info: ['hi'] } }, expiresAt: hour() };
+    const input: SessionRecord = { data: Object.fromEntries(Object.entries(data)), meta: { createdAt: 1, maxAge: 5000, flash: { info: ['hi'], 'f:\ud800': ['x\u0000'] }, session: 'prefs' }, expiresAt: hour() };
     await store.set('round-trip', input);
     const output = await store.get('round-trip');
     expect(output).toEqual(input);
@@ -91,7 +98,7 @@ describe('RedisStore', () => {
   });
 
   it('hides a session whose stored expiry has passed even if the key is still there', async () => {
-    await client.hset(`${prefix}stale`, { m: '{"createdAt":1}', e: String(Date.now() - 1000), 'd:a': '1' });
+    await client.hset(`${prefix}stale`, { c: '1', e: String(Date.now() - 1000), 'd:a': '1' });
     expect(await store.get('stale')).toBeUndefined();
   });
 
@@ -101,34 +108,83 @@ describe('RedisStore', () => {
     expect((await store.get('replace'))?.data).toEqual({ c: '3' });
   });
 
+  it('keeps each meta field and each flash key in a field of its own, keys encoded where UTF-8 cannot carry them', async () => {
+    const expiresAt = hour();
+    await store.set('layout', { data: { plain: '1', 'a\u0000b': '2' }, meta: { createdAt: 7, maxAge: 9, session: 'prefs', flash: { info: ['hi'], 'x\ud83d': ['\ud800'] } }, expiresAt });
+    expect(await client.hgetall(`${prefix}layout`)).toEqual({
+      'd:plain': '1',
+      'd:\u0001"a\\u0000b"': '2',
+      c: '7',
+      a: '9',
+      n: '"prefs"',
+      'f:info': '["hi"]',
+      'f:\u0001"x\\ud83d"': '["\\ud800"]',
+      e: String(expiresAt),
+    });
+  });
+
   it('patch changes only the fields it names', async () => {
-    await store.set('patch', record({ a: '1', b: '2', c: '3' }));
+    await store.set('patch', { data: { a: '1', b: '2', c: '3' }, meta: { createdAt: 7, session: 'prefs', flash: { info: ['x'], error: ['y'] } }, expiresAt: hour() });
     const expiresAt = Date.now() + 120_000;
-    await store.patch('patch', { set: { b: '"two"', d: '4' }, unset: ['c'], meta: { createdAt: 7, maxAge: 9 }, expiresAt });
+    await client.hset(`${prefix}patch`, 'f:late', '["written meanwhile"]'); // another request's flash
+    await store.patch('patch', { set: { b: '"two"', d: '4' }, unset: ['c'], flash: { set: { info: ['x', 'z'] }, unset: ['error'] }, maxAge: 9, expiresAt });
     expect(await client.hgetall(`${prefix}patch`)).toEqual({
       'd:a': '1',
       'd:b': '"two"',
       'd:d': '4',
-      m: JSON.stringify({ createdAt: 7, maxAge: 9 }),
+      c: '7',
+      a: '9',
+      n: '"prefs"',
+      'f:info': '["x","z"]',
+      'f:late': '["written meanwhile"]',
       e: String(expiresAt),
     });
     expect(await client.pexpiretime(`${prefix}patch`)).toBe(expiresAt);
-    expect(await store.get('patch')).toEqual({ data: { a: '1', b: '"two"', d: '4' }, meta: { createdAt: 7, maxAge: 9 }, expiresAt });
+    await store.patch('patch', { ...patch({}), maxAge: null, expiresAt });
+    expect(await store.get('patch')).toEqual({
+      data: { a: '1', b: '"two"', d: '4' },
+      meta: { createdAt: 7, session: 'prefs', flash: { info: ['x', 'z'], late: ['written meanwhile'] } },
+      expiresAt,
+    });
+  });
+
+  it('reads a hash whose fields are not what it writes as no session, never throws', async () => {
+    const good = { c: '1', e: String(hour()), 'd:a': '1' };
+    await client.hset(`${prefix}garbage`, good);
+    expect(await store.get('garbage')).toEqual({ data: { a: '1' }, meta: { createdAt: 1 }, expiresAt: Number(good.e) });
+    const garbage: [string, Record<string, string>][] = [
+      ['createdAt missing', { e: good.e, 'd:a': '1' }],
+      ['createdAt not JSON', { ...good, c: 'yesterday' }],
+      ['createdAt a string', { ...good, c: '"1"' }],
+      ['maxAge not JSON', { ...good, a: 'forever' }],
+      ['maxAge not a number', { ...good, a: '[1]' }],
+      ['the session name not JSON', { ...good, n: 'prefs' }],
+      ['the session name not a string', { ...good, n: '7' }],
+      ['a flash list not JSON', { ...good, 'f:info': '["x"' }],
+      ['a flash list that is no list', { ...good, 'f:info': '{"0":"x"}' }],
+      ['the old single meta field only', { m: '{"createdAt":1}', e: good.e, 'd:a': '1' }],
+      ['expiry not a number', { ...good, e: 'soon' }],
+    ];
+    for (const [what, hash] of garbage) {
+      await client.del(`${prefix}garbage`);
+      await client.hset(`${prefix}garbage`, hash);
+      await expect(store.get('garbage'), what).resolves.toBeUndefined();
+    }
   });
 
   it('patch on an unknown or destroyed id does not bring it back', async () => {
-    await store.patch('patch-missing', { set: { a: '1' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    await store.patch('patch-missing', patch({ a: '1' }));
     expect(await client.exists(`${prefix}patch-missing`)).toBe(0);
     await store.set('patch-destroyed', record({ a: '1' }));
     await store.destroy('patch-destroyed');
-    await store.patch('patch-destroyed', { set: { b: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    await store.patch('patch-destroyed', patch({ b: '2' }));
     expect(await store.get('patch-destroyed')).toBeUndefined();
   });
 
   it('keeps every key when 50 patches of different keys run at once', async () => {
     await store.set('concurrent', record({ base: '0' }));
     await Promise.all(
-      Array.from({ length: 50 }, (_, i) => store.patch('concurrent', { set: { [`k${i}`]: String(i) }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() })),
+      Array.from({ length: 50 }, (_, i) => store.patch('concurrent', patch({ [`k${i}`]: String(i) }))),
     );
     const data = (await store.get('concurrent'))!.data;
     expect(Object.keys(data)).toHaveLength(51);
@@ -168,7 +224,7 @@ describe('RedisStore', () => {
   it('still works after Redis forgot its scripts (SCRIPT FLUSH)', async () => {
     await store.set('flush', record({ a: '1' }));
     await client.script('FLUSH');
-    await store.patch('flush', { set: { b: '2' }, unset: [], meta: { createdAt: 1 }, expiresAt: hour() });
+    await store.patch('flush', patch({ b: '2' }));
     expect((await store.get('flush'))?.data).toEqual({ a: '1', b: '2' });
   });
 
