@@ -1,4 +1,4 @@
-import { createCipheriv, type Cipheriv, type KeyObject } from 'node:crypto';
+import { createCipheriv, type Cipher, type KeyObject } from 'node:crypto';
 
 /**
  * The per-message key of XAES-256-GCM (https://c2sp.org/XAES-256-GCM): AES-256-GCM with a 192-bit
@@ -9,7 +9,7 @@ import { createCipheriv, type Cipheriv, type KeyObject } from 'node:crypto';
  * between blocks), so the derivation costs no cipher setup.
  */
 export class XaesKey {
-  private readonly ecb: Cipheriv;
+  private readonly ecb: Cipher;
   private readonly k1 = Buffer.allocUnsafe(16);
   private readonly blocks = Buffer.allocUnsafe(32);
 

@@ -23,7 +23,7 @@ if (mode === 'idle') {
       ids.map((id, i) =>
         (round + i) % 2 === 0
           ? store.set(id, record(bigs[(round + i) % bigs.length]))
-          : store.patch(id, { set: { value: bigs[(round + i + 1) % bigs.length], round: String(round) }, unset: [], meta: { createdAt: 1 }, expiresAt: LATER }),
+          : store.patch(id, { set: { value: bigs[(round + i + 1) % bigs.length], round: String(round) }, unset: [], flash: { set: {}, unset: [] }, expiresAt: LATER }),
       ),
     );
     process.stdout.write(`round ${round}\n`);
