@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyOb
 import { randomSlice } from '../random-pool.js';
 import type { ClientSessionStore, SessionMeta, SessionRecord } from '../session-store.interface.js';
 import { SessionConfigError } from '../session.errors.js';
+import { XaesKey } from './xaes-256-gcm.js';
 
 /** Opened cookie values kept, at most (values are at most a few kilobytes each). */
 const OPENED_CACHE_SIZE = 1000;
@@ -14,23 +15,39 @@ export interface CookieStoreOptions {
 }
 
 /*
- * Sealed value: base64url (no padding) of
- *   version (1 byte) | key hint (4 bytes) | IV (12 bytes) | ciphertext | GCM tag (16 bytes)
- * with version and hint authenticated as AAD. The plaintext is the UTF-8 JSON of
+ * Sealed value (version 2, the only one written): base64url (no padding) of
+ *   version (1 byte) | key hint (4 bytes) | nonce (24 bytes) | ciphertext | GCM tag (16 bytes)
+ * sealed with XAES-256-GCM (https://c2sp.org/XAES-256-GCM): AES-256-GCM under a per-message key
+ * derived from the secret's key and nonce[0..12], with GCM nonce nonce[12..24]. The 192-bit random
+ * nonce lets one key seal 2^80 values before a repeat becomes likely, where plain AES-256-GCM with
+ * random 96-bit IVs allows 2^32 (NIST SP 800-38D), which a busy site reaches with one long-lived secret.
+ *
+ * Version 1 (read only, until the last such cookie has expired): the same with a 12-byte IV and plain
+ * AES-256-GCM under the secret's version-1 key.
+ *
+ * Both: version and hint authenticated as AAD. The plaintext is the UTF-8 JSON of
  *   [id, expiresAt, createdAt, data, maxAge?, flash?, session?]
  * trailing absent fields left out, and null standing for an absent field before a present one (a
  * value sealed before session names existed simply ends earlier).
  */
-const VERSION = 1;
+const VERSION = 2;
 const HINT_END = 5;
-const IV_END = 17;
+const NONCE_BYTES = 24;
+const NONCE_END = HINT_END + NONCE_BYTES;
+/** Where the GCM nonce starts in a version-2 value: the last 12 bytes of the XAES nonce. */
+const GCM_NONCE_START = NONCE_END - 12;
 const TAG_BYTES = 16;
-const OVERHEAD = IV_END + TAG_BYTES;
+const OVERHEAD = NONCE_END + TAG_BYTES;
+const V1 = 1;
+const V1_IV_END = HINT_END + 12;
+const V1_OVERHEAD = V1_IV_END + TAG_BYTES;
 const ALGORITHM = 'aes-256-gcm';
 const CIPHER_OPTIONS = { authTagLength: TAG_BYTES } as const;
-// Purpose-bound derivation: the same secret used to sign ids elsewhere yields an unrelated key.
+// Purpose-bound derivation: the same secret used to sign ids elsewhere yields an unrelated key. Each
+// format version has its own key and hint, so no key ever serves two algorithms.
 const HKDF_SALT = 'nest-sessions/cookie-store/salt/v1';
-const HKDF_INFO = 'nest-sessions/cookie-store/aes-256-gcm-key+hint/v1';
+const HKDF_INFO = 'nest-sessions/cookie-store/xaes-256-gcm-key+hint/v2';
+const HKDF_INFO_V1 = 'nest-sessions/cookie-store/aes-256-gcm-key+hint/v1';
 const MIN_SECRET_LENGTH = 32;
 const SECRET_ADVICE = 'use 32+ random characters, e.g. from `openssl rand -base64 48`';
 
@@ -47,12 +64,22 @@ function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);
 }
 
-/** A session kept in the client's cookie, encrypted and authenticated with AES-256-GCM. */
+/** One HKDF output split in two: 32 bytes of key, 4 bytes of hint that reveal nothing about the key. */
+function deriveKey(secret: string, info: string): { key: KeyObject; hint: number } {
+  const okm = Buffer.from(hkdfSync('sha256', secret, HKDF_SALT, info, 36));
+  return { key: createSecretKey(okm.subarray(0, 32)), hint: okm.readUInt32BE(32) };
+}
+
+/** A session kept in the client's cookie, encrypted and authenticated with XAES-256-GCM. */
 export class CookieStore implements ClientSessionStore {
   readonly clientSide = true as const;
   readonly maxCookieSize: number;
-  private readonly keys: KeyObject[] = [];
+  /** Per secret, in order: the version-2 (XAES-256-GCM) key and hint. */
+  private readonly keys: XaesKey[] = [];
   private readonly hints: number[] = [];
+  /** Per secret, in order: the version-1 (AES-256-GCM) key and hint, to open values sealed before version 2. */
+  private readonly v1Keys: KeyObject[] = [];
+  private readonly v1Hints: number[] = [];
   private readonly sealHeader = Buffer.alloc(HINT_END);
 
   constructor(options: CookieStoreOptions) {
@@ -70,10 +97,12 @@ export class CookieStore implements ClientSessionStore {
       if (secret.length < MIN_SECRET_LENGTH) {
         throw new SessionConfigError(`${name} is ${secret.length} characters, fewer than ${MIN_SECRET_LENGTH}: ${SECRET_ADVICE}.`);
       }
-      // One HKDF output split in two: 32 bytes of key, 4 bytes of hint that reveal nothing about the key.
-      const okm = Buffer.from(hkdfSync('sha256', secret, HKDF_SALT, HKDF_INFO, 36));
-      this.keys.push(createSecretKey(okm.subarray(0, 32)));
-      this.hints.push(okm.readUInt32BE(32));
+      const current = deriveKey(secret, HKDF_INFO);
+      this.keys.push(new XaesKey(current.key));
+      this.hints.push(current.hint);
+      const v1 = deriveKey(secret, HKDF_INFO_V1);
+      this.v1Keys.push(v1.key);
+      this.v1Hints.push(v1.hint);
     }
     const max = options.maxCookieSize ?? 4096;
     if (!Number.isSafeInteger(max) || max < 1) {
@@ -89,15 +118,18 @@ export class CookieStore implements ClientSessionStore {
 
   seal(id: string, record: SessionRecord): string {
     const plaintext = this.plaintext(id, record);
-    const header = Buffer.allocUnsafe(IV_END);
+    const header = Buffer.allocUnsafe(NONCE_END);
     this.sealHeader.copy(header, 0);
-    randomSlice(IV_END - HINT_END).copy(header, HINT_END);
-    const cipher = createCipheriv(ALGORITHM, this.keys[0], header.subarray(HINT_END, IV_END), CIPHER_OPTIONS);
+    const nonce = header.subarray(HINT_END, NONCE_END);
+    randomSlice(NONCE_BYTES).copy(nonce);
+    const key = this.keys[0].messageKey(nonce);
+    const cipher = createCipheriv(ALGORITHM, key, header.subarray(GCM_NONCE_START, NONCE_END), CIPHER_OPTIONS);
+    key.fill(0);
     cipher.setAAD(this.sealHeader);
     const ciphertext = cipher.update(plaintext, 'utf8');
     cipher.final(); // GCM is a stream mode: final() yields no bytes
     const tag = cipher.getAuthTag();
-    return Buffer.concat([header, ciphertext, tag], IV_END + ciphertext.length + TAG_BYTES).toString('base64url');
+    return Buffer.concat([header, ciphertext, tag], NONCE_END + ciphertext.length + TAG_BYTES).toString('base64url');
   }
 
   sealedLength(id: string, record: SessionRecord): number {
@@ -144,24 +176,38 @@ export class CookieStore implements ClientSessionStore {
   private unseal(value: string): { id: string; record: SessionRecord } | undefined {
     if (typeof value !== 'string') return undefined;
     const raw = Buffer.from(value, 'base64url');
-    // The decoder skips bad characters and ignores stray bits: accept only the canonical encoding.
-    if (raw.length <= OVERHEAD || raw[0] !== VERSION || raw.toString('base64url') !== value) return undefined;
-    const hint = raw.readUInt32BE(1);
-    for (let i = 0; i < this.keys.length; i++) {
-      if (this.hints[i] !== hint) continue;
-      const plaintext = decrypt(this.keys[i], raw);
-      if (plaintext !== undefined) return parse(plaintext);
+    const version = raw[0];
+    if (version === VERSION) {
+      // The decoder skips bad characters and ignores stray bits: accept only the canonical encoding.
+      if (raw.length <= OVERHEAD || raw.toString('base64url') !== value) return undefined;
+      const hint = raw.readUInt32BE(1);
+      for (let i = 0; i < this.keys.length; i++) {
+        if (this.hints[i] !== hint) continue;
+        const key = this.keys[i].messageKey(raw.subarray(HINT_END, NONCE_END));
+        const plaintext = decrypt(key, raw, GCM_NONCE_START, NONCE_END);
+        key.fill(0);
+        if (plaintext !== undefined) return parse(plaintext);
+      }
+    } else if (version === V1) {
+      if (raw.length <= V1_OVERHEAD || raw.toString('base64url') !== value) return undefined;
+      const hint = raw.readUInt32BE(1);
+      for (let i = 0; i < this.v1Keys.length; i++) {
+        if (this.v1Hints[i] !== hint) continue;
+        const plaintext = decrypt(this.v1Keys[i], raw, HINT_END, V1_IV_END);
+        if (plaintext !== undefined) return parse(plaintext);
+      }
     }
     return undefined;
   }
 }
 
-function decrypt(key: KeyObject, raw: Buffer): string | undefined {
+/** Opens `raw` = header | … | IV at [ivStart, ivEnd) | ciphertext | tag, with the header as AAD. */
+function decrypt(key: KeyObject | Buffer, raw: Buffer, ivStart: number, ivEnd: number): string | undefined {
   const tagStart = raw.length - TAG_BYTES;
-  const decipher = createDecipheriv(ALGORITHM, key, raw.subarray(HINT_END, IV_END), CIPHER_OPTIONS);
+  const decipher = createDecipheriv(ALGORITHM, key, raw.subarray(ivStart, ivEnd), CIPHER_OPTIONS);
   decipher.setAAD(raw.subarray(0, HINT_END));
   decipher.setAuthTag(raw.subarray(tagStart));
-  const plaintext = decipher.update(raw.subarray(IV_END, tagStart));
+  const plaintext = decipher.update(raw.subarray(ivEnd, tagStart));
   try {
     decipher.final(); // throws when the tag does not match
   } catch {

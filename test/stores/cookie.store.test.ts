@@ -1,9 +1,10 @@
-import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { SessionMeta, SessionRecord } from '../../src/session-store.interface.js';
 import { SessionConfigError } from '../../src/session.errors.js';
 import { CookieStore } from '../../src/stores/cookie.store.js';
+import { XaesKey } from '../../src/stores/xaes-256-gcm.js';
 
 const SECRET_A = 'a-secret-of-at-least-32-characters-long-A';
 const SECRET_B = 'b-secret-of-at-least-32-characters-long-B';
@@ -13,29 +14,84 @@ function record(data: Record<string, string> = { userId: '42', name: '"Ada"' }, 
   return { data, meta: { createdAt: Date.now(), ...meta }, expiresAt: Date.now() + HOUR };
 }
 
-/**
- * Seals a hand-made plaintext with the documented format and key derivation, to reach the checks
- * that run after decryption (the store's own seal only ever writes well-formed plaintexts).
- */
-function sealRaw(secret: string, plaintext: string, opts: { version?: number; hint?: number } = {}): string {
-  const okm = Buffer.from(
-    hkdfSync('sha256', secret, 'nest-sessions/cookie-store/salt/v1', 'nest-sessions/cookie-store/aes-256-gcm-key+hint/v1', 36),
-  );
-  const header = Buffer.alloc(5);
-  header[0] = opts.version ?? 1;
-  header.writeUInt32BE(opts.hint ?? okm.readUInt32BE(32), 1);
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', okm.subarray(0, 32), iv);
-  cipher.setAAD(header);
-  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return Buffer.concat([header, iv, ct, cipher.getAuthTag()]).toString('base64url');
+/** The sealed formats: 2 (XAES-256-GCM, 24-byte nonce) is written, 1 (AES-256-GCM, 12-byte IV) only read. */
+type Format = 1 | 2;
+const FORMATS: Format[] = [2, 1];
+const HKDF_INFO: Record<Format, string> = {
+  1: 'nest-sessions/cookie-store/aes-256-gcm-key+hint/v1',
+  2: 'nest-sessions/cookie-store/xaes-256-gcm-key+hint/v2',
+};
+
+/** The documented key derivation: HKDF-SHA256 of the secret, 32 bytes of key then a 4-byte hint. */
+function okmOf(secret: string, format: Format = 2): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, 'nest-sessions/cookie-store/salt/v1', HKDF_INFO[format], 36));
 }
 
-function hintOf(secret: string): number {
-  return Buffer.from(
-    hkdfSync('sha256', secret, 'nest-sessions/cookie-store/salt/v1', 'nest-sessions/cookie-store/aes-256-gcm-key+hint/v1', 36),
-  ).readUInt32BE(32);
+function hintOf(secret: string, format: Format = 2): number {
+  return okmOf(secret, format).readUInt32BE(32);
 }
+
+/** The AES-256-GCM key and IV for a value of `format` with this nonce (24 bytes for 2, 12 for 1). */
+function gcmKeyAndIv(key: Buffer, format: Format, nonce: Buffer): { key: Buffer; iv: Buffer } {
+  if (format === 1) return { key, iv: nonce };
+  return { key: new XaesKey(createSecretKey(key)).messageKey(nonce), iv: nonce.subarray(12) };
+}
+
+/**
+ * Seals a hand-made plaintext with the documented format and key derivation, to reach the checks
+ * that run after decryption (the store's own seal only ever writes well-formed plaintexts). `format`
+ * picks the layout and cipher, `version` the byte written (and authenticated), `key` a key other
+ * than the secret's.
+ */
+function sealRaw(secret: string, plaintext: string, opts: { format?: Format; version?: number; hint?: number; key?: Buffer } = {}): string {
+  const format = opts.format ?? 2;
+  const okm = okmOf(secret, format);
+  const header = Buffer.alloc(5);
+  header[0] = opts.version ?? format;
+  header.writeUInt32BE(opts.hint ?? okm.readUInt32BE(32), 1);
+  const nonce = randomBytes(format === 2 ? 24 : 12);
+  const { key, iv } = gcmKeyAndIv(opts.key ?? okm.subarray(0, 32), format, nonce);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(header);
+  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+  return Buffer.concat([header, nonce, ct, cipher.getAuthTag()]).toString('base64url');
+}
+
+/** Opens a version-2 value outside the store, from the specification alone: its plaintext, or throws. */
+function openV2(secret: string, value: string): string {
+  const raw = Buffer.from(value, 'base64url');
+  const { key, iv } = gcmKeyAndIv(okmOf(secret, 2).subarray(0, 32), 2, raw.subarray(5, 29));
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(raw.subarray(0, 5));
+  decipher.setAuthTag(raw.subarray(raw.length - 16));
+  return Buffer.concat([decipher.update(raw.subarray(29, raw.length - 16)), decipher.final()]).toString('utf8');
+}
+
+/** Values sealed by the store before version 2 (plain AES-256-GCM), with this secret; the first two expire in 2100. */
+const V1_SECRET = 'a-value-sealed-by-version-1-of-the-cookie-format';
+const V1_FIXTURES: { name: string; value: string; record: SessionRecord | undefined }[] = [
+  {
+    name: 'plain',
+    value: 'ARN7lOo_6T4f513Xx4C24hNp7vkPV_fN3IL-aglSyjzJ7xbV11BYPbv4qRiX3KVCXFn8d1s2-qVOAG7lMqMfyM6WtZeihB__SuJ3CT-_3dhLkEWCGCe8TsYOK7M',
+    record: { data: { userId: '42' }, meta: { createdAt: 1700000000000 }, expiresAt: 4102444800000 },
+  },
+  {
+    name: 'named',
+    value:
+      'ARN7lOpvHGgojkFYyTSizG2NFY2oW9_Yqon8M0SqsJ3olouoX3SQTvTliDb6R-XqXUiyOIuaxKxQ4NR7RlehcGSWEekAOIPQhh7txuma_JAO55p15jbqV1xUy_dQzECFSzRRl3sGA8jX3HkLBhoFjbzK5ldCzMar6xXd5ZwHWYoYkbDe9rwZc1eAIg7Nm7ubOxyJRy0fGQU',
+    record: {
+      data: { a: '"b"', 'ünï': '✓' },
+      meta: { createdAt: 1700000000000, maxAge: 2592000000, flash: { info: ['welcome', { n: 1 }] }, session: 'prefs' },
+      expiresAt: 4102444800000,
+    },
+  },
+  {
+    // Expired on 2023-11-14: authentic, but opens to nothing.
+    name: 'expired',
+    value: 'ARN7lOpONpznHpneUmQPWcZnU76FkLXQd2mgOu3SHjZ3MVkstBFIkOWHQ8vdijWDmUFRRn6qGQauhjeMQiRHHnBI9puPyn-u9HpHleOvYOGsl4VsOMWrwRuMUMA-',
+    record: undefined,
+  },
+];
 
 const future = () => Date.now() + HOUR;
 
@@ -185,6 +241,109 @@ describe('CookieStore', () => {
     it('produces base64url only', () => {
       expect(store.seal('id', record())).toMatch(/^[A-Za-z0-9_-]+$/);
     });
+
+    it('writes version 2: version | hint | 24-byte nonce | XAES-256-GCM ciphertext | tag, as the specification opens it', () => {
+      const rec = record({ userId: '42' }, { maxAge: HOUR, session: 'prefs' });
+      const sealed = store.seal('v2-id', rec);
+      const raw = Buffer.from(sealed, 'base64url');
+      expect(raw[0]).toBe(2);
+      expect(raw.readUInt32BE(1)).toBe(hintOf(SECRET_A));
+      const plaintext = openV2(SECRET_A, sealed);
+      expect(JSON.parse(plaintext)).toEqual(['v2-id', rec.expiresAt, rec.meta.createdAt, rec.data, HOUR, null, 'prefs']);
+      expect(raw.length).toBe(45 + Buffer.byteLength(plaintext));
+      expect(store.open(sealed)).toEqual({ id: 'v2-id', record: rec });
+      // A value made from the specification, not by the store, opens too.
+      expect(store.open(sealRaw(SECRET_A, JSON.stringify(['x', rec.expiresAt, 1, { a: '1' }])))?.record).toEqual({
+        data: { a: '1' },
+        meta: { createdAt: 1 },
+        expiresAt: rec.expiresAt,
+      });
+    });
+
+    it('never reuses a nonce, nor the half that derives the message key, across seals of the same session', () => {
+      const rec = record();
+      const nonces = new Set<string>();
+      const keyHalves = new Set<string>();
+      const ivHalves = new Set<string>();
+      const n = 2000; // 48 kB of nonces: several refills of the random pool
+      for (let i = 0; i < n; i++) {
+        const raw = Buffer.from(store.seal('same', rec), 'base64url');
+        expect(raw[0]).toBe(2);
+        nonces.add(raw.subarray(5, 29).toString('hex'));
+        keyHalves.add(raw.subarray(5, 17).toString('hex'));
+        ivHalves.add(raw.subarray(17, 29).toString('hex'));
+      }
+      expect(nonces.size).toBe(n);
+      expect(keyHalves.size).toBe(n);
+      expect(ivHalves.size).toBe(n);
+    });
+  });
+
+  describe('values sealed by earlier versions (version 1, AES-256-GCM)', () => {
+    const old = new CookieStore({ secret: V1_SECRET });
+
+    it('opens them until they expire', () => {
+      for (const { name, value, record: rec } of V1_FIXTURES) {
+        expect(Buffer.from(value, 'base64url')[0], name).toBe(1);
+        const opened = old.open(value);
+        if (rec === undefined) {
+          expect(opened, name).toBeUndefined();
+          continue;
+        }
+        expect(opened, name).toBeDefined();
+        expect(opened!.id).toBe(`v1-id-${name}`);
+        expect(opened!.record).toEqual(rec);
+        expect(Object.keys(opened!.record.meta).sort()).toEqual(Object.keys(rec.meta).sort());
+      }
+    });
+
+    it('opens them with the secret anywhere in the list, and not without it', () => {
+      const [{ value }] = V1_FIXTURES;
+      expect(new CookieStore({ secret: [SECRET_A, V1_SECRET] }).open(value)?.id).toBe('v1-id-plain');
+      expect(new CookieStore({ secret: [SECRET_A, SECRET_B] }).open(value)).toBeUndefined();
+    });
+
+    it('refuses every single flipped bit, truncation and extension of them', () => {
+      for (const { name, value } of V1_FIXTURES.slice(0, 2)) {
+        const raw = Buffer.from(value, 'base64url');
+        for (let i = 0; i < raw.length; i++) {
+          for (let bit = 0; bit < 8; bit++) {
+            const copy = Buffer.from(raw);
+            copy[i] ^= 1 << bit;
+            expect(old.open(copy.toString('base64url')), `${name}: byte ${i} bit ${bit}`).toBeUndefined();
+          }
+        }
+        for (let n = 0; n < raw.length; n++) expect(old.open(raw.subarray(0, n).toString('base64url'))).toBeUndefined();
+        expect(old.open(Buffer.concat([raw, Buffer.alloc(12)]).toString('base64url'))).toBeUndefined();
+        expect(old.open(`${value}A`)).toBeUndefined();
+      }
+    });
+
+    it('accepts only their canonical encoding', () => {
+      const { value } = V1_FIXTURES[0];
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=. ';
+      for (let i = 0; i < value.length; i++) {
+        for (const c of alphabet) {
+          if (c !== value[i]) expect(old.open(value.slice(0, i) + c + value.slice(i + 1)), `${i}: ${c}`).toBeUndefined();
+        }
+      }
+      expect(old.open(`${value}=`)).toBeUndefined();
+      expect(old.open(` ${value}`)).toBeUndefined();
+    });
+
+    it('keeps them apart from version 2: neither opens relabelled as the other', () => {
+      const v1 = Buffer.from(V1_FIXTURES[0].value, 'base64url');
+      v1[0] = 2;
+      expect(old.open(v1.toString('base64url'))).toBeUndefined();
+      const v2 = Buffer.from(old.seal('id', record()), 'base64url');
+      v2[0] = 1;
+      expect(old.open(v2.toString('base64url'))).toBeUndefined();
+      // Each version has its own key and hint: version 1's key or hint in a version-2 value opens nothing.
+      const good = JSON.stringify(['x', future(), 0, {}]);
+      expect(old.open(sealRaw(V1_SECRET, good))?.id).toBe('x');
+      expect(old.open(sealRaw(V1_SECRET, good, { key: okmOf(V1_SECRET, 1).subarray(0, 32) }))).toBeUndefined();
+      expect(old.open(sealRaw(V1_SECRET, good, { hint: hintOf(V1_SECRET, 1) }))).toBeUndefined();
+    });
   });
 
   describe('sealedLength', () => {
@@ -195,6 +354,22 @@ describe('CookieStore', () => {
           expect(big.sealedLength(id, rec)).toBe(big.seal(id, rec).length);
         }),
         { numRuns: 500 },
+      );
+    });
+
+    it('equals seal(...).length around the cookie limit, for every length modulo 3 (property)', () => {
+      // A value that fills a 4096-byte cookie: one data string of 2900 to 3100 characters, some multi-byte.
+      const bigRecordArb = fc
+        .tuple(fc.string({ minLength: 2900, maxLength: 3100, unit: fc.constantFrom('a', '"', 'é', '✓', '\\', '\u0000') }), recordArb)
+        .map(([text, rec]): SessionRecord => ({ ...rec, data: { ...rec.data, big: text } }));
+      fc.assert(
+        fc.property(idArb, bigRecordArb, (id, rec) => {
+          const sealed = store.seal(id, rec);
+          expect(store.sealedLength(id, rec)).toBe(sealed.length);
+          // 45 bytes around the plaintext, 12 more than version 1's 33.
+          expect(Buffer.from(sealed, 'base64url').length).toBe(45 + Buffer.byteLength(openV2(SECRET_A, sealed)));
+        }),
+        { numRuns: 200 },
       );
     });
   });
@@ -265,27 +440,67 @@ describe('CookieStore', () => {
       expect(store.open(Buffer.concat([raw, Buffer.alloc(16)]).toString('base64url'))).toBeUndefined();
     });
 
+    it('refuses every change to the version, hint or nonce', () => {
+      const raw = Buffer.from(sealed, 'base64url');
+      expect(raw[0]).toBe(2);
+      const changed = (edit: (copy: Buffer) => void): string => {
+        const copy = Buffer.from(raw);
+        edit(copy);
+        return copy.toString('base64url');
+      };
+      for (let i = 0; i < 29; i++) {
+        for (let bit = 0; bit < 8; bit++) {
+          expect(store.open(changed((c) => (c[i] ^= 1 << bit))), `byte ${i} bit ${bit}`).toBeUndefined();
+        }
+      }
+      for (const version of [0, 1, 3, 0x82, 0xff]) expect(store.open(changed((c) => (c[0] = version))), `version ${version}`).toBeUndefined();
+      // The hint of another key of the ring, and this secret's version-1 hint.
+      const ring = new CookieStore({ secret: [SECRET_A, SECRET_B] });
+      expect(ring.open(sealed)?.id).toBe('the-id');
+      for (const hint of [hintOf(SECRET_B), hintOf(SECRET_A, 1)]) expect(ring.open(changed((c) => c.writeUInt32BE(hint, 1)))).toBeUndefined();
+      // The nonce's halves swapped, and either half taken from another sealed value.
+      const other = Buffer.from(store.seal('the-id', record()), 'base64url');
+      expect(store.open(changed((c) => raw.subarray(5, 17).copy(c, 17) && raw.subarray(17, 29).copy(c, 5)))).toBeUndefined();
+      expect(store.open(changed((c) => other.copy(c, 5, 5, 17)))).toBeUndefined();
+      expect(store.open(changed((c) => other.copy(c, 17, 17, 29)))).toBeUndefined();
+    });
+
+    it('refuses an authentic value of another version (3), whatever its layout', () => {
+      const good = JSON.stringify(['x', future(), 0, {}]);
+      for (const format of FORMATS) {
+        expect(store.open(sealRaw(SECRET_A, good, { format }))?.id).toBe('x');
+        expect(store.open(sealRaw(SECRET_A, good, { format, version: 3 }))).toBeUndefined();
+      }
+      const v3 = Buffer.from(store.seal('id', record()), 'base64url');
+      v3[0] = 3;
+      expect(store.open(v3.toString('base64url'))).toBeUndefined();
+    });
+
 
     it('refuses a value sealed under another secret, even carrying that store’s key hint', () => {
       const other = new CookieStore({ secret: SECRET_B });
       expect(other.open(sealed)).toBeUndefined();
-      const forged = sealRaw(SECRET_A, JSON.stringify(['x', future(), 0, {}]), { hint: hintOf(SECRET_B) });
-      expect(other.open(forged)).toBeUndefined();
+      for (const format of FORMATS) {
+        const forged = sealRaw(SECRET_A, JSON.stringify(['x', future(), 0, {}]), { format, hint: hintOf(SECRET_B, format) });
+        expect(other.open(forged), `version ${format}`).toBeUndefined();
+      }
     });
 
     it('refuses a value whose key hint matches no key, and an unknown version', () => {
       const good = JSON.stringify(['x', future(), 0, {}]);
-      expect(store.open(sealRaw(SECRET_A, good))?.id).toBe('x');
-      expect(store.open(sealRaw(SECRET_A, good, { hint: (hintOf(SECRET_A) + 1) >>> 0 }))).toBeUndefined();
-      expect(store.open(sealRaw(SECRET_A, good, { version: 2 }))).toBeUndefined();
-      expect(store.open(sealRaw(SECRET_A, good, { version: 0 }))).toBeUndefined();
+      for (const format of FORMATS) {
+        expect(store.open(sealRaw(SECRET_A, good, { format }))?.id).toBe('x');
+        expect(store.open(sealRaw(SECRET_A, good, { format, hint: (hintOf(SECRET_A, format) + 1) >>> 0 }))).toBeUndefined();
+        expect(store.open(sealRaw(SECRET_A, good, { format, version: 3 - format }))).toBeUndefined();
+        expect(store.open(sealRaw(SECRET_A, good, { format, version: 0 }))).toBeUndefined();
+      }
     });
 
-    it('refuses authentic plaintexts of the wrong shape or types', () => {
+    it.each(FORMATS)('refuses authentic plaintexts of the wrong shape or types (version %i)', (format) => {
       const t = future();
-      const good = sealRaw(SECRET_A, JSON.stringify(['x', t, 1, { a: '1' }, 5, { info: ['m'] }]));
+      const good = sealRaw(SECRET_A, JSON.stringify(['x', t, 1, { a: '1' }, 5, { info: ['m'] }]), { format });
       expect(store.open(good)?.record).toEqual({ data: { a: '1' }, meta: { createdAt: 1, maxAge: 5, flash: { info: ['m'] } }, expiresAt: t });
-      const named = sealRaw(SECRET_A, JSON.stringify(['x', t, 1, { a: '1' }, null, null, 'prefs']));
+      const named = sealRaw(SECRET_A, JSON.stringify(['x', t, 1, { a: '1' }, null, null, 'prefs']), { format });
       expect(store.open(named)?.record).toEqual({ data: { a: '1' }, meta: { createdAt: 1, session: 'prefs' }, expiresAt: t });
 
       const bad: string[] = [
@@ -330,7 +545,7 @@ describe('CookieStore', () => {
         JSON.stringify(['x', t, 1, {}, '5', null, 'prefs']),
         JSON.stringify(['x', t, 1, {}, null, null, 'prefs', 8]),
       ];
-      for (const text of bad) expect(store.open(sealRaw(SECRET_A, text)), text).toBeUndefined();
+      for (const text of bad) expect(store.open(sealRaw(SECRET_A, text, { format })), text).toBeUndefined();
       expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     });
   });
@@ -338,7 +553,7 @@ describe('CookieStore', () => {
   describe('expiry', () => {
     it('refuses a session whose expiresAt has passed', () => {
       expect(store.open(store.seal('id', { ...record(), expiresAt: Date.now() - 1 }))).toBeUndefined();
-      expect(store.open(sealRaw(SECRET_A, JSON.stringify(['x', 0, 0, {}])))).toBeUndefined();
+      for (const format of FORMATS) expect(store.open(sealRaw(SECRET_A, JSON.stringify(['x', 0, 0, {}]), { format }))).toBeUndefined();
     });
 
     it('opens a session until its expiresAt, and not from then on', () => {
@@ -374,14 +589,18 @@ describe('CookieStore', () => {
 
     it('derives a key of its own: the same bytes as another purpose’s key do not open it', () => {
       // A cookie encrypted with the raw secret (as if the secret were used directly) is refused.
-      const header = Buffer.alloc(5);
-      header[0] = 1;
-      header.writeUInt32BE(hintOf(SECRET_A), 1);
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', Buffer.from(SECRET_A.slice(0, 32)), iv);
-      cipher.setAAD(header);
-      const ct = Buffer.concat([cipher.update(JSON.stringify(['x', future(), 0, {}])), cipher.final()]);
-      expect(store.open(Buffer.concat([header, iv, ct, cipher.getAuthTag()]).toString('base64url'))).toBeUndefined();
+      const good = JSON.stringify(['x', future(), 0, {}]);
+      for (const format of FORMATS) {
+        expect(store.open(sealRaw(SECRET_A, good, { format }))?.id).toBe('x');
+        expect(store.open(sealRaw(SECRET_A, good, { format, key: Buffer.from(SECRET_A.slice(0, 32)) })), `version ${format}`).toBeUndefined();
+      }
+    });
+
+    it('rotates version-2 keys by hint: [new, old] opens what [old] sealed', () => {
+      const sealed = new CookieStore({ secret: OLD }).seal('id', record());
+      expect(Buffer.from(sealed, 'base64url').readUInt32BE(1)).toBe(hintOf(OLD));
+      expect(new CookieStore({ secret: [NEW, OLD] }).open(sealed)?.id).toBe('id');
+      expect(Buffer.from(new CookieStore({ secret: [NEW, OLD] }).seal('id', record()), 'base64url').readUInt32BE(1)).toBe(hintOf(NEW));
     });
   });
 
