@@ -34,6 +34,10 @@ interface Gate {
    * (a framework that sends again because the response looked unsent) are dropped.
    */
   heldEnd: boolean;
+  /** Body bytes held; past the response's high-water mark, held writes ask the writer to wait for 'drain'. */
+  heldBytes: number;
+  /** A held write returned false: 'drain' is owed once the held calls have gone out. */
+  drainOwed: boolean;
   /** Body bytes went out after the head: changes made meanwhile are saved (without a cookie) at the end. */
   streamed: boolean;
   writeHead: ServerResponse['writeHead'];
@@ -62,6 +66,8 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
     cookies: undefined,
     held: undefined,
     heldEnd: false,
+    heldBytes: 0,
+    drainOwed: false,
     streamed: res.headersSent,
     // eslint-disable-next-line @typescript-eslint/unbound-method -- the originals are called with this response as `this`
     writeHead: res.writeHead,
@@ -106,7 +112,12 @@ function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
   if (gate.phase === OPEN) save(this, gate, this.headersSent);
   if (gate.phase === HOLDING) {
     hold(this, gate, WRITE, args);
-    return true;
+    const chunk = args[0];
+    gate.heldBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as Uint8Array | undefined)?.byteLength ?? 0);
+    if (gate.heldBytes < this.writableHighWaterMark) return true;
+    // A stream piped into a held response waits instead of being read into memory.
+    gate.drainOwed = true;
+    return false;
   }
   if (gate.phase === REPLACED) return true;
   gate.streamed = true;
@@ -182,24 +193,32 @@ function unshadow(res: GatedResponse): void {
 
 /** The store writes finished: the held calls go out, with the cookies. */
 function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined): void {
-  if (gate.held !== undefined) unshadow(res);
-  gate.phase = PASSED;
-  if (!res.headersSent) gate.cookies = cookies;
   const held = gate.held;
+  if (held !== undefined) unshadow(res);
+  gate.phase = PASSED;
   gate.held = undefined;
   gate.heldEnd = false;
+  gate.heldBytes = 0;
+  if (!res.headersSent) gate.cookies = cookies;
   if (held === undefined) return;
-  unshadow(res);
-  try {
-    for (const [call, args] of held) {
+  for (const [call, args] of held) {
+    try {
       if (call === WRITE_HEAD) gatedWriteHead.apply(res, args);
       else if (call === WRITE) gatedWrite.apply(res, args);
       else if (call === END) gatedEnd.apply(res, args);
       else gatedFlushHeaders.call(res);
+    } catch (error) {
+      // The call would have thrown to the app (an invalid header value, say); it cannot any more, and
+      // the response must still end: with a 500 if its head has not gone out, else cut short.
+      logger.error(`Sending a response held while its session was saved failed: ${(error as Error)?.message ?? String(error)}`);
+      if (res.headersSent) res.destroy(error as Error);
+      else replace(res, gate, HttpStatus.INTERNAL_SERVER_ERROR, undefined);
+      return;
     }
-  } catch (error) {
-    // Whatever the response does now, it must not become an unhandled rejection.
-    logger.error(`Sending a response after saving its session failed: ${(error as Error)?.message ?? String(error)}`);
+  }
+  if (gate.drainOwed) {
+    gate.drainOwed = false;
+    res.emit('drain');
   }
 }
 
@@ -215,6 +234,10 @@ const BODY_HEADERS = new Set([
   'transfer-encoding',
   'etag',
   'last-modified',
+  // What the app meant to go with its own answer, not with an error.
+  'set-cookie',
+  'location',
+  'refresh',
 ]);
 
 /** The session could not be saved: the response becomes the error's status with a generic body. */
@@ -229,20 +252,25 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
     release(res, gate, undefined);
     return;
   }
-  gate.phase = REPLACED;
   const heldHead = gate.held?.find(([call]) => call === WRITE_HEAD);
+  const status = error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR;
+  // Headers the head was to carry (Fastify passes its own to writeHead): kept, but for the body's.
+  replace(res, gate, status, heldHead?.[1][heldHead[1].length - 1]);
+}
+
+/** Sends `status` with a generic JSON body instead of whatever was held; later calls are dropped. */
+function replace(res: GatedResponse, gate: Gate, status: number, headers: unknown): void {
+  gate.phase = REPLACED;
   gate.held = undefined;
   gate.heldEnd = false;
+  gate.heldBytes = 0;
   try {
-    // Headers the head was to carry (Fastify passes its own to writeHead): keep all but the body's.
-    const headers = heldHead?.[1][heldHead[1].length - 1];
     if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
       for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
         if (value !== undefined && !BODY_HEADERS.has(name.toLowerCase())) res.setHeader(name, value);
       }
     }
     for (const name of res.getHeaderNames()) if (BODY_HEADERS.has(name)) res.removeHeader(name);
-    const status = error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR;
     const body = JSON.stringify({
       statusCode: status,
       message: status === (HttpStatus.SERVICE_UNAVAILABLE as number) ? 'Service Unavailable' : 'Internal Server Error',
@@ -258,6 +286,10 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
     logger.error(`Sending the error response failed: ${(sendError as Error)?.message ?? String(sendError)}`);
     res.destroy();
   }
+  if (gate.drainOwed) {
+    gate.drainOwed = false;
+    res.emit('drain');
+  }
 }
 
 function flushCookies(res: ServerResponse, gate: Gate): void {
@@ -266,40 +298,69 @@ function flushCookies(res: ServerResponse, gate: Gate): void {
   gate.cookies = undefined;
 }
 
-/** Adds the cookies to the headers set so far, with `Cache-Control: private` unless one is set. */
+/** Adds the cookies to the headers set so far, and makes the response private to the browser. */
 function setOnResponse(res: ServerResponse, cookies: string[]): void {
-  const existing = res.getHeader('set-cookie');
-  res.setHeader('set-cookie', [...toList(existing), ...cookies]);
-  if (!res.hasHeader('cache-control')) res.setHeader('cache-control', 'private');
+  res.setHeader('set-cookie', [...toList(res.getHeader('set-cookie')), ...cookies]);
+  const cacheControl = privateCacheControl(res.getHeader('cache-control'));
+  if (cacheControl !== undefined) res.setHeader('cache-control', cacheControl);
 }
 
 function mergeIntoObject(res: ServerResponse, headers: OutgoingHttpHeaders, cookies: string[]): void {
   let cookieKey: string | undefined;
-  let hasCacheControl = res.hasHeader('cache-control');
+  let cacheKey: string | undefined;
   for (const key of Object.keys(headers)) {
     const lower = key.toLowerCase();
     if (lower === 'set-cookie') cookieKey = key;
-    else if (lower === 'cache-control') hasCacheControl = true;
+    else if (lower === 'cache-control') cacheKey = key;
   }
   if (cookieKey === undefined) headers['set-cookie'] = [...toList(res.getHeader('set-cookie')), ...cookies];
   else headers[cookieKey] = [...toList(headers[cookieKey]), ...cookies];
-  if (!hasCacheControl) headers['cache-control'] = 'private';
+  const cacheControl = privateCacheControl(cacheKey === undefined ? res.getHeader('cache-control') : headers[cacheKey]);
+  if (cacheControl !== undefined) headers[cacheKey ?? 'cache-control'] = cacheControl;
 }
 
 function mergeIntoArray(res: ServerResponse, headers: unknown[], cookies: string[]): void {
-  // Node accepts [name, value, name, value, ...] and [[name, value], ...].
-  const nested = Array.isArray(headers[0]);
-  let hasCacheControl = res.hasHeader('cache-control');
-  for (let i = 0; i < headers.length; i += nested ? 1 : 2) {
-    const name = String(nested ? (headers[i] as unknown[])[0] : headers[i]).toLowerCase();
-    if (name === 'cache-control') hasCacheControl = true;
+  // Node accepts [name, value, name, value, ...] and sets each pair in turn, so a second `set-cookie`
+  // pair would replace the first: every cookie goes into one pair, after those the head already had
+  // (or, when it had none, those set on the response before, which a `set-cookie` pair replaces).
+  const step = Array.isArray(headers[0]) ? 1 : 2;
+  const nameAt = (i: number) => String(step === 1 ? (headers[i] as unknown[])[0] : headers[i]).toLowerCase();
+  const valueAt = (i: number) => (step === 1 ? (headers[i] as unknown[])[1] : headers[i + 1]);
+  let own: string[] | undefined;
+  for (let i = headers.length - step; i >= 0; i -= step) {
+    if (nameAt(i) !== 'set-cookie') continue;
+    own = [...toList(valueAt(i)), ...(own ?? [])];
+    headers.splice(i, step);
   }
-  const pairs: [string, string][] = cookies.map((cookie) => ['set-cookie', cookie]);
-  if (!hasCacheControl) pairs.push(['cache-control', 'private']);
+  const pairs: [string, string | string[]][] = [['set-cookie', [...(own ?? toList(res.getHeader('set-cookie'))), ...cookies]]];
+  let cacheAt = -1;
+  for (let i = 0; i < headers.length; i += step) if (nameAt(i) === 'cache-control') cacheAt = i;
+  const cacheControl = privateCacheControl(cacheAt >= 0 ? valueAt(cacheAt) : res.getHeader('cache-control'));
+  if (cacheControl !== undefined) {
+    if (cacheAt < 0) pairs.push(['cache-control', cacheControl]);
+    else if (step === 1) (headers[cacheAt] as unknown[])[1] = cacheControl;
+    else headers[cacheAt + 1] = cacheControl;
+  }
   for (const pair of pairs) {
-    if (nested) headers.push(pair);
-    else (headers).push(pair[0], pair[1]);
+    if (step === 1) headers.push(pair);
+    else headers.push(pair[0], pair[1]);
   }
+}
+
+/**
+ * The Cache-Control a response carrying a session cookie must have, or undefined to keep its own:
+ * `private` (or `no-store`) always, so no shared cache hands one visitor's session to the next;
+ * `public` and `s-maxage` give way.
+ */
+function privateCacheControl(value: unknown): string | undefined {
+  if (value === undefined || value === null) return 'private';
+  const text = toList(value).join(', ');
+  if (/(^|,)\s*(private|no-store)\s*(,|$|=)/i.test(text)) return undefined;
+  const kept = text
+    .split(',')
+    .map((directive) => directive.trim())
+    .filter((directive) => directive !== '' && !/^(public|s-maxage\s*=.*)$/i.test(directive));
+  return ['private', ...kept].join(', ');
 }
 
 function toList(value: unknown): string[] {

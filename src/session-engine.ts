@@ -140,7 +140,9 @@ export class SessionEngine implements OnApplicationShutdown {
     }
     const record = kind === 'create' ? session.record(expiresAt, changes) : undefined;
     const patch = kind === 'update' ? { ...changes!, expiresAt } : undefined;
-    const resend = kind === 'create' || session.signedWithOldKey || session.meta.maxAge !== undefined || def.cookieMaxAge !== undefined;
+    // A new id, an old key, a sliding Max-Age, or a lifetime that changed (also back to a browser-session cookie).
+    const resend =
+      kind === 'create' || session.signedWithOldKey || session.meta.maxAge !== undefined || def.cookieMaxAge !== undefined || changes?.maxAge !== undefined;
     return {
       session,
       kind,
@@ -257,8 +259,10 @@ export class SessionEngine implements OnApplicationShutdown {
     let result: MaybePromise<T>;
     try {
       // Outside the request's context: what a store creates lazily (a connection, a cached promise)
-      // must not keep the first request that happened to trigger it alive.
-      result = this.context.exit(operation, def.store as SessionStore);
+      // must not keep the first request that happened to trigger it alive. Only when there is one:
+      // leaving a context costs every store call on Node 20.
+      const store = def.store as SessionStore;
+      result = this.context.getStore() === undefined ? operation(store) : this.context.exit(operation, store);
     } catch (error) {
       return Promise.reject(this.storeError(def, what, error));
     }

@@ -187,8 +187,9 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   async regenerate(): Promise<void> {
+    // The old id is destroyed first: if the store fails, the session stays as it was.
     const id = this.sessionId;
-    const wasStored = this.stored || this.writing > 0;
+    if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
     this.generation++;
     this.sessionId = generateSessionId();
     this.stored = false;
@@ -196,12 +197,11 @@ export class SessionState implements Session<any>, FlashHolder {
     // Everything is written anew under the new id.
     this.metaValue = { ...this.metaValue, createdAt: Date.now() };
     this.storedMeta = freshMeta(this.definition);
-    if (wasStored && id !== undefined) await this.host.destroyStored(this, id);
   }
 
   async destroy(): Promise<void> {
     const id = this.sessionId;
-    const wasStored = this.stored || this.writing > 0;
+    if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
     this.generation++;
     this.sessionId = undefined;
     this.stored = false;
@@ -211,7 +211,6 @@ export class SessionState implements Session<any>, FlashHolder {
     this.removed = undefined;
     this.metaValue = this.storedMeta = freshMeta(this.definition);
     this.destroyed = true;
-    if (wasStored && id !== undefined) await this.host.destroyStored(this, id);
   }
 
   save(): Promise<void> {

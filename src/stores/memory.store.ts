@@ -1,5 +1,5 @@
 import { SessionConfigError } from '../session.errors.js';
-import type { SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
 import { applyPatch } from './record-patch.js';
 
 export interface MemoryStoreOptions {
@@ -58,7 +58,7 @@ export class MemoryStore implements SessionStore {
   }
 
   set(id: string, record: SessionRecord): void {
-    const copy: SessionRecord = { data: { ...record.data }, meta: record.meta, expiresAt: record.expiresAt };
+    const copy: SessionRecord = { data: { ...record.data }, meta: ownMeta(record.meta), expiresAt: record.expiresAt };
     const current = this.established.get(id);
     if (current !== undefined) {
       current.record = copy;
@@ -70,7 +70,7 @@ export class MemoryStore implements SessionStore {
 
   patch(id: string, patch: SessionPatch): void {
     const entry = this.live(id);
-    if (entry !== undefined) entry.record = applyPatch(entry.record, patch);
+    if (entry !== undefined) entry.record = applyPatch(entry.record, hasFlash(patch) ? { ...patch, flash: { set: jsonCopy(patch.flash.set), unset: patch.flash.unset } } : patch);
   }
 
   touch(id: string, expiresAt: number): void {
@@ -145,4 +145,18 @@ function count(value: unknown, option: string, fallback: number, zeroAllowed = f
     throw new SessionConfigError(`${option} must be ${zeroAllowed ? 'a non-negative' : 'a positive'} integer, got ${JSON.stringify(value) ?? typeof value}`);
   }
   return value;
+}
+
+/** Flash messages as JSON gives them back, as every other store does: a message object the app changes later, or a Date, is not kept as it is. */
+function ownMeta(meta: SessionMeta): SessionMeta {
+  return meta.flash === undefined ? meta : { ...meta, flash: jsonCopy(meta.flash) };
+}
+
+function hasFlash(patch: SessionPatch): boolean {
+  for (const _ in patch.flash.set) return true;
+  return false;
+}
+
+function jsonCopy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
 }

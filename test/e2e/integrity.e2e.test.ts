@@ -11,6 +11,7 @@ import {
   type SessionModuleOptions,
   type SessionStore,
 } from '../../src/index.js';
+import { generateSessionId, SessionIdSigner } from '../../src/session-id.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { SECRET } from './app.fixture.js';
@@ -145,6 +146,19 @@ describe.each(platforms)('what the README promises, on $name', (platform) => {
     const asSid = new CookieJar();
     asSid.set('sid', prefsJar.get('prefs')!);
     expect((await get('/count', asSid)).body).toEqual({ visits: 1 });
+  });
+
+  it("a stored record of another named session is no session, even under a genuine signature", async () => {
+    const signer = new SessionIdSigner([SECRET], 'default');
+    const record = (session?: string) => ({ data: { visits: '41' }, meta: session === undefined ? { createdAt: Date.now() } : { createdAt: Date.now(), session }, expiresAt: Date.now() + 60_000 });
+    const [theirs, ours] = [generateSessionId(), generateSessionId()];
+    shared.set(theirs, record('prefs'));
+    shared.set(ours, record());
+    const jar = new CookieJar();
+    jar.set('sid', signer.sign(theirs));
+    expect((await get('/count', jar)).body).toEqual({ visits: 1 });
+    jar.set('sid', signer.sign(ours)); // the control: the same record, the default session's own
+    expect((await get('/count', jar)).body).toEqual({ visits: 42 });
   });
 
   it('setMaxAge() refuses fractions, zero and lifetimes past 400 days with a typed error naming the bound', async () => {

@@ -33,6 +33,8 @@ import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { SECRET } from './app.fixture.js';
 
+type RawResponse = { setHeader(n: string, v: string): void; writeHead(s: number, h: unknown): void; end(b: string): void };
+
 /** Requests parked in a handler until the test lets them go on. */
 const parked = new Map<string, { arrived: () => void; release: Promise<void> }>();
 
@@ -162,7 +164,46 @@ class LifecycleController {
   passthrough(@Session() session: Session, @Res({ passthrough: true }) res: { header(n: string, v: string): unknown }) {
     session.set('kind', 'passthrough');
     res.header('x-handler', 'yes');
+    res.header('set-cookie', 'theirs=1; Path=/');
     return { passthrough: true };
+  }
+
+  @Get('forget')
+  forget(@Session() session: Session) {
+    session.setMaxAge(undefined);
+    return {};
+  }
+
+  @Get('public')
+  publicPage(@Session() session: Session, @Res({ passthrough: true }) res: { header(n: string, v: string): unknown }) {
+    session.set('kind', 'public');
+    res.header('cache-control', 'public, s-maxage=600, max-age=3600');
+    return {};
+  }
+
+  @Get('array-head')
+  arrayHead(@Session() session: Session, @Res() res: { raw?: RawResponse } & RawResponse) {
+    session.set('kind', 'array-head');
+    const raw = res.raw ?? res;
+    raw.setHeader('set-cookie', 'app=1; Path=/');
+    raw.writeHead(200, ['content-type', 'text/plain']);
+    raw.end('array');
+  }
+
+  @Get('bad-head')
+  badHead(@Session() session: Session, @Res() res: { raw?: RawResponse } & RawResponse) {
+    session.set('kind', 'bad-head');
+    const raw = res.raw ?? res;
+    raw.writeHead(200, { 'x-name': '日本' }); // an invalid header value: Node refuses it
+    raw.end('never');
+  }
+
+  @Get('flash-object')
+  flashObject(@Flash() flash: Flash) {
+    const message = { text: 'as added' };
+    flash.add('info', message);
+    setTimeout(() => (message.text = 'changed after the response'), 15);
+    return {};
   }
 
   @Get('file')
@@ -327,8 +368,7 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     const jar = new CookieJar();
     const res = await get(path, jar);
     expect(res.status).toBe(status);
-    const [cookie] = jar.take(res);
-    expect(cookie?.name).toBe('sid');
+    expect(jar.take(res).map((c) => c.name)).toContain('sid');
     // A response carrying a session cookie is never stored by a shared cache.
     expect(res.headers['cache-control']).toMatch(/\b(private|no-store)\b/);
     const saved = (await data(jar)).data;
@@ -352,6 +392,56 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     store.failNext('patch');
     const res = await get('/filtered', jar);
     expect(res.status).toBe(503);
+  });
+
+  it('setMaxAge(undefined) after remember-me sends a browser-session cookie in place of the persistent one', async () => {
+    const jar = await signedIn();
+    expect(setCookies((await get('/remember', jar)).headers)[0].attributes['max-age']).toBeDefined();
+    const forgot = await get('/forget', jar);
+    const [cookie] = setCookies(forgot.headers);
+    expect(cookie?.name).toBe('sid');
+    expect(cookie.attributes['max-age']).toBeUndefined();
+    expect((await data(jar)).maxAge).toBeNull();
+  });
+
+  it('a response with a session cookie is never left public to shared caches', async () => {
+    const res = await get('/public', new CookieJar());
+    expect(setCookies(res.headers)[0]?.name).toBe('sid');
+    expect(res.headers['cache-control']).toBe('private, max-age=3600');
+  });
+
+  it('keeps the cookies the app set when it writes the head with a list of headers', async () => {
+    store.delay = 5;
+    const res = await get('/array-head', new CookieJar());
+    expect(res.status).toBe(200);
+    expect(setCookies(res.headers).map((c) => c.name).sort()).toEqual(['app', 'sid']);
+  });
+
+  it('a held response whose own head is invalid ends as a 500, never hangs', async () => {
+    quiet();
+    store.delay = 5;
+    const res = await get('/bad-head', new CookieJar()).timeout(5000);
+    expect(res.status).toBe(500);
+  });
+
+  it('a flash message object changed after the response is kept as it was added', async () => {
+    const jar = new CookieJar();
+    jar.take(await get('/flash-object', jar));
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    const record = store.inner.get(jar.get('sid')!.split('.')[0]);
+    expect(JSON.stringify(record?.meta.flash)).toBe(JSON.stringify({ info: [{ text: 'as added' }] }));
+  });
+
+  it('the 503 that replaces a response carries none of the cookies or the redirect it was to carry', async () => {
+    quiet();
+    store.failNext('set');
+    const failed = await get('/passthrough', new CookieJar());
+    expect(failed.status).toBe(503);
+    expect(failed.headers['set-cookie']).toBeUndefined();
+    store.failNext('set');
+    const redirect = await get('/redirect', new CookieJar());
+    expect(redirect.status).toBe(503);
+    expect(redirect.headers.location).toBeUndefined();
   });
 
   it('saves on a HEAD request', async () => {

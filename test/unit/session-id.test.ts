@@ -240,6 +240,14 @@ describe('SessionIdSigner', () => {
     expect(new SessionIdSigner([KEY_A]).sign(generateSessionId()).split('.')[1]).not.toBe(a1.split('.')[1]);
   });
 
+  it("binds a value to its session's name: signed for one session, it verifies for no other, with the same secret", () => {
+    const id = generateSessionId();
+    const value = new SessionIdSigner([KEY_A], 'default').sign(id);
+    expect(new SessionIdSigner([KEY_A], 'default').unsign(value)).toEqual([id, true]);
+    expect(new SessionIdSigner([KEY_A], 'prefs').unsign(value)).toBeUndefined();
+    expect(new SessionIdSigner([KEY_A], 'prefs').sign(id)).not.toBe(value);
+  });
+
   it('rotates keys: the first signs, all verify, and the result says whether the current key signed', () => {
     const id = generateSessionId();
     const old = new SessionIdSigner([KEY_A]);
