@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { SessionStoreError, SessionTooLargeError } from './session.errors.js';
+import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {
@@ -9,6 +9,8 @@ export interface ResponseSaver {
    * writes have finished. Throws, or rejects, with the error the response must become instead.
    */
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined>;
+  /** The response answers GraphQL resolvers: an error sent instead of it is shaped as a GraphQL response. */
+  readonly graphql?: boolean;
 }
 
 // Where a gated response is: not saved yet, waiting for a store write, saved, or replaced by an error.
@@ -271,10 +273,7 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
       }
     }
     for (const name of res.getHeaderNames()) if (BODY_HEADERS.has(name)) res.removeHeader(name);
-    const body = JSON.stringify({
-      statusCode: status,
-      message: status === (HttpStatus.SERVICE_UNAVAILABLE as number) ? 'Service Unavailable' : 'Internal Server Error',
-    });
+    const body = errorBody(status, gate.saver.graphql === true);
     res.statusCode = status;
     gate.writeHead.call(res, status, {
       'content-type': 'application/json; charset=utf-8',
@@ -290,6 +289,14 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
     gate.drainOwed = false;
     res.emit('drain');
   }
+}
+
+/** The generic body of an error response; for GraphQL, a GraphQL response with one error and its code. */
+function errorBody(status: number, graphql: boolean): string {
+  const unavailable = status === (HttpStatus.SERVICE_UNAVAILABLE as number);
+  if (!graphql) return JSON.stringify({ statusCode: status, message: unavailable ? 'Service Unavailable' : 'Internal Server Error' });
+  const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, 'SESSION_STORE_UNAVAILABLE'] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
+  return JSON.stringify({ errors: [{ message, extensions: { code } }] });
 }
 
 function flushCookies(res: ServerResponse, gate: Gate): void {

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
 import { SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 import type { SessionModuleOptions } from './session.options.js';
@@ -7,6 +8,7 @@ import { resolveSessions, type SessionDefinition } from './session-definition.js
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
 import { SessionState, type PendingWrite } from './session.js';
 import type { RequestSessions } from './request-sessions.js';
+import { registerEngine } from './request-context.js';
 import { routeInfoOf, type RouteInfo } from './route-info.js';
 
 /**
@@ -31,7 +33,7 @@ export interface SavePlan {
  * every way of reaching a session goes through.
  */
 @Injectable()
-export class SessionEngine implements OnApplicationShutdown {
+export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   /** The request being served, for `SessionService.current()`. */
   readonly context = new AsyncLocalStorage<RequestSessions>();
   readonly definitions: ReadonlyMap<string, SessionDefinition>;
@@ -41,7 +43,10 @@ export class SessionEngine implements OnApplicationShutdown {
   /** `interceptor: 'global'`: every route runs in the context `current()` reads. */
   private readonly globalContext: boolean;
 
-  constructor(@Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined) {
+  constructor(
+    @Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
+  ) {
     const resolved = resolveSessions(options ?? {});
     this.definitions = resolved.definitions;
     this.globalContext = options?.interceptor === 'global';
@@ -50,6 +55,12 @@ export class SessionEngine implements OnApplicationShutdown {
         'No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. Set secret (32+ characters) in SessionModule.forRoot().',
       );
     }
+  }
+
+  /** The app's requests lead here (see `registerEngine`); the HTTP adapter is known by now. */
+  onModuleInit(): void {
+    const adapter = this.adapterHost?.httpAdapter as { getInstance?: () => unknown } | undefined;
+    if (typeof adapter?.getInstance === 'function') registerEngine(adapter.getInstance(), this);
   }
 
   definition(name: string): SessionDefinition {

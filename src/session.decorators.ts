@@ -1,9 +1,11 @@
 import { createParamDecorator, Logger, UseGuards, UseInterceptors, type ExecutionContext } from '@nestjs/common';
+import { graphqlSessions } from './request-context.js';
 import { RequestSessions } from './request-sessions.js';
 import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from './session.constants.js';
 import { SessionError } from './session.errors.js';
 import { SessionLoader } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
+import type { SessionState } from './session.js';
 import type {
   Flash as FlashShape,
   FlashMessages,
@@ -21,7 +23,7 @@ export interface Flash<T = FlashMessages> extends FlashShape<T> {}
 
 const logger = new Logger('SessionModule');
 const sessionParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => loadedSession(context, name));
-const flashParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => loadedSession(context, name).flash);
+const flashParam = createParamDecorator((name: string | undefined, context: ExecutionContext) => flashOf(loadedSession(context, name)));
 
 /**
  * Injects the request's session (`name`: one of `sessions` in the options; default the unnamed
@@ -79,16 +81,41 @@ function addName(target: object, name: string): boolean {
   return false;
 }
 
-function loadedSession(context: ExecutionContext, name: string | undefined) {
-  const session = RequestSessions.find(context.switchToHttp().getRequest())?.loaded(name ?? DEFAULT_SESSION);
-  if (session === undefined) {
-    const route = `${context.getClass().name}.${context.getHandler().name}`;
-    const error = new SessionError(
-      `${route}: no session was loaded for this parameter. The session loader did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
+/**
+ * The session a parameter gets. On an HTTP route, the one its guard loaded (synchronously: the
+ * route's hot path). In a GraphQL resolver, the one of its HTTP request, loaded here if no guard
+ * did (field resolvers run without guards by default): Nest awaits a resolver's parameters.
+ */
+function loadedSession(context: ExecutionContext, name: string | undefined): SessionState | Promise<SessionState> {
+  const type = context.getType<string>();
+  if (type === 'http') {
+    const session = RequestSessions.find(context.switchToHttp().getRequest())?.loaded(name ?? DEFAULT_SESSION);
+    if (session !== undefined) return session;
+    throw missing(
+      context,
+      `no session was loaded for this parameter. The session loader did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
     );
-    // An HttpException is not logged by Nest, and this one is a bug to fix: say it where it shows.
-    logger.error(error.message);
-    throw error;
   }
-  return session;
+  const sessions = type === 'graphql' ? graphqlSessions(undefined, context.getArgByIndex(2)) : undefined;
+  if (sessions !== undefined) {
+    const key = name ?? DEFAULT_SESSION;
+    return sessions.loaded(key) ?? sessions.load(key);
+  }
+  throw missing(
+    context,
+    type === 'graphql'
+      ? 'this GraphQL context carries no HTTP request and response (req, res or reply), so there is no session here: subscriptions over a WebSocket are not supported yet, and a context function of your own must keep req (Apollo) or reply (Mercurius).'
+      : `sessions are supported in HTTP routes and GraphQL resolvers; a '${type}' handler has no HTTP request to carry a session cookie.`,
+  );
+}
+
+function flashOf(session: SessionState | Promise<SessionState>) {
+  return session instanceof Promise ? session.then((loaded) => loaded.flash) : session.flash;
+}
+
+function missing(context: ExecutionContext, reason: string): SessionError {
+  const error = new SessionError(`${context.getClass().name}.${context.getHandler().name}: ${reason}`);
+  // An HttpException is not logged by Nest, and this one is a bug to fix: say it where it shows.
+  logger.error(error.message);
+  return error;
 }

@@ -11,6 +11,11 @@ export class SessionError extends HttpException {
     this.message = message;
     this.name = new.target.name;
   }
+
+  /** The HTTP status, under the name GraphQL servers (Mercurius) and Node frameworks read. */
+  get statusCode(): number {
+    return this.getStatus();
+  }
 }
 
 /** Bad options, thrown at startup; the message names the option and what to do. */
@@ -49,11 +54,33 @@ export class SessionValidationError extends SessionError {
   }
 }
 
+/** The message of a store failure as a GraphQL client sees it. */
+export const CLIENT_STORE_MESSAGE = 'Session store unavailable';
+
 /** A store that failed or did not answer in time; the client gets a 503 and the cause is logged. */
 export class SessionStoreError extends SessionError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, HttpStatus.SERVICE_UNAVAILABLE, options);
   }
+
+  /**
+   * For GraphQL clients, which get an error's `message` and `extensions` (graphql-js copies them
+   * from the error a resolver throws): `code` `SESSION_STORE_UNAVAILABLE`, and `http.status` 503,
+   * which Apollo Server answers with where the driver lets it. A new object each time: formatters
+   * may change it.
+   */
+  get extensions(): { code: string; http: { status: number } } {
+    return { code: 'SESSION_STORE_UNAVAILABLE', http: { status: HttpStatus.SERVICE_UNAVAILABLE } };
+  }
+}
+
+/**
+ * The error a GraphQL client may see for `error` (its resolver's errors reach it with their
+ * message): the same kind, whose message names no host, path or driver error (the cause is logged
+ * where it happened).
+ */
+export function clientStoreError(error: SessionStoreError): SessionStoreError {
+  return new SessionStoreError(CLIENT_STORE_MESSAGE, { cause: error });
 }
 
 function defaultBody(status: number): string {

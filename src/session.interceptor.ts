@@ -1,6 +1,6 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import { RequestSessions } from './request-sessions.js';
+import { sessionsOf } from './request-context.js';
 import { SessionEngine } from './session-engine.js';
 
 /**
@@ -14,9 +14,8 @@ export class SessionInterceptor implements NestInterceptor {
   constructor(private readonly engine: SessionEngine) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
-    const http = context.switchToHttp();
-    const request = RequestSessions.of(this.engine, http.getRequest(), http.getResponse());
+    const request = sessionsOf(this.engine, context);
+    if (request === undefined) return next.handle();
     const route = this.engine.route(context.getHandler(), context.getClass());
     const engine = this.engine;
     let loading: Promise<unknown> | undefined;

@@ -1,4 +1,5 @@
-import { Injectable, type ExecutionContext } from '@nestjs/common';
+import { Injectable, type ArgumentsHost, type ExecutionContext } from '@nestjs/common';
+import { graphqlSessions, isGraphqlContext, sessionsOf } from './request-context.js';
 import { RequestSessions } from './request-sessions.js';
 import { DEFAULT_SESSION } from './session.constants.js';
 import { SessionEngine } from './session-engine.js';
@@ -15,12 +16,13 @@ export class SessionService {
    * The session of a request, loaded once: a guard, the handler's `@Session()` and an exception
    * filter all get the same object, and whatever any of them changes is saved as the response
    * leaves. Pass the `ExecutionContext` or `ArgumentsHost` (on Fastify the request alone does not
-   * lead to its response).
+   * lead to its response), of an HTTP route or a GraphQL resolver; or a GraphQL context object
+   * (`@Context()`); or, on Express, the request.
    */
-  async load<T = SessionData>(contextOrRequest: ExecutionContext | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
-    const [req, res] = requestAndResponse(contextOrRequest);
+  async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
+    const sessions = this.sessionsOf(contextOrRequest);
     this.engine.definition(name);
-    return (await RequestSessions.of(this.engine, req, res).load(name)) as Session<any>;
+    return (await sessions.load(name)) as Session<any>;
   }
 
   /**
@@ -32,21 +34,32 @@ export class SessionService {
     return this.engine.context.getStore()?.loaded(name) as Session<any> | undefined;
   }
 
+  private sessionsOf(value: ExecutionContext | ArgumentsHost | object): RequestSessions {
+    const host = value as Partial<ArgumentsHost>;
+    if (typeof host.getType === 'function' && typeof host.switchToHttp === 'function') {
+      const sessions = sessionsOf(this.engine, host as ArgumentsHost);
+      if (sessions !== undefined) return sessions;
+      const type = host.getType<string>();
+      throw new SessionError(
+        type === 'graphql'
+          ? 'SessionService.load(context): this GraphQL context carries no HTTP request and response (req, res or reply): subscriptions over a WebSocket are not supported yet, and a context function of your own must keep req (Apollo) or reply (Mercurius)'
+          : `SessionService.load(context): sessions are supported in HTTP routes and GraphQL resolvers; a '${type}' context has no HTTP request to carry a session cookie`,
+      );
+    }
+    if (isGraphqlContext(value)) {
+      const sessions = graphqlSessions(this.engine, value);
+      if (sessions !== undefined) return sessions;
+    }
+    const req = value as { res?: unknown };
+    if (req.res === undefined) {
+      throw new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)');
+    }
+    return RequestSessions.of(this.engine, req, req.res);
+  }
+
   /** The store of a session, e.g. to destroy sessions outside a request. */
   store(name: string = DEFAULT_SESSION): AnySessionStore {
     return this.engine.definition(name).store;
   }
 }
 
-function requestAndResponse(value: ExecutionContext | object): [any, any] {
-  const context = value as Partial<ExecutionContext>;
-  if (typeof context.switchToHttp === 'function') {
-    const http = context.switchToHttp();
-    return [http.getRequest(), http.getResponse()];
-  }
-  const req = value as { res?: unknown };
-  if (req.res === undefined) {
-    throw new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)');
-  }
-  return [req, req.res];
-}
