@@ -1,0 +1,142 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { graphqlSessions, registerEngine, sessionsOf } from '../../src/request-context.js';
+import { RequestSessions } from '../../src/request-sessions.js';
+import { SessionEngine } from '../../src/session-engine.js';
+import { Flash, Session, SessionError, SessionService } from '../../src/index.js';
+import { SessionLoader } from '../../src/session.guard.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
+const engine = new SessionEngine({ secret: SECRET });
+
+/** An Express-like request and response: Express links the request to its response. */
+function expressPair() {
+  const res = { writeHead() {}, write() {}, end() {}, flushHeaders() {}, headersSent: false };
+  const req = { headers: {}, res };
+  return { req, res };
+}
+
+/** A Fastify-like request and reply: the reply wraps the raw response and leads to the request. */
+function fastifyPair() {
+  const raw = { writeHead() {}, write() {}, end() {}, flushHeaders() {}, headersSent: false };
+  const request = { headers: {}, raw: {} };
+  const reply = { raw, request, header() {} };
+  return { request, reply };
+}
+
+class SomeResolver {
+  handler(..._args: unknown[]) {}
+}
+
+function contextOf(type: string, args: unknown[]): ExecutionContext {
+  return {
+    getType: () => type,
+    getArgs: () => args,
+    getArgByIndex: (index: number) => args[index],
+    switchToHttp: () => ({ getRequest: () => args[0], getResponse: () => args[1], getNext: () => args[2] }),
+    switchToRpc: () => ({ getData: () => args[0], getContext: () => args[1] }),
+    switchToWs: () => ({ getClient: () => args[0], getData: () => args[1], getPattern: () => '' }),
+    getClass: () => SomeResolver,
+    getHandler: () => SomeResolver.prototype.handler,
+  } as unknown as ExecutionContext;
+}
+
+/** The factory createParamDecorator registered for the first parameter of `method`. */
+function paramFactory(decorator: ParameterDecorator): (data: unknown, context: ExecutionContext) => unknown {
+  class Host {
+    method(_value: unknown) {}
+  }
+  decorator(Host.prototype, 'method', 0);
+  const params = Reflect.getMetadata('__routeArguments__', Host, 'method') as Record<string, { data: unknown; factory: (data: unknown, context: ExecutionContext) => unknown }>;
+  const [param] = Object.values(params);
+  return (_data, context) => param.factory(param.data, context);
+}
+
+describe('request context: where a request comes from', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('a GraphQL resolver on Apollo/Express ({ req }) gets the sessions an HTTP guard on that request gets', () => {
+    const { req, res } = expressPair();
+    const http = sessionsOf(engine, contextOf('http', [req, res, () => undefined]));
+    const graphql = sessionsOf(engine, contextOf('graphql', [{}, {}, { req }, {}]));
+    expect(graphql).toBe(http);
+    expect(graphql?.graphql).toBe(true);
+  });
+
+  it('a GraphQL resolver on Mercurius/Fastify ({ req, reply, app }) uses the Fastify request, as an HTTP guard does', () => {
+    const { request, reply } = fastifyPair();
+    const graphql = sessionsOf(engine, contextOf('graphql', [{}, {}, { req: request, reply, app: {} }, {}]));
+    expect(graphql).toBeInstanceOf(RequestSessions);
+    expect(RequestSessions.find(request)).toBe(graphql);
+    expect(sessionsOf(engine, contextOf('http', [request, reply]))).toBe(graphql);
+  });
+
+  it('a context function of your own that gives { req, res } works too', () => {
+    const { req, res } = expressPair();
+    const sessions = sessionsOf(engine, contextOf('graphql', [{}, {}, { req: { headers: {} }, res, user: 1 }, {}]));
+    expect(sessions).toBeInstanceOf(RequestSessions);
+    expect(RequestSessions.find(req)).toBeUndefined();
+  });
+
+  it('finds no HTTP request in subscriptions over a socket, in ws and rpc contexts, and in a context without req', () => {
+    const upgrade = { headers: { cookie: 'sid=x' } };
+    // Apollo with graphql-ws: Nest's default context wraps graphql-ws' own context as `req`.
+    expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { req: { connectionParams: {}, extra: { request: upgrade } } }, {}]))).toBeUndefined();
+    // Mercurius subscriptions: a reply-like object with the upgrade request and no raw response.
+    expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { request: upgrade, reply: { request: upgrade }, pubsub: {} }, {}]))).toBeUndefined();
+    expect(sessionsOf(engine, contextOf('graphql', [{}, {}, undefined, {}]))).toBeUndefined();
+    expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { user: 1 }, {}]))).toBeUndefined();
+    expect(sessionsOf(engine, contextOf('ws', [{ id: 'client' }, { data: 1 }]))).toBeUndefined();
+    expect(sessionsOf(engine, contextOf('rpc', [{ data: 1 }, {}]))).toBeUndefined();
+    expect(RequestSessions.find(upgrade)).toBeUndefined();
+  });
+
+  it('without an engine at hand (a field resolver run without guards), uses the one registered on the app instance', () => {
+    const { req, res } = expressPair();
+    expect(graphqlSessions(undefined, { req })).toBeUndefined();
+    const app = {};
+    registerEngine(app, engine);
+    Object.setPrototypeOf(req, { app }); // Express: req.app through the request prototype
+    expect(graphqlSessions(undefined, { req })?.engine).toBe(engine);
+    expect(RequestSessions.find(req)).toBeDefined();
+    void res;
+
+    const { request, reply } = fastifyPair();
+    (request as { server?: unknown }).server = Object.create(app); // Fastify: an encapsulated child instance
+    expect(graphqlSessions(undefined, { req: request, reply })?.engine).toBe(engine);
+  });
+
+  it('the guard lets ws, rpc and socket-only GraphQL contexts through; the parameters and SessionService.load say why there is no session', async () => {
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const loader = new SessionLoader(engine);
+    const service = new SessionService(engine);
+    const subscription = contextOf('graphql', [{}, {}, { req: { connectionParams: {}, extra: {} } }, {}]);
+    const session = paramFactory(Session());
+    const flash = paramFactory(Flash());
+    for (const [context, reason] of [
+      [contextOf('ws', [{ id: 'client' }, {}]), /SomeResolver\.handler: sessions are supported in HTTP routes and GraphQL resolvers; a 'ws' handler has no HTTP request/],
+      [contextOf('rpc', [{}, {}]), /a 'rpc' handler has no HTTP request/],
+      [subscription, /SomeResolver\.handler: this GraphQL context carries no HTTP request and response .*subscriptions over a WebSocket are not supported yet/],
+    ] as const) {
+      expect(loader.canActivate(context)).toBe(true);
+      expect(() => session(undefined, context)).toThrow(SessionError);
+      expect(() => session(undefined, context)).toThrow(reason);
+      expect(() => flash(undefined, context)).toThrow(reason);
+      await expect(service.load(context)).rejects.toThrow(SessionError);
+    }
+  });
+
+  it('a GraphQL parameter loads by itself where no guard did, and gives the same session as a later guard', async () => {
+    const { request, reply } = fastifyPair();
+    const context = contextOf('graphql', [{}, {}, { req: request, reply }, {}]);
+    const app = {};
+    registerEngine(app, engine);
+    (request as { server?: unknown }).server = app;
+    const fromParam = await paramFactory(Session())(undefined, context);
+    const fromService = await new SessionService(engine).load({ req: request, reply });
+    expect(fromService).toBe(fromParam);
+    const flash = await paramFactory(Flash())(undefined, context);
+    expect(flash).toBe((fromParam as { flash: unknown }).flash);
+  });
+});
