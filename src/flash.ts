@@ -1,4 +1,4 @@
-import { SessionValidationError } from './session.errors.js';
+import { reported, SessionValidationError } from './session.errors.js';
 import type { Flash, FlashMessages } from './session.interface.js';
 
 /** What a `FlashBox` needs from the session that holds it. */
@@ -26,9 +26,9 @@ export class FlashBox implements Flash<any> {
     try {
       text = JSON.stringify(value);
     } catch (error) {
-      throw new SessionValidationError(`flash.add('${key}'): the message cannot be stored as JSON (${(error as Error)?.message}); flash messages must be JSON-serialisable`, `flash.${key}`, { cause: error });
+      throw reported(new SessionValidationError(`flash.add('${key}'): the message cannot be stored as JSON (${(error as Error)?.message}); flash messages must be JSON-serialisable`, `flash.${key}`, { cause: error }));
     }
-    if (text === undefined) throw new SessionValidationError(`flash.add('${key}'): a ${typeof value} cannot be stored; flash messages must be JSON-serialisable`, `flash.${key}`);
+    if (text === undefined) throw reported(new SessionValidationError(`flash.add('${key}'): a ${typeof value} cannot be stored; flash messages must be JSON-serialisable`, `flash.${key}`));
     const stored = this.holder.storedFlash();
     const next = copy(stored);
     next[key] = stored !== undefined && hasOwn(stored, key) ? [...stored[key], value] : [value];

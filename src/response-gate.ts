@@ -102,9 +102,11 @@ function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse
     gate.cookies = undefined;
     const last = args.length - 1;
     const headers = last >= 1 && typeof args[last] === 'object' && args[last] !== null ? args[last] : undefined;
+    // Into a copy: an app may pass the same headers object to every response, and a session
+    // cookie left in it would go to every later visitor.
     if (headers === undefined) setOnResponse(this, cookies);
-    else if (Array.isArray(headers)) mergeIntoArray(this, headers, cookies);
-    else mergeIntoObject(this, headers as OutgoingHttpHeaders, cookies);
+    else if (Array.isArray(headers)) mergeIntoArray(this, (args[last] = [...headers] as unknown[]), cookies);
+    else mergeIntoObject(this, (args[last] = { ...(headers as OutgoingHttpHeaders) }), cookies);
   }
   return (gate.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
 }
@@ -121,7 +123,10 @@ function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
     gate.drainOwed = true;
     return false;
   }
-  if (gate.phase === REPLACED) return true;
+  if (gate.phase === REPLACED) {
+    callBack(args);
+    return true;
+  }
   gate.streamed = true;
   flushCookies(this, gate);
   return (gate.write as (...a: unknown[]) => boolean).apply(this, args);
@@ -135,7 +140,10 @@ function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
     save(this, gate, this.headersSent);
   }
   if (gate.phase === HOLDING) return hold(this, gate, END, args);
-  if (gate.phase === REPLACED) return this;
+  if (gate.phase === REPLACED) {
+    callBack(args);
+    return this;
+  }
   flushCookies(this, gate);
   return (gate.end as (...a: unknown[]) => ServerResponse).apply(this, args);
 }
@@ -173,30 +181,38 @@ function save(res: GatedResponse, gate: Gate, headersSent: boolean): void {
 }
 
 function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): GatedResponse {
-  if (gate.heldEnd) return res;
-  // To the app and its framework, a held response looks as written as it would be: nobody sends
-  // a second response (an error for an "unanswered" request) while the first one waits.
-  if (gate.held === undefined) Object.defineProperty(res, 'headersSent', LOOKS_SENT);
-  (gate.held ??= []).push([call, args]);
-  if (call === END) {
-    gate.heldEnd = true;
-    Object.defineProperty(res, 'writableEnded', LOOKS_SENT);
+  if (gate.heldEnd) {
+    callBack(args);
+    return res;
   }
+  // To the app and its framework, a held response looks as written as it would be: nobody sends
+  // a second response (an error for an "unanswered" request) while the first one waits. Defined
+  // once, never deleted (a deleted property would slow every later access to the response).
+  if (!Object.hasOwn(res, 'headersSent')) Object.defineProperties(res, LOOKS_SENT);
+  (gate.held ??= []).push([call, args]);
+  if (call === END) gate.heldEnd = true;
   return res;
 }
 
-const LOOKS_SENT: PropertyDescriptor = { get: () => true, configurable: true, enumerable: false };
-
-/** The response's own `headersSent` and `writableEnded` again, once nothing is held. */
-function unshadow(res: GatedResponse): void {
-  delete (res as { headersSent?: boolean }).headersSent;
-  delete (res as { writableEnded?: boolean }).writableEnded;
-}
+/** `headersSent` and `writableEnded` as Node's own getters compute them, but true while held. */
+const LOOKS_SENT: PropertyDescriptorMap = {
+  headersSent: {
+    get(this: GatedResponse & { _header?: unknown }) {
+      return this[kGate]!.held !== undefined || Boolean(this._header);
+    },
+    configurable: true,
+  },
+  writableEnded: {
+    get(this: GatedResponse & { finished: boolean }) {
+      return this[kGate]!.heldEnd || this.finished;
+    },
+    configurable: true,
+  },
+};
 
 /** The store writes finished: the held calls go out, with the cookies. */
 function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined): void {
   const held = gate.held;
-  if (held !== undefined) unshadow(res);
   gate.phase = PASSED;
   gate.held = undefined;
   gate.heldEnd = false;
@@ -204,6 +220,11 @@ function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined):
   if (!res.headersSent) gate.cookies = cookies;
   if (held === undefined) return;
   for (const [call, args] of held) {
+    if (call === WRITE_HEAD && Boolean((res as { _header?: unknown })._header)) {
+      // Held, a second head did not throw to the app as it would have; it cannot go out either.
+      logger.warn('A response wrote its head twice while its session was being saved; the second head is dropped');
+      continue;
+    }
     try {
       if (call === WRITE_HEAD) gatedWriteHead.apply(res, args);
       else if (call === WRITE) gatedWrite.apply(res, args);
@@ -244,12 +265,12 @@ const BODY_HEADERS = new Set([
 
 /** The session could not be saved: the response becomes the error's status with a generic body. */
 function fail(res: GatedResponse, gate: Gate, error: unknown): void {
-  if (gate.held !== undefined) unshadow(res);
   if (!(error instanceof SessionStoreError || error instanceof SessionTooLargeError)) {
     // Store failures and sizes were logged where they happened; anything else is logged here.
     logger.error(`Saving the session failed: ${(error as Error)?.message ?? String(error)}`, (error as Error)?.stack);
   }
-  if (res.headersSent || res.writableEnded) {
+  // What really went out, not what a held response shows the app.
+  if (Boolean((res as { _header?: unknown })._header) || res.finished) {
     // Too late to answer with an error: let the response finish as it was written.
     release(res, gate, undefined);
     return;
@@ -263,6 +284,7 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
 /** Sends `status` with a generic JSON body instead of whatever was held; later calls are dropped. */
 function replace(res: GatedResponse, gate: Gate, status: number, headers: unknown): void {
   gate.phase = REPLACED;
+  for (const [, args] of gate.held ?? []) callBack(args);
   gate.held = undefined;
   gate.heldEnd = false;
   gate.heldBytes = 0;
@@ -297,6 +319,12 @@ function errorBody(status: number, graphql: boolean): string {
   if (!graphql) return JSON.stringify({ statusCode: status, message: unavailable ? 'Service Unavailable' : 'Internal Server Error' });
   const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, 'SESSION_STORE_UNAVAILABLE'] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
   return JSON.stringify({ errors: [{ message, extensions: { code } }] });
+}
+
+/** A write or end that will never happen still calls its callback, so nothing waits for it forever. */
+function callBack(args: unknown[]): void {
+  const last = args[args.length - 1];
+  if (typeof last === 'function') process.nextTick(last);
 }
 
 function flushCookies(res: ServerResponse, gate: Gate): void {
@@ -361,12 +389,15 @@ function mergeIntoArray(res: ServerResponse, headers: unknown[], cookies: string
  */
 function privateCacheControl(value: unknown): string | undefined {
   if (value === undefined || value === null) return 'private';
-  const text = toList(value).join(', ');
-  if (/(^|,)\s*(private|no-store)\s*(,|$|=)/i.test(text)) return undefined;
-  const kept = text
-    .split(',')
-    .map((directive) => directive.trim())
-    .filter((directive) => directive !== '' && !/^(public|s-maxage\s*=.*)$/i.test(directive));
+  // Directives split at commas outside quoted strings (`private="set-cookie"` is a field list).
+  const directives = toList(value).join(', ').match(/(?:[^,"]|"[^"]*")+/g) ?? [];
+  const kept: string[] = [];
+  for (const each of directives) {
+    const directive = each.trim();
+    const name = directive.split('=', 1)[0].trim().toLowerCase();
+    if ((name === 'private' && !directive.includes('=')) || name === 'no-store') return undefined;
+    if (directive !== '' && name !== 'public' && name !== 's-maxage') kept.push(directive);
+  }
   return ['private', ...kept].join(', ');
 }
 

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
-import { SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
+import { reported, SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 import type { SessionModuleOptions } from './session.options.js';
 import { resolveSessions, type SessionDefinition } from './session-definition.js';
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
@@ -66,9 +66,9 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   definition(name: string): SessionDefinition {
     const def = this.definitions.get(name);
     if (def === undefined) {
-      throw new SessionError(
+      throw reported(new SessionError(
         `No session named '${name}' is configured; add sessions: { ${name}: { ... } } to SessionModule.forRoot()`,
-      );
+      ));
     }
     return def;
   }

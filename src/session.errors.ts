@@ -1,4 +1,4 @@
-import { HttpException, HttpStatus } from '@nestjs/common';
+import { HttpException, HttpStatus, Logger } from '@nestjs/common';
 
 /**
  * The base of every error nest-sessions throws. It is an `HttpException`, so Nest answers with its
@@ -85,4 +85,15 @@ export function clientStoreError(error: SessionStoreError): SessionStoreError {
 
 function defaultBody(status: number): string {
   return status === (HttpStatus.SERVICE_UNAVAILABLE as number) ? 'Service Unavailable' : 'Internal Server Error';
+}
+
+const logger = new Logger('SessionModule');
+
+/**
+ * Logs a mistake in the app's use of sessions where it is thrown: as an `HttpException`, Nest
+ * would answer it with a 500 and log nothing.
+ */
+export function reported<E extends SessionError>(error: E): E {
+  logger.error(error.message);
+  return error;
 }

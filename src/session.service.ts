@@ -3,7 +3,7 @@ import { graphqlSessions, isGraphqlContext, sessionsOf } from './request-context
 import { RequestSessions } from './request-sessions.js';
 import { DEFAULT_SESSION } from './session.constants.js';
 import { SessionEngine } from './session-engine.js';
-import { SessionError } from './session.errors.js';
+import { reported, SessionError } from './session.errors.js';
 import type { Session, SessionData } from './session.interface.js';
 import type { AnySessionStore } from './session-store.interface.js';
 
@@ -40,11 +40,11 @@ export class SessionService {
       const sessions = sessionsOf(this.engine, host as ArgumentsHost);
       if (sessions !== undefined) return sessions;
       const type = host.getType<string>();
-      throw new SessionError(
+      throw reported(new SessionError(
         type === 'graphql'
           ? 'SessionService.load(context): this GraphQL context carries no HTTP request and response (req, res or reply): subscriptions over a WebSocket are not supported yet, and a context function of your own must keep req (Apollo) or reply (Mercurius)'
           : `SessionService.load(context): sessions are supported in HTTP routes and GraphQL resolvers; a '${type}' context has no HTTP request to carry a session cookie`,
-      );
+      ));
     }
     if (isGraphqlContext(value)) {
       const sessions = graphqlSessions(this.engine, value);
@@ -52,7 +52,7 @@ export class SessionService {
     }
     const req = value as { res?: unknown };
     if (req.res === undefined) {
-      throw new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)');
+      throw reported(new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)'));
     }
     return RequestSessions.of(this.engine, req, req.res);
   }

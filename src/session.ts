@@ -1,6 +1,6 @@
 import { FlashBox, type FlashHolder } from './flash.js';
 import { DEFAULT_SESSION, MAX_LIFETIME } from './session.constants.js';
-import { SessionValidationError } from './session.errors.js';
+import { reported, SessionValidationError } from './session.errors.js';
 import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
@@ -164,10 +164,10 @@ export class SessionState implements Session<any>, FlashHolder {
 
   setMaxAge(ms: number | undefined): void {
     if (ms !== undefined && (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 1 || ms > MAX_LIFETIME)) {
-      throw new SessionValidationError(
+      throw reported(new SessionValidationError(
         `session.setMaxAge(): expected a whole number of milliseconds from 1 to ${MAX_LIFETIME} (400 days, the longest a browser keeps a cookie), or undefined; got ${String(ms)}`,
         'maxAge',
-      );
+      ));
     }
     if (ms === this.metaValue.maxAge) return;
     const previous = this.metaValue;
@@ -186,7 +186,15 @@ export class SessionState implements Session<any>, FlashHolder {
     this.touchRequested = true;
   }
 
-  async regenerate(): Promise<void> {
+  regenerate(): Promise<void> {
+    return unhandledIsFine(this.regenerateNow());
+  }
+
+  destroy(): Promise<void> {
+    return unhandledIsFine(this.destroyNow());
+  }
+
+  private async regenerateNow(): Promise<void> {
     // The old id is destroyed first: if the store fails, the session stays as it was.
     const id = this.sessionId;
     if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
@@ -199,7 +207,7 @@ export class SessionState implements Session<any>, FlashHolder {
     this.storedMeta = freshMeta(this.definition);
   }
 
-  async destroy(): Promise<void> {
+  private async destroyNow(): Promise<void> {
     const id = this.sessionId;
     if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
     this.generation++;
@@ -214,10 +222,7 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   save(): Promise<void> {
-    const saving = this.host.saveNow(this);
-    // Not awaiting save() must not end the process: the failure is logged, and the response retries.
-    saving.catch(() => undefined);
-    return saving;
+    return unhandledIsFine(this.host.saveNow(this));
   }
 
   // FlashHolder
@@ -328,6 +333,15 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 }
 
+/**
+ * The promise as it is, but one nobody awaits cannot end the process: a failure is logged where it
+ * happens (a store error) and the response still saves or answers 503.
+ */
+function unhandledIsFine(promise: Promise<void>): Promise<void> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 function freshMeta(def: SessionDefinition): SessionMeta {
   return def.name === DEFAULT_SESSION ? { createdAt: Date.now() } : { createdAt: Date.now(), session: def.name };
 }
@@ -338,10 +352,10 @@ function jsonOf(value: unknown, where: string, key: string): string {
   try {
     text = JSON.stringify(value);
   } catch (error) {
-    throw new SessionValidationError(`${where}: the value cannot be stored as JSON (${(error as Error)?.message ?? String(error)}); session values must be JSON-serialisable`, key, { cause: error });
+    throw reported(new SessionValidationError(`${where}: the value cannot be stored as JSON (${(error as Error)?.message ?? String(error)}); session values must be JSON-serialisable`, key, { cause: error }));
   }
   if (typeof text !== 'string') {
-    throw new SessionValidationError(`${where}: a ${typeof value} cannot be stored; session values must be JSON-serialisable`, key);
+    throw reported(new SessionValidationError(`${where}: a ${typeof value} cannot be stored; session values must be JSON-serialisable`, key));
   }
   return text;
 }

@@ -68,6 +68,12 @@ class IntegrityController {
     return { ...result, has: session.has('bad') };
   }
 
+  @Get('bigint-uncaught')
+  bigintUncaught(@Session() session: Session) {
+    session.set('bad', 10n); // a mistake nobody catches
+    return {};
+  }
+
   @Get('circular-in-place')
   circularInPlace(@Session() session: Session) {
     const cart = (session.get('cart') as Record<string, unknown> | undefined) ?? {};
@@ -172,6 +178,14 @@ describe.each(platforms)('what the README promises, on $name', (platform) => {
     const res = await get(`/unserialisable/${kind}`);
     expect(res.status).toBe(200);
     expect(res.body).toEqual({ error: 'SessionValidationError', path: 'bad', has: false });
+  });
+
+  it('a value refused by set() and not caught answers 500 and is logged, naming the key', async () => {
+    const errors = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const res = await get('/bigint-uncaught');
+    expect(res.status).toBe(500);
+    expect(res.body).toEqual({ statusCode: 500, message: 'Internal Server Error' });
+    expect(errors.mock.calls.flat().map(String).join('\n')).toMatch(/session.set\('bad'\)/);
   });
 
   it('a value changed in place into something JSON cannot hold answers 500, writes nothing and sends no cookie', async () => {

@@ -25,6 +25,7 @@ import {
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Observable, of, switchMap } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Flash, Session, SessionModule, SessionService } from '../../src/index.js';
@@ -34,6 +35,11 @@ import { platforms, type TestApp } from '../support/platforms.js';
 import { SECRET } from './app.fixture.js';
 
 type RawResponse = { setHeader(n: string, v: string): void; writeHead(s: number, h: unknown): void; end(b: string): void };
+
+/** One headers object for every response, as an app may keep in a constant. */
+const SHARED_HEAD = { 'content-type': 'text/plain' };
+/** Set when a write callback of a replaced response was called. */
+const callbacks = { ended: false };
 
 /** Requests parked in a handler until the test lets them go on. */
 const parked = new Map<string, { arrived: () => void; release: Promise<void> }>();
@@ -196,6 +202,58 @@ class LifecycleController {
     const raw = res.raw ?? res;
     raw.writeHead(200, { 'x-name': '日本' }); // an invalid header value: Node refuses it
     raw.end('never');
+  }
+
+  @Get('shared-head/:write')
+  sharedHead(@Session() session: Session, @Param('write') write: string, @Res() res: { raw?: RawResponse } & RawResponse) {
+    if (write === '1') session.set('kind', 'shared-head');
+    const raw = res.raw ?? res;
+    raw.writeHead(200, SHARED_HEAD);
+    raw.end('shared');
+  }
+
+  @Get('end-callback')
+  endCallback(@Session() session: Session, @Res() res: { raw?: RawResponse } & RawResponse) {
+    session.set('kind', 'end-callback');
+    const raw = (res.raw ?? res) as RawResponse & { end(b: string, cb: () => void): void };
+    raw.end('body', () => (callbacks.ended = true));
+  }
+
+  @Get('head-twice')
+  headTwice(@Session() session: Session, @Res() res: { raw?: RawResponse } & RawResponse) {
+    session.set('kind', 'head-twice');
+    const raw = res.raw ?? res;
+    raw.writeHead(200, { 'x-first': '1' });
+    raw.writeHead(201, { 'x-second': '1' });
+    raw.end('twice');
+  }
+
+  @Get('public-quoted')
+  publicQuoted(@Session() session: Session, @Res({ passthrough: true }) res: { header(n: string, v: string): unknown }) {
+    session.set('kind', 'public-quoted');
+    res.header('cache-control', 'public, max-age=60, x-ext="a, private, b"');
+    return {};
+  }
+
+  @Get('destroy-unawaited')
+  destroyUnawaited(@Session() session: Session) {
+    void session.destroy();
+    return {};
+  }
+
+  @Get('big-file')
+  bigFile(@Session() session: Session) {
+    session.set('kind', 'big-file');
+    let sent = 0;
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    return new StreamableFile(
+      new Readable({
+        read() {
+          sent += chunk.length;
+          this.push(sent > 4 * 1024 * 1024 ? null : chunk);
+        },
+      }),
+    );
   }
 
   @Get('flash-object')
@@ -442,6 +500,64 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     const redirect = await get('/redirect', new CookieJar());
     expect(redirect.status).toBe(503);
     expect(redirect.headers.location).toBeUndefined();
+  });
+
+  it("never leaves a visitor's cookie in a headers object the app passes to every response", async () => {
+    store.delay = 0;
+    const first = await get('/shared-head/1', new CookieJar());
+    expect(setCookies(first.headers).map((c) => c.name)).toEqual(['sid']);
+    const second = await get('/shared-head/0', new CookieJar());
+    expect(second.headers['set-cookie']).toBeUndefined();
+    expect(SHARED_HEAD).toEqual({ 'content-type': 'text/plain' });
+  });
+
+  it('calls the callbacks of a response it replaced with a 503', async () => {
+    quiet();
+    callbacks.ended = false;
+    store.failNext('set');
+    store.delay = 5;
+    expect((await get('/end-callback', new CookieJar())).status).toBe(503);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(callbacks.ended).toBe(true);
+  });
+
+  it('a response that writes its head twice while held sends the first one', async () => {
+    vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    store.delay = 5;
+    const res = await get('/head-twice', new CookieJar());
+    expect(res.status).toBe(200);
+    expect(res.headers['x-first']).toBe('1');
+  });
+
+  it('keeps a quoted "private" inside another directive from counting as private', async () => {
+    const res = await get('/public-quoted', new CookieJar());
+    expect(res.headers['cache-control']).toBe('private, max-age=60, x-ext="a, private, b"');
+  });
+
+  it('an unawaited destroy() that fails never becomes an unhandled rejection', async () => {
+    const unhandled = vi.fn();
+    process.on('unhandledRejection', unhandled);
+    try {
+      quiet();
+      const jar = await signedIn();
+      store.failNext('destroy');
+      await get('/destroy-unawaited', jar);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).not.toHaveBeenCalled();
+    } finally {
+      process.off('unhandledRejection', unhandled);
+    }
+  });
+
+  it('streams a 4 MiB body through a response held while a slow store writes, without losing a byte', async () => {
+    store.delay = 100;
+    const res = await get('/big-file', new CookieJar()).buffer(true).parse((stream, done) => {
+      let length = 0;
+      stream.on('data', (chunk: Buffer) => (length += chunk.length));
+      stream.on('end', () => done(null, length));
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe(4 * 1024 * 1024);
   });
 
   it('saves on a HEAD request', async () => {
