@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { MemoryStore, type SessionStore } from '../../src/index.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
-import { CountingStore } from '../support/counting-store.js';
+import { ControlledStore } from '../support/controlled-store.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
 import { redisUrl } from '../support/services.js';
 
@@ -88,11 +88,11 @@ interface GraphQLBody {
 
 (reason === undefined ? describe : describe.skip).each(cases.map((each, index) => ({ ...each, index })))('GraphQL: $name', ({ driver, store: kind, index }) => {
   let t: TestApp;
-  let store: CountingStore;
+  let store: ControlledStore<SessionStore>;
   let jar: CookieJar;
 
   beforeAll(async () => {
-    store = new CountingStore(kind.create(index));
+    store = new ControlledStore(kind.create(index));
     t = await driver.platform.create(driver.module(store));
   });
   afterAll(() => t?.close());
@@ -247,9 +247,9 @@ interface GraphQLBody {
 
 (reason === undefined ? describe : describe.skip)('GraphQL: Apollo on Express told to keep HTTP errors as they are', () => {
   let t: TestApp;
-  let store: CountingStore;
+  let store: ControlledStore;
   beforeAll(async () => {
-    store = new CountingStore(new MemoryStore({ sweepInterval: 0 }));
+    store = new ControlledStore(new MemoryStore({ sweepInterval: 0 }));
     const options = { preserveHttpStatusForExecutionErrors: false, autoTransformHttpErrors: false };
     t = await platforms.find((p) => p.name === 'express')!.create(fixture!.apolloModule(store, options));
   });

@@ -3,11 +3,13 @@ import { MemoryStore, type SessionPatch, type SessionRecord, type SessionStore }
 type Operation = 'get' | 'set' | 'patch' | 'touch' | 'destroy';
 
 /**
- * A server-side store for tests: a MemoryStore behind calls that can be slowed down, made to fail
- * a given number of times, answered with plain thenables instead of promises, and counted.
+ * A server-side store for tests: any store (a MemoryStore unless given one) behind calls that can
+ * be slowed down, made to fail a given number of times as a store that is down would, answered
+ * with plain thenables instead of promises, and counted.
  */
-export class ControlledStore implements SessionStore {
-  readonly inner = new MemoryStore({ sweepInterval: 0 });
+export class ControlledStore<S extends SessionStore = MemoryStore> implements SessionStore {
+  constructor(readonly inner: S = new MemoryStore({ sweepInterval: 0 }) as unknown as S) {}
+
   /** ms each call waits before it runs. */
   delay = 0;
   /** Answer with `{ then }` objects that are not promises. */
@@ -31,6 +33,14 @@ export class ControlledStore implements SessionStore {
   destroy(id: string) {
     return this.run('destroy', () => this.inner.destroy(id));
   }
+  close() {
+    return this.inner.close?.();
+  }
+
+  /** Forgets the calls counted so far. */
+  reset(): void {
+    this.calls.length = 0;
+  }
 
   /** How many calls of `operation` were made so far. */
   count(operation: Operation): number {
@@ -41,17 +51,17 @@ export class ControlledStore implements SessionStore {
     this.failures[operation] = times;
   }
 
-  private run<T>(operation: Operation, work: () => T): PromiseLike<T> {
+  private run<T>(operation: Operation, work: () => T | PromiseLike<T>): PromiseLike<T> {
     this.calls.push(operation);
     const settle = (resolve: (value: T) => void, reject: (error: unknown) => void) => {
       setTimeout(() => {
         if ((this.failures[operation] ?? 0) > 0) {
           this.failures[operation]! -= 1;
-          reject(new Error(`${operation} refused by the test store`));
+          reject(new Error(`${operation} refused: connect ECONNREFUSED 10.1.2.3:6379 (the test store)`));
           return;
         }
         try {
-          resolve(work());
+          Promise.resolve(work()).then(resolve, reject);
         } catch (error) {
           reject(error);
         }
