@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 
@@ -48,8 +48,14 @@ interface Gate {
   flushHeaders: ServerResponse['flushHeaders'];
 }
 
-const kGate = Symbol('nest-sessions:response-gate');
-type GatedResponse = ServerResponse & { [kGate]?: Gate };
+/**
+ * Each gated response's state. A WeakMap, not a property: adding a property to an Express response
+ * (whose prototype Express sets per request) costs microseconds; the entry goes with the response.
+ */
+const gates = new WeakMap<ServerResponse, Gate>();
+type GatedResponse = ServerResponse;
+/** Per prototype, one that puts the gated methods in front of it. */
+const gatedPrototypes = new WeakMap<object, object>();
 const logger = new Logger('SessionModule');
 
 /**
@@ -60,9 +66,8 @@ const logger = new Logger('SessionModule');
  * functions and one object per response, no closure per request.
  */
 export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
-  const gated = res as GatedResponse;
-  if (gated[kGate] !== undefined) return;
-  gated[kGate] = {
+  if (gates.has(res)) return;
+  gates.set(res, {
     saver,
     phase: res.headersSent ? PASSED : OPEN,
     cookies: undefined,
@@ -79,21 +84,41 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
     end: res.end,
     // eslint-disable-next-line @typescript-eslint/unbound-method
     flushHeaders: res.flushHeaders,
-  };
-  gated.writeHead = gatedWriteHead;
-  gated.write = gatedWrite as ServerResponse['write'];
-  gated.end = gatedEnd as ServerResponse['end'];
-  gated.flushHeaders = gatedFlushHeaders;
+  });
+  const prototype = Object.getPrototypeOf(res) as object;
+  const patched = Object.hasOwn(res, 'writeHead') || Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end') || Object.hasOwn(res, 'flushHeaders');
+  if (prototype === ServerResponse.prototype || patched) {
+    // A plain response (Fastify's), or one whose methods middleware already replaced (compression):
+    // the gated methods go on the response itself, in front of whatever is there.
+    res.writeHead = gatedWriteHead;
+    res.write = gatedWrite as ServerResponse['write'];
+    res.end = gatedEnd as ServerResponse['end'];
+    res.flushHeaders = gatedFlushHeaders;
+    return;
+  }
+  // An Express response: a prototype with the gated methods in front of the app's response prototype.
+  let gated = gatedPrototypes.get(prototype);
+  if (gated === undefined) {
+    const method = (value: unknown): PropertyDescriptor => ({ value, writable: true, configurable: true });
+    gated = Object.create(prototype, {
+      writeHead: method(gatedWriteHead),
+      write: method(gatedWrite),
+      end: method(gatedEnd),
+      flushHeaders: method(gatedFlushHeaders),
+    }) as object;
+    gatedPrototypes.set(prototype, gated);
+  }
+  Object.setPrototypeOf(res, gated);
 }
 
 /** Whether the head has really gone out: a held response only looks sent to the app. */
 export function headGone(res: ServerResponse): boolean {
-  const gate = (res as GatedResponse)[kGate];
+  const gate = gates.get(res);
   return gate?.held !== undefined ? false : res.headersSent;
 }
 
 function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse {
-  const gate = this[kGate]!;
+  const gate = gates.get(this)!;
   if (gate.phase === OPEN) save(this, gate, false);
   if (gate.phase === HOLDING) return hold(this, gate, WRITE_HEAD, args);
   if (gate.phase === REPLACED) return this;
@@ -112,7 +137,7 @@ function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse
 }
 
 function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
-  const gate = this[kGate]!;
+  const gate = gates.get(this)!;
   if (gate.phase === OPEN) save(this, gate, this.headersSent);
   if (gate.phase === HOLDING) {
     hold(this, gate, WRITE, args);
@@ -133,7 +158,7 @@ function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
 }
 
 function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
-  const gate = this[kGate]!;
+  const gate = gates.get(this)!;
   if (gate.phase === OPEN) save(this, gate, this.headersSent);
   else if (gate.phase === PASSED && gate.streamed) {
     gate.streamed = false;
@@ -149,7 +174,7 @@ function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
 }
 
 function gatedFlushHeaders(this: GatedResponse): void {
-  const gate = this[kGate]!;
+  const gate = gates.get(this)!;
   if (gate.phase === OPEN) save(this, gate, false);
   if (gate.phase === HOLDING) {
     hold(this, gate, FLUSH_HEADERS, []);
@@ -198,13 +223,13 @@ function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): Ga
 const LOOKS_SENT: PropertyDescriptorMap = {
   headersSent: {
     get(this: GatedResponse & { _header?: unknown }) {
-      return this[kGate]!.held !== undefined || Boolean(this._header);
+      return gates.get(this)!.held !== undefined || Boolean(this._header);
     },
     configurable: true,
   },
   writableEnded: {
     get(this: GatedResponse & { finished: boolean }) {
-      return this[kGate]!.heldEnd || this.finished;
+      return gates.get(this)!.heldEnd || this.finished;
     },
     configurable: true,
   },
