@@ -25,7 +25,11 @@ import {
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Server } from 'node:http';
 import { Readable } from 'node:stream';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
 import { Observable, of, switchMap } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Flash, Session, SessionModule, SessionService } from '../../src/index.js';
@@ -567,5 +571,38 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     const [cookie] = jar.take(res);
     expect(cookie?.name).toBe('sid');
     expect((await data(jar)).data).toEqual({ visits: 1 });
+  });
+});
+
+describe('Express middleware that wraps the response methods first (as on-headers and compression do)', () => {
+  it('still saves before the head, holds it for a slow store, and keeps what the middleware adds', async () => {
+    const store = new ControlledStore();
+    store.delay = 10;
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [LifecycleController], providers: [ChangeAfterHandler, FlashingFilter] })
+    class WrappedModule {}
+    const ref = await Test.createTestingModule({ imports: [WrappedModule] }).compile();
+    const app = ref.createNestApplication(new ExpressAdapter(), { logger: false });
+    app.use((_req: unknown, res: { writeHead: (...a: unknown[]) => unknown; setHeader(n: string, v: string): void }, next: () => void) => {
+      const writeHead = res.writeHead;
+      res.writeHead = function (this: typeof res, ...args: unknown[]) {
+        this.setHeader('x-on-headers', 'yes');
+        return writeHead.apply(this, args);
+      };
+      next();
+    });
+    await app.init();
+    try {
+      const server = app.getHttpServer() as Server;
+      const res = await request(server).get('/count');
+      expect(res.status).toBe(200);
+      expect(res.headers['x-on-headers']).toBe('yes');
+      expect(setCookies(res.headers).map((c) => c.name)).toEqual(['sid']);
+      store.failNext('set');
+      vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      expect((await request(server).get('/count')).status).toBe(503);
+    } finally {
+      vi.restoreAllMocks();
+      await app.close();
+    }
   });
 });
