@@ -48,12 +48,9 @@ interface Gate {
   flushHeaders: ServerResponse['flushHeaders'];
 }
 
-/**
- * Each gated response's state. A WeakMap, not a property: adding a property to an Express response
- * (whose prototype Express sets per request) costs microseconds; the entry goes with the response.
- */
-const gates = new WeakMap<ServerResponse, Gate>();
-type GatedResponse = ServerResponse;
+/** Each gated response's state, on the response itself (a WeakMap entry per response slows the GC down). */
+const kGate = Symbol('nest-sessions:response-gate');
+type GatedResponse = ServerResponse & { [kGate]?: Gate };
 /** Per prototype, one that puts the gated methods in front of it. */
 const gatedPrototypes = new WeakMap<object, object>();
 const logger = new Logger('SessionModule');
@@ -66,8 +63,9 @@ const logger = new Logger('SessionModule');
  * functions and one object per response, no closure per request.
  */
 export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
-  if (gates.has(res)) return;
-  gates.set(res, {
+  const gatedRes = res as GatedResponse;
+  if (gatedRes[kGate] !== undefined) return;
+  gatedRes[kGate] = {
     saver,
     phase: res.headersSent ? PASSED : OPEN,
     cookies: undefined,
@@ -84,7 +82,7 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
     end: res.end,
     // eslint-disable-next-line @typescript-eslint/unbound-method
     flushHeaders: res.flushHeaders,
-  });
+  };
   const prototype = Object.getPrototypeOf(res) as object;
   const patched = Object.hasOwn(res, 'writeHead') || Object.hasOwn(res, 'write') || Object.hasOwn(res, 'end') || Object.hasOwn(res, 'flushHeaders');
   if (prototype === ServerResponse.prototype || patched) {
@@ -96,7 +94,8 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
     res.flushHeaders = gatedFlushHeaders;
     return;
   }
-  // An Express response: a prototype with the gated methods in front of the app's response prototype.
+  // An Express response: its prototype is set per request, and every property added to it costs
+  // microseconds; a prototype with the gated methods in front of the app's costs one swap.
   let gated = gatedPrototypes.get(prototype);
   if (gated === undefined) {
     const method = (value: unknown): PropertyDescriptor => ({ value, writable: true, configurable: true });
@@ -113,12 +112,12 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
 
 /** Whether the head has really gone out: a held response only looks sent to the app. */
 export function headGone(res: ServerResponse): boolean {
-  const gate = gates.get(res);
+  const gate = (res as GatedResponse)[kGate];
   return gate?.held !== undefined ? false : res.headersSent;
 }
 
 function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse {
-  const gate = gates.get(this)!;
+  const gate = this[kGate]!;
   if (gate.phase === OPEN) save(this, gate, false);
   if (gate.phase === HOLDING) return hold(this, gate, WRITE_HEAD, args);
   if (gate.phase === REPLACED) return this;
@@ -137,7 +136,7 @@ function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse
 }
 
 function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
-  const gate = gates.get(this)!;
+  const gate = this[kGate]!;
   if (gate.phase === OPEN) save(this, gate, this.headersSent);
   if (gate.phase === HOLDING) {
     hold(this, gate, WRITE, args);
@@ -158,7 +157,7 @@ function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
 }
 
 function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
-  const gate = gates.get(this)!;
+  const gate = this[kGate]!;
   if (gate.phase === OPEN) save(this, gate, this.headersSent);
   else if (gate.phase === PASSED && gate.streamed) {
     gate.streamed = false;
@@ -174,7 +173,7 @@ function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
 }
 
 function gatedFlushHeaders(this: GatedResponse): void {
-  const gate = gates.get(this)!;
+  const gate = this[kGate]!;
   if (gate.phase === OPEN) save(this, gate, false);
   if (gate.phase === HOLDING) {
     hold(this, gate, FLUSH_HEADERS, []);
@@ -223,13 +222,13 @@ function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): Ga
 const LOOKS_SENT: PropertyDescriptorMap = {
   headersSent: {
     get(this: GatedResponse & { _header?: unknown }) {
-      return gates.get(this)!.held !== undefined || Boolean(this._header);
+      return this[kGate]!.held !== undefined || Boolean(this._header);
     },
     configurable: true,
   },
   writableEnded: {
     get(this: GatedResponse & { finished: boolean }) {
-      return gates.get(this)!.heldEnd || this.finished;
+      return this[kGate]!.heldEnd || this.finished;
     },
     configurable: true,
   },
