@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
-import { reported, SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
+import { CLIENT_STORE_MESSAGE, reported, SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
 import type { SessionModuleOptions } from './session.options.js';
 import { resolveSessions, type SessionDefinition } from './session-definition.js';
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
@@ -297,7 +297,9 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     const reason = cause instanceof Error ? cause.message : String(cause);
     const message = `The store of session '${def.name}' failed to ${what}: ${reason}`;
     this.logger.error(message);
-    return new SessionStoreError(message, { cause });
+    // The details are logged here; the error itself names no host, path or driver error, since some
+    // clients see an error's message (GraphQL answers resolvers' errors with it).
+    return new SessionStoreError(CLIENT_STORE_MESSAGE, { cause: new Error(message, { cause }) });
   }
 }
 

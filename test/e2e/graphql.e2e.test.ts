@@ -220,6 +220,16 @@ interface GraphQLBody {
     expect((await gql('{ userId }')).body).toEqual({ data: { userId: 42 } });
   });
 
+  it.runIf(driver.platform.kind === 'express')('a store that fails to load through SessionService.load(req): no detail of the cause either', async () => {
+    await login();
+    const logged = captureErrors();
+    store.failNext('get');
+    const failed = await gql('{ fromRequest }');
+    expect(failed.body.errors?.[0].message).toBe('Session store unavailable');
+    expect(JSON.stringify(failed.body)).not.toMatch(/ECONNREFUSED|10\.1\.2\.3|refused/);
+    expect(logged()).toEqual([expect.stringMatching(/failed to read a session: get refused: connect ECONNREFUSED/)]);
+  });
+
   it('a store that fails in regenerate(): the mutation gets the error without its cause, and the session stays as it was', async () => {
     await login(1);
     const logged = captureErrors();

@@ -51,6 +51,13 @@ export class SessionResolver {
     return { name: 'viewer' };
   }
 
+  /** SessionService.load() given the Express request itself (Apollo on Express). */
+  @Query(() => String, { nullable: true })
+  async fromRequest(@Context('req') req: object) {
+    const session = await this.sessions.load(req);
+    return session.isNew ? null : session.id;
+  }
+
   /** SessionService.load() given the GraphQL context object. */
   @Query(() => String, { nullable: true })
   async fromContext(@Context() context: object) {

@@ -73,10 +73,12 @@ describe('request context: where a request comes from', () => {
   });
 
   it('a context function of your own that gives { req, res } works too', () => {
-    const { req, res } = expressPair();
-    const sessions = sessionsOf(engine, contextOf('graphql', [{}, {}, { req: { headers: {} }, res, user: 1 }, {}]));
+    const { res } = expressPair();
+    const own = { headers: {} };
+    const sessions = sessionsOf(engine, contextOf('graphql', [{}, {}, { req: own, res, user: 1 }, {}]));
     expect(sessions).toBeInstanceOf(RequestSessions);
-    expect(RequestSessions.find(req)).toBeUndefined();
+    expect(RequestSessions.find(own)).toBe(sessions); // kept on the context's own request object
+    expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { req: own, res }, {}]))).toBe(sessions);
   });
 
   it('finds no HTTP request in subscriptions over a socket, in ws and rpc contexts, and in a context without req', () => {
