@@ -4,7 +4,6 @@ import { adapterFor, type PlatformAdapter } from './platform.adapter.js';
 import { gateResponse, headGone, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from './session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
-import { clientStoreError, SessionStoreError } from './session.errors.js';
 import { SessionState, type SessionHost } from './session.js';
 
 const kSessions = Symbol('nest-sessions:request');
@@ -26,11 +25,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   private savedCookies: Map<string, string> | undefined;
   private readonly adapter: PlatformAdapter;
   private readonly raw: ServerResponse;
-  /**
-   * Resolvers of a GraphQL request asked for these sessions: an error they get goes to the client
-   * in the GraphQL response, so a store failure reaches them without its cause (which is logged),
-   * and an error response sent instead of theirs is shaped as a GraphQL response.
-   */
+  /** Resolvers of a GraphQL request asked for these sessions: an error response sent instead of theirs is shaped as a GraphQL response. */
   graphql = false;
 
   private constructor(
@@ -79,7 +74,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       },
       (error: unknown) => {
         this.loading?.delete(name);
-        throw this.surfaced(error);
+        throw error;
       },
     );
     (this.loading ??= new Map()).set(name, promise);
@@ -106,11 +101,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   async destroyStored(session: SessionState, id: string): Promise<void> {
     // A save of the old id still running must land before the destroy, never after it.
     if (this.saving !== undefined) await this.saving;
-    try {
-      await this.engine.destroy(session.definition, id);
-    } catch (error) {
-      throw this.surfaced(error);
-    }
+    await this.engine.destroy(session.definition, id);
   }
 
   saveNow(session: SessionState): Promise<void> {
@@ -126,12 +117,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       this.keepCookie(plan);
       return Promise.resolve();
     }
-    const done = written.then(
-      () => this.keepCookie(plan),
-      (error: unknown) => {
-        throw this.surfaced(error);
-      },
-    );
+    const done = written.then(() => this.keepCookie(plan));
     const settled = done.then(noop, noop);
     const saving = this.saving === undefined ? settled : Promise.all([this.saving, settled]).then(noop);
     this.saving = saving;
@@ -195,11 +181,6 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       if (!result.some((each) => each.startsWith(`${name}=`))) result.push(cookie);
     }
     return result.length === 0 ? undefined : result;
-  }
-
-  /** The error a caller gets: for GraphQL, a store failure without its cause's details (logged where it happened). */
-  private surfaced(error: unknown): unknown {
-    return this.graphql && error instanceof SessionStoreError ? clientStoreError(error) : error;
   }
 
   private keepCookie(plan: SavePlan): void {

@@ -54,7 +54,7 @@ export class SessionValidationError extends SessionError {
   }
 }
 
-/** The message of a store failure as a GraphQL client sees it. */
+/** The message of every store failure: clients (GraphQL's among them) may see it; the details are logged. */
 export const CLIENT_STORE_MESSAGE = 'Session store unavailable';
 
 /** A store that failed or did not answer in time; the client gets a 503 and the cause is logged. */
@@ -72,15 +72,6 @@ export class SessionStoreError extends SessionError {
   get extensions(): { code: string; http: { status: number } } {
     return { code: 'SESSION_STORE_UNAVAILABLE', http: { status: HttpStatus.SERVICE_UNAVAILABLE } };
   }
-}
-
-/**
- * The error a GraphQL client may see for `error` (its resolver's errors reach it with their
- * message): the same kind, whose message names no host, path or driver error (the cause is logged
- * where it happened).
- */
-export function clientStoreError(error: SessionStoreError): SessionStoreError {
-  return new SessionStoreError(CLIENT_STORE_MESSAGE, { cause: error });
 }
 
 function defaultBody(status: number): string {
