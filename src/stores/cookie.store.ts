@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
-import { randomSlice } from '../random-pool.js';
-import type { ClientSessionStore, SessionMeta, SessionRecord } from '../session-store.interface.js';
-import { SessionConfigError } from '../session.errors.js';
+import { randomSlice } from '../session/random-pool.js';
+import type { ClientSessionStore, SessionMeta, SessionRecord } from './session-store.interface.js';
+import { SessionConfigError } from '../session/session.errors.js';
 import { XaesKey } from './xaes-256-gcm.js';
 
 /** Opened cookie values kept, at most (values are at most a few kilobytes each). */

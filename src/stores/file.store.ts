@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SessionConfigError, SessionError, SessionStoreError } from '../session.errors.js';
-import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { SessionConfigError, SessionError, SessionStoreError } from '../session/session.errors.js';
+import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
 import { applyPatch } from './record-patch.js';
 
 export interface FileStoreOptions {

@@ -1,5 +1,5 @@
-import { SessionConfigError } from '../session.errors.js';
-import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from '../session-store.interface.js';
+import { SessionConfigError } from '../session/session.errors.js';
+import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
 import { applyPatch } from './record-patch.js';
 
 export interface MemoryStoreOptions {

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Pool } from 'pg';
-import { SessionConfigError, SessionStoreError } from '../session.errors.js';
-import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
+import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
+import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from './session-store.interface.js';
 
 export interface PostgresStoreOptions {
   /** A `pg` Pool you own: the store never ends it. */

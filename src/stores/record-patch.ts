@@ -1,4 +1,4 @@
-import type { SessionMeta, SessionPatch, SessionRecord } from '../session-store.interface.js';
+import type { SessionMeta, SessionPatch, SessionRecord } from './session-store.interface.js';
 
 /**
  * The record `patch` makes of `record`, for stores that hold whole records (memory, files): a new

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Redis, type Cluster } from 'ioredis';
-import { SessionConfigError, SessionStoreError } from '../session.errors.js';
-import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from '../session-store.interface.js';
+import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
+import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from './session-store.interface.js';
 
 export interface RedisStoreOptions {
   /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ClientSessionStore, SessionRecord } from '../session-store.interface.js';
+import type { ClientSessionStore, SessionRecord } from '../stores/session-store.interface.js';
 import type { Skipped } from './case-runner.js';
 import { AWKWARD_KEYS, AWKWARD_MESSAGES, AWKWARD_VALUES, HOSTILE_KEYS, hostileFlash, JSON_VALUES, UNICODE, type Entries } from './input-samples.js';
 import { assertOwnKey, entriesToObject, expectRecord, guardPrototypes, newId, record } from './record-checks.js';

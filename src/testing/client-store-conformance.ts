@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ClientSessionStore } from '../session-store.interface.js';
+import type { ClientSessionStore } from '../stores/session-store.interface.js';
 import { checkSuite, defineSuite, type SessionStoreCaseResult, type SessionStoreTestRunner, type Suite, type SuiteOptions } from './case-runner.js';
 import { clientStoreCases, type ClientCaseContext } from './client-store-cases.js';
 

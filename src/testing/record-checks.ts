@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { SessionMeta, SessionPatch, SessionRecord } from '../session-store.interface.js';
+import type { SessionMeta, SessionPatch, SessionRecord } from '../stores/session-store.interface.js';
 
 /** Ten minutes from now: a session that outlives any case. */
 export const LATER = 10 * 60_000;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SessionMeta, SessionRecord, SessionStore } from '../session-store.interface.js';
+import type { SessionMeta, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
 import type { Skipped } from './case-runner.js';
 import { dataOf, expectRecord, LATER, newId, patchOf, record } from './record-checks.js';
 

@@ -1,4 +1,4 @@
-import type { SessionStore } from '../session-store.interface.js';
+import type { SessionStore } from '../stores/session-store.interface.js';
 import { checkSuite, defineSuite, type SessionStoreCaseResult, type SessionStoreTestRunner, type Suite, type SuiteOptions } from './case-runner.js';
 import { lifecycleCases, type CaseContext, type ConformanceCase } from './store-cases.js';
 import { inputCases } from './store-input-cases.js';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { SessionMeta, SessionPatch, SessionStore } from '../session-store.interface.js';
+import type { SessionMeta, SessionPatch, SessionStore } from '../stores/session-store.interface.js';
 import { AWKWARD_KEYS, AWKWARD_MESSAGES, AWKWARD_VALUES, HOSTILE_KEYS, hostileFlash, JSON_VALUES, UNICODE, type Entries } from './input-samples.js';
 import {
   assertOwnKey,

@@ -11,7 +11,7 @@ import {
   type SessionModuleOptions,
   type SessionStore,
 } from '../../src/index.js';
-import { generateSessionId, SessionIdSigner } from '../../src/session-id.js';
+import { generateSessionId, SessionIdSigner } from '../../src/session/session-id.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { SECRET } from './app.fixture.js';

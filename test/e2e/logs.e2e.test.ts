@@ -1,7 +1,7 @@
 import { Controller, Get, Logger, Module } from '@nestjs/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Session, SessionModule } from '../../src/index.js';
-import { SessionIdSigner } from '../../src/session-id.js';
+import { SessionIdSigner } from '../../src/session/session-id.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';

@@ -3,7 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ClientSessionStore, SessionPatch, SessionRecord, SessionStore } from '../../src/session-store.interface.js';
+import type { ClientSessionStore, SessionPatch, SessionRecord, SessionStore } from '../../src/stores/session-store.interface.js';
 import { CookieStore } from '../../src/stores/cookie.store.js';
 import { applyPatch } from '../../src/stores/record-patch.js';
 import { checkClientSessionStore, checkSessionStore, clientSessionStoreCaseNames, sessionStoreCaseNames, type SessionStoreCaseResult } from '../../src/testing/index.js';

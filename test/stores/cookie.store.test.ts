@@ -1,8 +1,8 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { SessionMeta, SessionRecord } from '../../src/session-store.interface.js';
-import { SessionConfigError } from '../../src/session.errors.js';
+import type { SessionMeta, SessionRecord } from '../../src/stores/session-store.interface.js';
+import { SessionConfigError } from '../../src/session/session.errors.js';
 import { CookieStore } from '../../src/stores/cookie.store.js';
 import { XaesKey } from '../../src/stores/xaes-256-gcm.js';
 

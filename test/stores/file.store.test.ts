@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionPatch, SessionRecord } from '../../src/session-store.interface.js';
-import { SessionConfigError, SessionError, SessionStoreError } from '../../src/session.errors.js';
+import type { SessionPatch, SessionRecord } from '../../src/stores/session-store.interface.js';
+import { SessionConfigError, SessionError, SessionStoreError } from '../../src/session/session.errors.js';
 import { FileStore } from '../../src/stores/file.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { compileForChild, repoRoot } from '../support/compile-for-child.js';
@@ -224,7 +224,7 @@ describe('FileStore', () => {
     const outDir = join(repoRoot, 'tmp', `file-store-child-${process.pid}`);
     const moduleUrl = pathToFileURL(join(outDir, 'stores', 'file.store.js')).href;
     const script = join(repoRoot, 'test', 'support', 'file-store-child.mjs');
-    beforeAll(() => compileForChild(['stores/file.store.ts', 'stores/record-patch.ts', 'session.errors.ts', 'session-store.interface.ts'], outDir));
+    beforeAll(() => compileForChild(['stores/file.store.ts', 'stores/record-patch.ts', 'session/session.errors.ts', 'stores/session-store.interface.ts'], outDir));
     afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
     /** Starts a write storm on `dir` and kills it with SIGKILL at a random moment after its first round. */

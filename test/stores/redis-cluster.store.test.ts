@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SessionRecord } from '../../src/session-store.interface.js';
+import type { SessionRecord } from '../../src/stores/session-store.interface.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';

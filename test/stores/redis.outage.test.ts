@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { SessionStoreError } from '../../src/session.errors.js';
-import type { SessionRecord } from '../../src/session-store.interface.js';
+import { SessionStoreError } from '../../src/session/session.errors.js';
+import type { SessionRecord } from '../../src/stores/session-store.interface.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { sleep, startRedisServer, type RedisServer } from '../support/redis-server.js';
 

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SessionConfigError, SessionStoreError } from '../../src/session.errors.js';
-import type { SessionPatch, SessionRecord } from '../../src/session-store.interface.js';
+import { SessionConfigError, SessionStoreError } from '../../src/session/session.errors.js';
+import type { SessionPatch, SessionRecord } from '../../src/stores/session-store.interface.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { redisUrl } from '../support/services.js';

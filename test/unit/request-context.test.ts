@@ -1,11 +1,11 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { Logger } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { graphqlSessions, registerEngine, sessionsOf } from '../../src/request-context.js';
-import { RequestSessions } from '../../src/request-sessions.js';
-import { SessionEngine } from '../../src/session-engine.js';
+import { graphqlSessions, registerEngine, sessionsOf } from '../../src/transports/request-context.js';
+import { RequestSessions } from '../../src/lifecycle/request-sessions.js';
+import { SessionEngine } from '../../src/lifecycle/session-engine.js';
 import { Flash, Session, SessionError, SessionService } from '../../src/index.js';
-import { SessionLoader } from '../../src/session.guard.js';
+import { SessionLoader } from '../../src/nest/session.guard.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const engine = new SessionEngine({ secret: SECRET });

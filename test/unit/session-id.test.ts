@@ -1,6 +1,6 @@
 import { createHash, getRandomValues, randomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { generateSessionId, SessionIdSigner } from '../../src/session-id.js';
+import { generateSessionId, SessionIdSigner } from '../../src/session/session-id.js';
 
 // The crypto calls the library makes are wrapped, so that a test can see them or answer in their
 // place: ids must come from the OS CSPRNG, signatures must be compared with timingSafeEqual.
@@ -71,9 +71,9 @@ function csprngAnswers(stream: Buffer): () => number {
 }
 
 /** session-id.ts and random-pool.ts evaluated anew: an empty pool, so the next id reads the CSPRNG. */
-async function freshIdModule(): Promise<typeof import('../../src/session-id.js')> {
+async function freshIdModule(): Promise<typeof import('../../src/session/session-id.js')> {
   vi.resetModules();
-  return import('../../src/session-id.js');
+  return import('../../src/session/session-id.js');
 }
 
 afterEach(async () => {

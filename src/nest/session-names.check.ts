@@ -1,8 +1,8 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { sessionNamesOf } from './route-info.js';
-import { SessionEngine } from './session-engine.js';
-import { SessionConfigError } from './session.errors.js';
+import { SessionEngine } from '../lifecycle/session-engine.js';
+import { SessionConfigError } from '../session/session.errors.js';
 
 /** At startup, every session name a decorator asks for (`@Session('prefs')`) must be configured. */
 @Injectable()

@@ -1,4 +1,4 @@
-import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from './session.constants.js';
+import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from '../session/session.constants.js';
 
 /** What a route asks of the session module, read from its metadata once. */
 export interface RouteInfo {

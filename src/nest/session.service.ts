@@ -1,11 +1,11 @@
 import { Injectable, type ArgumentsHost, type ExecutionContext } from '@nestjs/common';
-import { graphqlSessions, isGraphqlContext, sessionsOf } from './request-context.js';
-import { RequestSessions } from './request-sessions.js';
-import { DEFAULT_SESSION } from './session.constants.js';
-import { SessionEngine } from './session-engine.js';
-import { reported, SessionError } from './session.errors.js';
-import type { Session, SessionData } from './session.interface.js';
-import type { AnySessionStore } from './session-store.interface.js';
+import { graphqlSessions, isGraphqlContext, sessionsOf } from '../transports/request-context.js';
+import { RequestSessions } from '../lifecycle/request-sessions.js';
+import { DEFAULT_SESSION } from '../session/session.constants.js';
+import { SessionEngine } from '../lifecycle/session-engine.js';
+import { reported, SessionError } from '../session/session.errors.js';
+import type { Session, SessionData } from '../session/session.interface.js';
+import type { AnySessionStore } from '../stores/session-store.interface.js';
 
 /** Sessions for guards, pipes, filters, middleware and services. */
 @Injectable()

@@ -1,6 +1,6 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { sessionsOf } from './request-context.js';
-import { SessionEngine } from './session-engine.js';
+import { sessionsOf } from '../transports/request-context.js';
+import { SessionEngine } from '../lifecycle/session-engine.js';
 
 const granted = (): true => true;
 

@@ -1,7 +1,7 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import { sessionsOf } from './request-context.js';
-import { SessionEngine } from './session-engine.js';
+import { sessionsOf } from '../transports/request-context.js';
+import { SessionEngine } from '../lifecycle/session-engine.js';
 
 /**
  * Attaches the request's sessions to the execution context that `SessionService.current()`

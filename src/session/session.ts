@@ -4,7 +4,7 @@ import { reported, SessionValidationError } from './session.errors.js';
 import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
-import { putData, type SessionMeta, type SessionPatch, type SessionRecord } from './session-store.interface.js';
+import { putData, type SessionMeta, type SessionPatch, type SessionRecord } from '../stores/session-store.interface.js';
 
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {

@@ -1,5 +1,5 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
-import type { AnySessionStore } from './session-store.interface.js';
+import type { AnySessionStore } from '../stores/session-store.interface.js';
 
 /** Attributes of a session cookie. Durations are in milliseconds. */
 export interface SessionCookieOptions {

@@ -1,15 +1,15 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from './session.constants.js';
-import { CLIENT_STORE_MESSAGE, reported, SessionError, SessionStoreError, SessionTooLargeError } from './session.errors.js';
-import type { SessionModuleOptions } from './session.options.js';
-import { resolveSessions, type SessionDefinition } from './session-definition.js';
-import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
-import { SessionState, type PendingWrite } from './session.js';
+import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from '../session/session.constants.js';
+import { CLIENT_STORE_MESSAGE, reported, SessionError, SessionStoreError, SessionTooLargeError } from '../session/session.errors.js';
+import type { SessionModuleOptions } from '../nest/session.options.js';
+import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
+import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
+import { SessionState, type PendingWrite } from '../session/session.js';
 import type { RequestSessions } from './request-sessions.js';
-import { registerEngine } from './request-context.js';
-import { routeInfoOf, type RouteInfo } from './route-info.js';
+import { registerEngine } from '../transports/request-context.js';
+import { routeInfoOf, type RouteInfo } from '../nest/route-info.js';
 
 /**
  * One session's part of a save, decided for every session of the request before any of them is

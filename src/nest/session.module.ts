@@ -1,8 +1,8 @@
 import { Global, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import { APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
-import { SESSION_MODULE_OPTIONS } from './session.constants.js';
-import { SessionEngine } from './session-engine.js';
-import { SessionConfigError } from './session.errors.js';
+import { SESSION_MODULE_OPTIONS } from '../session/session.constants.js';
+import { SessionEngine } from '../lifecycle/session-engine.js';
+import { SessionConfigError } from '../session/session.errors.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import { SessionNamesCheck } from './session-names.check.js';
 import type { SessionModuleAsyncOptions, SessionModuleOptions } from './session.options.js';

@@ -1,6 +1,6 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError } from './session.errors.js';
+import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError } from '../session/session.errors.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {

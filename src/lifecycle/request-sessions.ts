@@ -1,10 +1,10 @@
 import type { ServerResponse } from 'node:http';
 import { parse } from 'cookie';
-import { adapterFor, type PlatformAdapter } from './platform.adapter.js';
+import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter.js';
 import { gateResponse, headGone, type ResponseSaver } from './response-gate.js';
-import type { SessionDefinition } from './session-definition.js';
+import type { SessionDefinition } from '../session/session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
-import { SessionState, type SessionHost } from './session.js';
+import { SessionState, type SessionHost } from '../session/session.js';
 
 const kSessions = Symbol('nest-sessions:request');
 const noop = (): void => undefined;

@@ -10,9 +10,9 @@ import {
 } from './session.constants.js';
 import { SessionConfigError } from './session.errors.js';
 import { SessionIdSigner } from './session-id.js';
-import type { SessionCookieOptions, SessionModuleOptions, SessionOptions } from './session.options.js';
-import { isClientSideStore, type AnySessionStore } from './session-store.interface.js';
-import { MemoryStore } from './stores/memory.store.js';
+import type { SessionCookieOptions, SessionModuleOptions, SessionOptions } from '../nest/session.options.js';
+import { isClientSideStore, type AnySessionStore } from '../stores/session-store.interface.js';
+import { MemoryStore } from '../stores/memory.store.js';
 
 /** One session kind (the default one or a named one), its options checked and resolved once at startup. */
 export interface SessionDefinition {

@@ -1,6 +1,6 @@
 import type { ArgumentsHost } from '@nestjs/common';
-import { RequestSessions } from './request-sessions.js';
-import type { SessionEngine } from './session-engine.js';
+import { RequestSessions } from '../lifecycle/request-sessions.js';
+import type { SessionEngine } from '../lifecycle/session-engine.js';
 
 /**
  * Where a request comes from: the HTTP request and response behind an `ExecutionContext` or

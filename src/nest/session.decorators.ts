@@ -1,17 +1,17 @@
 import { createParamDecorator, Logger, UseGuards, UseInterceptors, type ExecutionContext } from '@nestjs/common';
-import { graphqlSessions } from './request-context.js';
-import { RequestSessions } from './request-sessions.js';
-import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from './session.constants.js';
-import { SessionError } from './session.errors.js';
+import { graphqlSessions } from '../transports/request-context.js';
+import { RequestSessions } from '../lifecycle/request-sessions.js';
+import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from '../session/session.constants.js';
+import { SessionError } from '../session/session.errors.js';
 import { SessionLoader } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
-import type { SessionState } from './session.js';
+import type { SessionState } from '../session/session.js';
 import type {
   Flash as FlashShape,
   FlashMessages,
   Session as SessionShape,
   SessionData,
-} from './session.interface.js';
+} from '../session/session.interface.js';
 
 /** The session of the request: `@Session() session: Session`. */
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
