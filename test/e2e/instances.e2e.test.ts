@@ -12,8 +12,6 @@ import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.j
 import { postgresUrl, redisUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
-// Ports 7131-7133 belong to this file's Redis Cluster; no other test file uses them.
-const CLUSTER_PORT = 7131;
 const REDIS_URL = redisUrl();
 const POSTGRES_URL = postgresUrl();
 /** Every key, table and prefix this file creates is named after this run. */
@@ -110,13 +108,13 @@ function clusterBackend(): Backend {
     return client;
   };
   return {
-    name: `a Redis Cluster (ports ${CLUSTER_PORT}-${CLUSTER_PORT + 2})`,
+    name: 'a Redis Cluster (three masters started by the test)',
     async setup() {
       try {
-        cluster = await startRedisCluster({ basePort: CLUSTER_PORT });
+        cluster = await startRedisCluster();
       } catch (err) {
         throw new Error(
-          `needs redis-server and redis-cli on PATH and ports ${CLUSTER_PORT}-${CLUSTER_PORT + 2} free, to start a Redis Cluster: ${(err as Error).message}`,
+          `needs redis-server and redis-cli on PATH, to start a Redis Cluster: ${(err as Error).message}`,
           { cause: err },
         );
       }

@@ -8,7 +8,6 @@ import { platforms, type TestApp } from '../support/platforms.js';
 import { startRedisServer, type RedisServer } from '../support/redis-server.js';
 import { SECRET } from './app.fixture.js';
 
-const PORT = 7140;
 const OTHER_SECRET = 'an-attacker-secret-that-is-long-enough-00000';
 const DATA_SECRET = 'card-4111-1111-1111-1111';
 
@@ -72,17 +71,17 @@ function flip(value: string, index: number): string {
 
 let redis: RedisServer;
 beforeAll(async () => {
-  redis = await startRedisServer(PORT);
+  redis = await startRedisServer();
 });
 afterAll(async () => {
   await redis?.stop();
 });
 
-describe.each(platforms)('nothing secret in logs or error bodies, on $name (redis-server on port 7140)', (platform) => {
+describe.each(platforms)('nothing secret in logs or error bodies, on $name (a redis-server of its own)', (platform) => {
   let t: TestApp;
   let store: RedisStore;
   beforeAll(async () => {
-    store = new RedisStore({ url: `redis://127.0.0.1:${PORT}`, prefix: `logs:${platform.name}:` });
+    store = new RedisStore({ url: `redis://127.0.0.1:${redis.port}`, prefix: `logs:${platform.name}:` });
     @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store, storeTimeout: 3000 })], controllers: [LogsController] })
     class LogsModule {}
     t = await platform.create(LogsModule);

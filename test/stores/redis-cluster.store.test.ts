@@ -6,8 +6,6 @@ import { RedisStore } from '../../src/stores/redis.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
 import { startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 
-// Ports 7101-7103 belong to this file; no other test file uses them.
-const BASE_PORT = 7101;
 const prefix = `test:redis-cluster:${randomUUID()}:`;
 let cluster: RedisCluster | undefined;
 let client: Cluster;
@@ -16,10 +14,10 @@ const record = (data: Record<string, string>): SessionRecord => ({ data, meta: {
 
 beforeAll(async () => {
   try {
-    cluster = await startRedisCluster({ basePort: BASE_PORT });
+    cluster = await startRedisCluster();
   } catch (err) {
     throw new Error(
-      `these tests start a Redis Cluster themselves on ports ${BASE_PORT}-${BASE_PORT + 2}: they need redis-server and redis-cli on PATH and those ports free (${(err as Error).message})`,
+      `these tests start a Redis Cluster themselves: they need redis-server and redis-cli on PATH (${(err as Error).message})`,
       { cause: err },
     );
   }

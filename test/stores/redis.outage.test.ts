@@ -6,9 +6,6 @@ import type { SessionRecord } from '../../src/stores/session-store.interface.js'
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { sleep, startRedisServer, type RedisServer } from '../support/redis-server.js';
 
-// Port 7110 belongs to this file; no other test file uses it.
-const PORT = 7110;
-const URL = `redis://127.0.0.1:${PORT}`;
 // Generous: the store's own bound is about two seconds; this only catches a call that hangs.
 const BOUND_MS = 5000;
 let server: RedisServer | undefined;
@@ -20,7 +17,7 @@ const logs = vi.spyOn(Logger.prototype, 'log').mockImplementation(() => undefine
 const record = (data: Record<string, string>): SessionRecord => ({ data, meta: { createdAt: Date.now() }, expiresAt: Date.now() + 3_600_000 });
 
 function newStore(): RedisStore {
-  const store = new RedisStore({ url: URL, prefix: `test:outage:${randomUUID()}:` });
+  const store = new RedisStore({ url: `redis://127.0.0.1:${server!.port}`, prefix: `test:outage:${randomUUID()}:` });
   stores.push(store);
   return store;
 }
@@ -59,9 +56,9 @@ async function eventually(check: () => Promise<void>): Promise<void> {
 
 beforeAll(async () => {
   try {
-    server = await startRedisServer(PORT);
+    server = await startRedisServer();
   } catch (err) {
-    throw new Error(`these tests start their own redis-server on port ${PORT}: they need redis-server on PATH and that port free (${(err as Error).message})`, { cause: err });
+    throw new Error(`these tests start their own redis-server: they need redis-server on PATH (${(err as Error).message})`, { cause: err });
   }
 });
 
@@ -93,7 +90,7 @@ describe('RedisStore while Redis is down', () => {
     await expectRejectsInTime(store.get('before'));
     // One log line for the outage, not one per reconnect attempt.
     expect(errors).toHaveBeenCalledTimes(1);
-    expect(errors).toHaveBeenCalledWith(expect.stringContaining(`ECONNREFUSED 127.0.0.1:${PORT}`));
+    expect(errors).toHaveBeenCalledWith(expect.stringContaining(`ECONNREFUSED 127.0.0.1:${server!.port}`));
 
     await server!.restart();
     // The same store object recovers: no new store, no new client.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
 import { startPostgresServer } from './postgres-server.js';
 import { startRedisServer } from './redis-server.js';
-import { MissingBinaryError, PortInUseError, freePort } from './server-process.js';
+import { MissingBinaryError, onFreePort } from './server-process.js';
 import type { Services } from './services.js';
 
 /**
@@ -53,16 +53,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return teardown;
 }
 
-/** Starts a server on a port the OS says is free, and tries another if someone takes it first. */
-async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await start(await freePort());
-    } catch (err) {
-      if (!(err instanceof PortInUseError) || attempt === 5) throw err;
-    }
-  }
-}
 
 /**
  * Which servers the files of this run ask for (a file that calls `redisUrl()` needs Redis), so that

@@ -1,6 +1,6 @@
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { onFreePort, startServerProcess, type ServerProcess } from './server-process.js';
 
 export { sleep } from './server-process.js';
 
@@ -52,10 +52,15 @@ export function pingRedis(port: number): Promise<boolean> {
 }
 
 /**
- * Starts a standalone redis-server on `port`. It writes nothing to disk (no RDB, no AOF), so its
- * working directory is the system temp dir and there is nothing to clean up after stop().
+ * Starts a standalone redis-server on `port` (by default a free one the OS picks, so that test runs
+ * side by side never meet). It writes nothing to disk (no RDB, no AOF), so its working directory is
+ * the system temp dir and there is nothing to clean up after stop().
  */
-export async function startRedisServer(port: number): Promise<RedisServer> {
+export function startRedisServer(port?: number): Promise<RedisServer> {
+  return port === undefined ? onFreePort(startRedisServerOn) : startRedisServerOn(port);
+}
+
+async function startRedisServerOn(port: number): Promise<RedisServer> {
   let server: ServerProcess | undefined;
   const stop = async () => {
     const current = server;

@@ -57,6 +57,17 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Starts a server on a port the OS says is free, and tries another if someone takes it first. */
+export async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      if (!(err instanceof PortInUseError) || attempt === 5) throw err;
+    }
+  }
+}
+
 /** Polls `check` every 50 ms until it returns true; throws `message()` after `timeoutMs`. */
 export async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, message: () => string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
