@@ -8,6 +8,7 @@ import { resolveSessions, type SessionDefinition } from '../session/session-defi
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
 import { SessionState, type PendingWrite } from '../session/session.js';
 import type { RequestSessions } from './request-sessions.js';
+import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
 import { routeInfoOf, type RouteInfo } from '../nest/route-info.js';
 
@@ -40,6 +41,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   readonly logger = new Logger('SessionModule');
   private readonly routes = new WeakMap<object, RouteInfo>();
   private readonly writes = new Set<Promise<unknown>>();
+  /** Sockets and subscriptions hanging on stored sessions here: ended with their session. */
+  readonly connections = new SessionConnections();
   /** `interceptor: 'global'`: every route runs in the context `current()` reads. */
   private readonly globalContext: boolean;
 
@@ -198,10 +201,16 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return done;
   }
 
-  /** Removes a stored session at once (regenerate, destroy). */
+  /**
+   * Removes a stored session at once (regenerate, destroy); once the store confirms, the connections
+   * hanging on it in this process (sockets, subscriptions) are ended.
+   */
   destroy(def: SessionDefinition, id: string): MaybePromise<void> {
     if (def.clientSide) return undefined;
-    return this.call(def, 'destroy a session', (store) => store.destroy(id));
+    const done = this.call(def, 'destroy a session', (store) => store.destroy(id));
+    if (isThenable(done)) return Promise.resolve(done).then(() => this.connections.end(def.name, id));
+    this.connections.end(def.name, id);
+    return undefined;
   }
 
   /**

@@ -1,0 +1,51 @@
+/**
+ * The long-lived connections (WebSocket gateways' sockets, GraphQL subscriptions) that hang on a
+ * stored session, by session name and id, in this process. When the session ends here (`destroy()`,
+ * `regenerate()`, or ending it by other means), they are told, so that a logout over HTTP closes the
+ * sockets of that session on this instance. Nothing is kept once a connection removes itself.
+ */
+export type ConnectionEnd = (reason: 'ended') => void;
+
+export class SessionConnections {
+  private readonly byKey = new Map<string, Set<ConnectionEnd>>();
+
+  /** Registers `end` for the session `name`/`id`; the returned function removes it (call it on close). */
+  add(name: string, id: string, end: ConnectionEnd): () => void {
+    const key = keyOf(name, id);
+    let ends = this.byKey.get(key);
+    if (ends === undefined) this.byKey.set(key, (ends = new Set()));
+    ends.add(end);
+    return () => {
+      const current = this.byKey.get(key);
+      if (current === undefined) return;
+      current.delete(end);
+      if (current.size === 0) this.byKey.delete(key);
+    };
+  }
+
+  /** How many connections hang on the session `name`/`id` here. */
+  count(name: string, id: string): number {
+    return this.byKey.get(keyOf(name, id))?.size ?? 0;
+  }
+
+  /**
+   * The session `name`/`id` ended: every connection registered on it is removed and its `end` called
+   * (one that throws does not keep the others from hearing it).
+   */
+  end(name: string, id: string): void {
+    const key = keyOf(name, id);
+    const ends = this.byKey.get(key);
+    if (ends === undefined) return;
+    this.byKey.delete(key);
+    for (const end of ends) {
+      try {
+        end('ended');
+      } catch {
+        // a connection that fails to close itself is its own business
+      }
+    }
+  }
+}
+
+// Session names are identifiers (no NUL), so the pair never collides.
+const keyOf = (name: string, id: string) => `${name}\u0000${id}`;
