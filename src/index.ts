@@ -19,3 +19,8 @@ export { MemoryStore, type MemoryStoreOptions } from './stores/memory.store.js';
 export { CookieStore, type CookieStoreOptions } from './stores/cookie.store.js';
 export { FileStore, type FileStoreOptions } from './stores/file.store.js';
 export { SESSION_MODULE_OPTIONS, DEFAULT_SESSION } from './session/session.constants.js';
+export { CsrfGuard } from './csrf/csrf.guard.js';
+export { CsrfToken, SkipCsrf } from './csrf/csrf.decorators.js';
+export { CsrfError, CSRF_ERROR_CODE, type CsrfFailure } from './csrf/csrf.error.js';
+export type { CsrfOptions, CsrfCookieOptions } from './csrf/csrf.options.js';
+export type { CsrfFormTarget } from './csrf/csrf.protection.js';

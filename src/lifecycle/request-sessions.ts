@@ -7,6 +7,11 @@ import type { SavePlan, SessionEngine } from './session-engine.js';
 import { SessionState, type SessionHost } from '../session/session.js';
 
 const kSessions = Symbol('nest-sessions:request');
+
+/** Gives one more cookie for the response as it leaves, before the sessions are saved (the readable CSRF cookie). */
+export interface ResponseCookieSource {
+  cookieForResponse(sessions: RequestSessions): string | undefined;
+}
 const noop = (): void => undefined;
 
 /**
@@ -27,6 +32,10 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   private readonly raw: ServerResponse;
   /** Resolvers of a GraphQL request asked for these sessions: an error response sent instead of theirs is shaped as a GraphQL response. */
   graphql = false;
+  /** Asked as the response leaves, before the sessions are planned: it may change them and add a cookie. */
+  cookieSource: ResponseCookieSource | undefined;
+  /** The cookie `cookieSource` gave for this response. */
+  private sourceCookie: string | undefined;
 
   private constructor(
     readonly engine: SessionEngine,
@@ -137,14 +146,20 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   /** The value of this session's cookie in the request, if any. */
   incomingCookie(def: SessionDefinition): string | undefined {
+    return this.cookie(def.cookieName);
+  }
+
+  /** The value of the request's cookie `name`, if any. */
+  cookie(name: string): string | undefined {
     const header = this.req.headers?.cookie as string | undefined;
     if (header === undefined || header === '') return undefined;
     this.cookies ??= parseCookies(header);
-    return this.cookies[def.cookieName];
+    return this.cookies[name];
   }
 
   /** Plans every loaded session, then writes them: one that cannot be saved stops all before any write. */
   private saveAll(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
+    if (this.cookieSource !== undefined && !headersSent) this.sourceCookie = this.cookieSource.cookieForResponse(this);
     const first = this.first;
     if (first === undefined) return this.takeSavedCookies(undefined);
     const plan = this.engine.plan(first, this, headersSent);
@@ -173,6 +188,11 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   /** `cookies` with those of explicit saves that no later cookie of the same session replaced. */
   private takeSavedCookies(cookies: string[] | undefined): string[] | undefined {
+    const own = this.sourceCookie;
+    if (own !== undefined) {
+      this.sourceCookie = undefined;
+      cookies = cookies === undefined ? [own] : [...cookies, own];
+    }
     const saved = this.savedCookies;
     if (saved === undefined) return cookies;
     this.savedCookies = undefined;

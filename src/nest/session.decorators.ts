@@ -62,7 +62,8 @@ export function UseSession(name: string = DEFAULT_SESSION): MethodDecorator & Cl
   });
 }
 
-function bindRoute(target: object, key: string | symbol | undefined, name: string, decorator: string): void {
+/** Binds the session loader (a per-route guard) to the route `decorator` decorates a parameter of. */
+export function bindRoute(target: object, key: string | symbol | undefined, name: string, decorator: string): void {
   const descriptor = key === undefined ? undefined : Object.getOwnPropertyDescriptor(target, key);
   if (descriptor === undefined || typeof descriptor.value !== 'function') {
     throw new SessionError(`${decorator} decorates a parameter of a route handler method`);

@@ -7,6 +7,7 @@ import { SessionInterceptor } from './session.interceptor.js';
 import { SessionNamesCheck } from './session-names.check.js';
 import type { SessionModuleAsyncOptions, SessionModuleOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
+import { CsrfProtection } from '../csrf/csrf.protection.js';
 
 /** Sessions for the whole app: import once in the root module; it is global. */
 @Global()
@@ -42,13 +43,13 @@ export class SessionModule {
 }
 
 function build(options: Provider, interceptor: 'route' | 'global' | undefined, imports: DynamicModule['imports']): DynamicModule {
-  const providers: Provider[] = [options, SessionEngine, SessionService, SessionInterceptor, SessionNamesCheck];
+  const providers: Provider[] = [options, SessionEngine, SessionService, SessionInterceptor, SessionNamesCheck, CsrfProtection];
   if (interceptor === 'global') providers.push({ provide: APP_INTERCEPTOR, useExisting: SessionInterceptor });
   return {
     module: SessionModule,
     global: true,
     imports: [DiscoveryModule, ...(imports ?? [])],
     providers,
-    exports: [SessionEngine, SessionService, SessionInterceptor],
+    exports: [SessionEngine, SessionService, SessionInterceptor, CsrfProtection],
   };
 }

@@ -1,5 +1,6 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { AnySessionStore } from '../stores/session-store.interface.js';
+import type { CsrfOptions } from '../csrf/csrf.options.js';
 
 /** Attributes of a session cookie. Durations are in milliseconds. */
 export interface SessionCookieOptions {
@@ -62,6 +63,11 @@ export interface SessionModuleOptions extends SessionOptions {
   interceptor?: 'route' | 'global';
   /** How long, in ms, a store call may take before the request gets a 503. Default 5000. */
   storeTimeout?: number;
+  /**
+   * CSRF tokens (`CsrfGuard`, `@CsrfToken()`): where a token is looked for, and the readable cookie
+   * for single-page apps. The guard and the token work without it, with the defaults.
+   */
+  csrf?: CsrfOptions;
 }
 
 export interface SessionModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {

@@ -29,3 +29,19 @@ export const MIN_SECRET_LENGTH = 32;
 
 /** The longest lifetime accepted for a cookie or a session, in ms: browsers cap cookies at 400 days. */
 export const MAX_LIFETIME = 400 * DAY;
+
+/**
+ * Session data keys that begin with this character are the library's own (the CSRF secret): the
+ * Session API never shows them (`get`, `has`, `toJSON`), `clear()` leaves them, `set()` and
+ * `delete()` refuse them, and schema validation of the user's data leaves them out. They are stored
+ * like any other key (every store round-trips a NUL character in a key).
+ */
+export const INTERNAL_KEY_PREFIX = '\u0000';
+
+/** Where the session keeps its CSRF secret; `regenerate()` drops it, so a sign-in rotates it. */
+export const CSRF_SECRET_KEY = `${INTERNAL_KEY_PREFIX}csrf`;
+
+/** Whether `key` is one of the library's own session keys (see `INTERNAL_KEY_PREFIX`). */
+export function isInternalKey(key: unknown): boolean {
+  return typeof key === 'string' && key.charCodeAt(0) === 0;
+}

@@ -1,5 +1,5 @@
 import { FlashBox, type FlashHolder } from './flash.js';
-import { DEFAULT_SESSION, MAX_LIFETIME } from './session.constants.js';
+import { CSRF_SECRET_KEY, DEFAULT_SESSION, INTERNAL_KEY_PREFIX, isInternalKey, MAX_LIFETIME } from './session.constants.js';
 import { reported, SessionValidationError } from './session.errors.js';
 import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
@@ -101,6 +101,15 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   get(key: string): any {
+    return isInternalKey(key) ? undefined : this.read(key);
+  }
+
+  /** A value under one of the library's own keys (see `INTERNAL_KEY_PREFIX`), hidden from `get()`. */
+  getInternal(key: string): unknown {
+    return this.read(key);
+  }
+
+  private read(key: string): any {
     const values = this.values;
     if (values !== undefined && values.has(key)) return values.get(key);
     if (!hasOwn(this.raw, key) || this.removed?.has(key) === true) return undefined;
@@ -116,7 +125,18 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   set(key: string, value: unknown): void {
+    refuseInternal(key, 'set');
     if (value === undefined) return this.delete(key);
+    this.write(key, value);
+  }
+
+  /** Sets one of the library's own keys (see `INTERNAL_KEY_PREFIX`); `undefined` deletes it. */
+  setInternal(key: string, value: unknown): void {
+    if (value === undefined) this.remove(key);
+    else this.write(key, value);
+  }
+
+  private write(key: string, value: unknown): void {
     const text = jsonOf(value, `session.set('${key}')`, key);
     const values = (this.values ??= new Map());
     const had = values.has(key);
@@ -137,19 +157,27 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   has(key: string): boolean {
+    if (isInternalKey(key)) return false;
     if (this.values?.has(key) === true) return true;
     return hasOwn(this.raw, key) && this.removed?.has(key) !== true;
   }
 
   delete(key: string): void {
+    refuseInternal(key, 'delete');
+    this.remove(key);
+  }
+
+  private remove(key: string): void {
     this.values?.delete(key);
     if (hasOwn(this.raw, key)) (this.removed ??= new Set()).add(key);
   }
 
+  /** Deletes every key of the user's; the library's own keys stay. */
   clear(): void {
-    this.values = undefined;
-    const keys = Object.keys(this.raw);
-    if (keys.length > 0) this.removed = new Set(keys);
+    if (this.values !== undefined) {
+      for (const key of this.values.keys()) if (!isInternalKey(key)) this.values.delete(key);
+    }
+    for (const key of Object.keys(this.raw)) if (!isInternalKey(key)) (this.removed ??= new Set()).add(key);
   }
 
   toJSON(): Record<string, any> {
@@ -158,7 +186,7 @@ export class SessionState implements Session<any>, FlashHolder {
       const value = this.get(key);
       if (value !== undefined) result[key] = value;
     }
-    if (this.values !== undefined) for (const [key, value] of this.values) result[key] = value;
+    if (this.values !== undefined) for (const [key, value] of this.values) if (!isInternalKey(key)) result[key] = value;
     return result;
   }
 
@@ -200,6 +228,8 @@ export class SessionState implements Session<any>, FlashHolder {
     if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
     this.generation++;
     this.sessionId = generateSessionId();
+    // A new CSRF secret for the new id, made when a token is next asked for: tokens given before the sign-in stop working.
+    this.remove(CSRF_SECRET_KEY);
     this.stored = false;
     this.cookieValue = undefined;
     // Everything is written anew under the new id.
@@ -344,6 +374,16 @@ function unhandledIsFine(promise: Promise<void>): Promise<void> {
 
 function freshMeta(def: SessionDefinition): SessionMeta {
   return def.name === DEFAULT_SESSION ? { createdAt: Date.now() } : { createdAt: Date.now(), session: def.name };
+}
+
+/** The library's own keys are not the user's to change. */
+function refuseInternal(key: string, method: string): void {
+  if (isInternalKey(key)) {
+    throw reported(new SessionValidationError(
+      `session.${method}(): keys beginning with a NUL character (${JSON.stringify(INTERNAL_KEY_PREFIX)}) are reserved for the library's own data; choose another key`,
+      key,
+    ));
+  }
 }
 
 /** The JSON text of a session value; a value JSON cannot represent is refused with a typed error. */

@@ -30,6 +30,14 @@ export function sessionsOf(engine: SessionEngine, host: ArgumentsHost): RequestS
   return undefined;
 }
 
+/** The HTTP request behind `host` (the Express or Fastify request), without creating its sessions; undefined where there is none. */
+export function requestOf(host: ArgumentsHost): any {
+  const type = host.getType<string>();
+  if (type === 'http') return host.switchToHttp().getRequest();
+  if (type === 'graphql') return graphqlRequest(host.getArgByIndex(2));
+  return undefined;
+}
+
 /**
  * The sessions of the HTTP request a GraphQL context object belongs to: created with `engine`, or,
  * without it, with the engine of the app that serves the request (see `registerEngine`).

@@ -1,0 +1,30 @@
+import { HttpStatus } from '@nestjs/common';
+import { SessionError } from '../session/session.errors.js';
+
+/** Why a request was refused; for logs and filters, never told to the client. */
+export type CsrfFailure = 'missing' | 'malformed' | 'no-secret' | 'mismatch';
+
+/** The code a client (an SPA, a GraphQL client) can recognise a CSRF refusal by. */
+export const CSRF_ERROR_CODE = 'CSRF_TOKEN_INVALID';
+
+const CLIENT_MESSAGE = 'Invalid or missing CSRF token';
+
+/**
+ * A state-changing request without a valid CSRF token: a 403 whose body is
+ * `{ statusCode: 403, error: 'Forbidden', message: 'Invalid or missing CSRF token', code: 'CSRF_TOKEN_INVALID' }`
+ * on every platform; `reason` says why, for logs and exception filters.
+ */
+export class CsrfError extends SessionError {
+  constructor(readonly reason: CsrfFailure) {
+    super(CLIENT_MESSAGE, HttpStatus.FORBIDDEN);
+  }
+
+  override getResponse(): { statusCode: number; error: string; message: string; code: string } {
+    return { statusCode: HttpStatus.FORBIDDEN, error: 'Forbidden', message: CLIENT_MESSAGE, code: CSRF_ERROR_CODE };
+  }
+
+  /** For GraphQL clients, which get an error's `message` and `extensions`. A new object each time. */
+  get extensions(): { code: string; http: { status: number } } {
+    return { code: CSRF_ERROR_CODE, http: { status: HttpStatus.FORBIDDEN } };
+  }
+}

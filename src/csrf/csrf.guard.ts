@@ -1,0 +1,19 @@
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { CsrfProtection } from './csrf.protection.js';
+
+/**
+ * Refuses state-changing requests that carry no valid CSRF token, with a 403 `CsrfError`. GET,
+ * HEAD and OPTIONS pass unchecked, and so do GraphQL queries; any other method, and every GraphQL
+ * mutation whatever its method, needs a token from the `x-csrf-token` header, the `_csrf` form or
+ * JSON field (or, with `csrf.cookie`, the `x-xsrf-token` header) that is valid for the request's
+ * session. Bind it per route or per controller (`@UseGuards(CsrfGuard)`) or app-wide
+ * (`{ provide: APP_GUARD, useClass: CsrfGuard }`); `@SkipCsrf()` exempts a route or a controller.
+ */
+@Injectable()
+export class CsrfGuard implements CanActivate {
+  constructor(private readonly csrf: CsrfProtection) {}
+
+  canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+    return this.csrf.check(context);
+  }
+}

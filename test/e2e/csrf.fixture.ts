@@ -1,0 +1,166 @@
+import { All, Body, Controller, Get, HttpCode, Module, Post, UseGuards, type Type } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { CsrfGuard, CsrfToken, Session, SessionModule, SkipCsrf, type SessionModuleOptions } from '../../src/index.js';
+import { SECRET } from './app.fixture.js';
+
+/** Routes that hand out tokens (every method: a token is asked for, not checked). */
+@Controller()
+export class TokenController {
+  @Get('form')
+  form(@CsrfToken() token: string) {
+    return { token };
+  }
+
+  /** Two tokens in one response: each masked with its own pad. */
+  @Get('form/twice')
+  twice(@CsrfToken() first: string, @CsrfToken() second: string) {
+    return { tokens: [first, second] };
+  }
+
+  @Get('form/transfer')
+  transferForm(@CsrfToken({ path: '/transfer' }) token: string) {
+    return { token };
+  }
+
+  /** A per-form token for the path of this very request, and a PUT to another one. */
+  @Get('form/self')
+  selfForm(@CsrfToken({ method: 'post' }) post: string, @CsrfToken({ method: 'PUT', path: '/transfer/' }) put: string) {
+    return { post, put };
+  }
+
+  @HttpCode(200)
+  @Post('form/self')
+  @UseGuards(CsrfGuard)
+  selfPost() {
+    return { ok: true };
+  }
+
+  @Get('plain')
+  plain() {
+    return { ok: true };
+  }
+
+  /** What the Session API shows of a session that holds a CSRF secret. */
+  @Get('session')
+  view(@Session() session: Session) {
+    const attempts: Record<string, string> = {};
+    for (const [name, attempt] of [
+      ['set', () => session.set('\u0000csrf', 'mine')],
+      ['setOther', () => session.set('\u0000other', 1)],
+      ['delete', () => session.delete('\u0000csrf')],
+    ] as const) {
+      try {
+        attempt();
+        attempts[name] = 'accepted';
+      } catch (error) {
+        attempts[name] = `${(error as Error).name}: ${(error as { path?: string }).path === undefined ? '' : 'path given'}`;
+      }
+    }
+    return {
+      data: session.toJSON(),
+      has: session.has('\u0000csrf'),
+      get: session.get('\u0000csrf') ?? null,
+      attempts,
+    };
+  }
+}
+
+@Controller()
+@UseGuards(CsrfGuard)
+export class GuardedController {
+  @HttpCode(200)
+  @Post('transfer')
+  transfer(@Body() body: Record<string, unknown>) {
+    return { ok: true, body };
+  }
+
+  /** Every method: PUT, PATCH and DELETE are checked like POST. */
+  @All('any')
+  any() {
+    return { ok: true };
+  }
+
+  @HttpCode(200)
+  @Post('other')
+  other() {
+    return { ok: true };
+  }
+
+  /** Safe methods pass, and load no session. */
+  @Get('guarded-get')
+  guardedGet() {
+    return { ok: true };
+  }
+
+  @HttpCode(200)
+  @Post('login')
+  async login(@Session() session: Session) {
+    await session.regenerate();
+    session.set('userId', 7);
+    return { ok: true };
+  }
+
+  @HttpCode(200)
+  @Post('logout')
+  async logout(@Session() session: Session) {
+    await session.destroy();
+    return { ok: true };
+  }
+
+  @HttpCode(200)
+  @Post('clear')
+  clear(@Session() session: Session) {
+    session.set('visits', 1);
+    session.clear();
+    return { data: session.toJSON() };
+  }
+
+  @HttpCode(200)
+  @Post('hook')
+  @SkipCsrf()
+  hook() {
+    return { ok: true };
+  }
+}
+
+/** No guard: a POST pays nothing. */
+@Controller()
+export class OpenController {
+  @HttpCode(200)
+  @Post('open')
+  open() {
+    return { ok: true };
+  }
+}
+
+/** Guarded by a skipped controller: every route of it passes. */
+@Controller('webhooks')
+@SkipCsrf()
+export class WebhookController {
+  @HttpCode(200)
+  @Post('incoming')
+  incoming() {
+    return { ok: true };
+  }
+}
+
+/** Per route and per controller. */
+export function csrfModule(options: SessionModuleOptions = {}): Type<unknown> {
+  @Module({
+    imports: [SessionModule.forRoot({ secret: SECRET, ...options })],
+    controllers: [TokenController, GuardedController, OpenController],
+  })
+  class CsrfAppModule {}
+  return CsrfAppModule;
+}
+
+/** App-wide: `APP_GUARD`. */
+export function globalCsrfModule(options: SessionModuleOptions = {}): Type<unknown> {
+  @Module({
+    imports: [SessionModule.forRoot({ secret: SECRET, ...options })],
+    controllers: [TokenController, OpenController, WebhookController],
+    providers: [{ provide: APP_GUARD, useClass: CsrfGuard }],
+  })
+  class GlobalCsrfAppModule {}
+  return GlobalCsrfAppModule;
+}
