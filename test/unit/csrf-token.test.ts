@@ -32,7 +32,7 @@ describe('CSRF tokens', () => {
           expect(tokenMatches(value, key, 'POST', '/x')).toBe(false);
         },
       ),
-      { numRuns: 600 },
+      { numRuns: 300 },
     );
   });
 
