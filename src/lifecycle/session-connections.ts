@@ -28,6 +28,13 @@ export class SessionConnections {
     return this.byKey.get(keyOf(name, id))?.size ?? 0;
   }
 
+  /** How many connections hang on sessions here, in all. */
+  get size(): number {
+    let total = 0;
+    for (const ends of this.byKey.values()) total += ends.size;
+    return total;
+  }
+
   /**
    * The session `name`/`id` ended: every connection registered on it is removed and its `end` called
    * (one that throws does not keep the others from hearing it).

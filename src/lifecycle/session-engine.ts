@@ -6,7 +6,7 @@ import { CLIENT_STORE_MESSAGE, reported, SessionError, SessionStoreError, Sessio
 import type { SessionModuleOptions } from '../nest/session.options.js';
 import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
-import { SessionState, type PendingWrite } from '../session/session.js';
+import { SessionState, type PendingWrite, type SessionHost } from '../session/session.js';
 import type { RequestSessions } from './request-sessions.js';
 import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
@@ -29,14 +29,24 @@ export interface SavePlan {
   readonly cookie: string | undefined;
 }
 
+/** Where a session is served from, as `SessionService.current()` sees it: a request, or a socket's message. */
+export interface SessionScope {
+  loaded(name: string): SessionState | undefined;
+}
+
+/** Whom a session's cookie would be sent to. */
+export interface CookieTarget {
+  isSecure(): boolean;
+}
+
 /**
  * Loads and saves sessions: `read` and `plan`/`perform` are the one load and the one save that
  * every way of reaching a session goes through.
  */
 @Injectable()
 export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
-  /** The request being served, for `SessionService.current()`. */
-  readonly context = new AsyncLocalStorage<RequestSessions>();
+  /** The request (or the socket's message) being served, for `SessionService.current()`. */
+  readonly context = new AsyncLocalStorage<SessionScope>();
   readonly definitions: ReadonlyMap<string, SessionDefinition>;
   readonly logger = new Logger('SessionModule');
   private readonly routes = new WeakMap<object, RouteInfo>();
@@ -102,10 +112,17 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     }
     const signed = def.signer.unsign(value);
     if (signed === undefined) return new SessionState(def, request);
-    const [id, currentKey] = signed;
+    return this.readStored(def, request, signed[0], signed[1], value);
+  }
+
+  /**
+   * The session stored under `id`, whose cookie `cookieValue` was verified (`currentKey`: with the
+   * current secret), held by `host`; a fresh one when the store does not know it.
+   */
+  readStored(def: SessionDefinition, host: SessionHost, id: string, currentKey: boolean, cookieValue: string): SessionState | Promise<SessionState> {
     const found = this.call(def, 'read a session', (store) => store.get(id));
-    if (isThenable(found)) return Promise.resolve(found).then((record) => adopt(def, request, id, currentKey, value, record));
-    return adopt(def, request, id, currentKey, value, found);
+    if (isThenable(found)) return Promise.resolve(found).then((record) => adopt(def, host, id, currentKey, cookieValue, record));
+    return adopt(def, host, id, currentKey, cookieValue, found);
   }
 
   /**
@@ -113,7 +130,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
    * write would have to undo; throws `SessionTooLargeError` or `SessionValidationError` when the
    * session cannot be saved. `headersSent`: no cookie can go out any more.
    */
-  plan(session: SessionState, request: RequestSessions, headersSent: boolean): SavePlan | undefined {
+  plan(session: SessionState, request: CookieTarget, headersSent: boolean): SavePlan | undefined {
     const def = session.definition;
     if (!session.stored && !session.hasContent()) {
       // Nothing to store; a destroyed session still owes the client a cleared cookie.
@@ -265,7 +282,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return (session.cookieValue ??= session.definition.signer.sign(session.id));
   }
 
-  private cookie(session: SessionState, request: RequestSessions, value: string, expiresAt: number, now: number): string {
+  private cookie(session: SessionState, request: CookieTarget, value: string, expiresAt: number, now: number): string {
     const def = session.definition;
     const attributes = def.secureAuto && !request.isSecure() ? def.attributesInsecure : def.attributes;
     const maxAge = session.meta.maxAge ?? def.cookieMaxAge;
@@ -330,7 +347,7 @@ function touchDue(session: SessionState, now: number): boolean {
 
 function adopt(
   def: SessionDefinition,
-  request: RequestSessions,
+  request: SessionHost,
   id: string,
   currentKey: boolean,
   cookieValue: string,
@@ -348,7 +365,7 @@ function adopt(
  * A stored record of this session kind in the expected shape and not expired, else undefined:
  * garbage, and a record of another named session, read as no session.
  */
-function checked(record: unknown, def: SessionDefinition): SessionRecord | undefined {
+export function checked(record: unknown, def: SessionDefinition): SessionRecord | undefined {
   if (record === null || typeof record !== 'object') return undefined;
   const { data, meta, expiresAt } = record as Partial<SessionRecord>;
   if (typeof expiresAt !== 'number' || !(expiresAt > Date.now())) return undefined;

@@ -10,16 +10,16 @@ export interface RouteInfo {
    * every promise of the process pays for it.
    */
   readonly context: boolean;
+  /** The handler or its class asks for a session itself (not only through `interceptor: 'global'`). */
+  readonly asked: boolean;
 }
 
 export function routeInfoOf(handler: object, controller: object, globalContext: boolean): RouteInfo {
   const names = new Set<string>([...sessionNamesOf(handler), ...sessionNamesOf(controller)]);
+  const asked = names.size > 0;
   if (names.size === 0) names.add(DEFAULT_SESSION);
-  const context =
-    globalContext ||
-    Reflect.getMetadata(SESSION_CONTEXT_METADATA, handler) === true ||
-    Reflect.getMetadata(SESSION_CONTEXT_METADATA, controller) === true;
-  return { names: [...names], context };
+  const marked = Reflect.getMetadata(SESSION_CONTEXT_METADATA, handler) === true || Reflect.getMetadata(SESSION_CONTEXT_METADATA, controller) === true;
+  return { names: [...names], context: globalContext || marked, asked: asked || marked };
 }
 
 /** The session names a handler or a controller asks for through the decorators. */

@@ -1,6 +1,7 @@
 import { createParamDecorator, Logger, UseGuards, UseInterceptors, type ExecutionContext } from '@nestjs/common';
 import { graphqlSessions } from '../transports/request-context.js';
 import { RequestSessions } from '../lifecycle/request-sessions.js';
+import { GatewayConnection } from '../gateways/gateway-connection.js';
 import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } from '../session/session.constants.js';
 import { SessionError } from '../session/session.errors.js';
 import { SessionLoader } from './session.guard.js';
@@ -97,6 +98,18 @@ function loadedSession(context: ExecutionContext, name: string | undefined): Ses
       `no session was loaded for this parameter. The session loader did not run: a method decorator that replaces the method (wrapping, caching or retry decorators) drops the binding; put @UseSession(${name === undefined ? '' : `'${name}'`}) above it.`,
     );
   }
+  if (type === 'ws') {
+    // The session interceptor, bound to gateway handlers that ask, loaded it for this message.
+    const connection = GatewayConnection.find(context.switchToWs().getClient());
+    const key = name ?? DEFAULT_SESSION;
+    const session = connection?.loaded(key);
+    if (session !== undefined) return session;
+    if (connection !== undefined) return connection.load(key);
+    throw missing(
+      context,
+      'no session was loaded for this gateway handler: SessionModule binds its loader to the message handlers of gateways that are providers of a module when the app starts; a method decorator that replaces the method drops the binding (put @UseSession() above it).',
+    );
+  }
   const sessions = type === 'graphql' ? graphqlSessions(undefined, context.getArgByIndex(2)) : undefined;
   if (sessions !== undefined) {
     const key = name ?? DEFAULT_SESSION;
@@ -106,7 +119,7 @@ function loadedSession(context: ExecutionContext, name: string | undefined): Ses
     context,
     type === 'graphql'
       ? 'this GraphQL context carries no HTTP request and response (req, res or reply), so there is no session here: subscriptions over a WebSocket are not supported yet, and a context function of your own must keep req (Apollo) or reply (Mercurius).'
-      : `sessions are supported in HTTP routes and GraphQL resolvers; a '${type}' handler has no HTTP request to carry a session cookie.`,
+      : `sessions are supported in HTTP routes, GraphQL resolvers and WebSocket gateways; a '${type}' handler has no HTTP request to carry a session cookie.`,
   );
 }
 

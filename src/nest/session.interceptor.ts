@@ -2,18 +2,26 @@ import { Injectable, type CallHandler, type ExecutionContext, type NestIntercept
 import { Observable } from 'rxjs';
 import { sessionsOf } from '../transports/request-context.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
+import { interceptMessage } from '../gateways/gateway-message.js';
 
 /**
  * Attaches the request's sessions to the execution context that `SessionService.current()`
  * reads: loads the sessions the route asks for and runs the handler where `current()` finds them.
  * Bound by `@UseSession()`, by `interceptor: 'global'` on every route, or by a user's
- * `@UseInterceptors(SessionInterceptor)`. Saving is the response's: it saves as it leaves.
+ * `@UseInterceptors(SessionInterceptor)`. Saving is the response's: it saves as it leaves. On a
+ * gateway's message handler (bound there by `GatewaySessionBinder`), it also saves after the
+ * handler, since no response does.
  */
 @Injectable()
 export class SessionInterceptor implements NestInterceptor {
   constructor(private readonly engine: SessionEngine) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    if (context.getType() === 'ws') {
+      // `interceptor: 'global'` reaches gateways too: only handlers that ask for a session get one.
+      const route = this.engine.route(context.getHandler(), context.getClass());
+      return route.asked ? interceptMessage(this.engine, context, next, route) : next.handle();
+    }
     const request = sessionsOf(this.engine, context);
     if (request === undefined) return next.handle();
     const route = this.engine.route(context.getHandler(), context.getClass());

@@ -8,6 +8,7 @@ import { SessionNamesCheck } from './session-names.check.js';
 import type { SessionModuleAsyncOptions, SessionModuleOptions } from './session.options.js';
 import { SessionService } from './session.service.js';
 import { CsrfProtection } from '../csrf/csrf.protection.js';
+import { GatewaySessionBinder } from '../gateways/gateway-binder.js';
 
 /** Sessions for the whole app: import once in the root module; it is global. */
 @Global()
@@ -43,7 +44,7 @@ export class SessionModule {
 }
 
 function build(options: Provider, interceptor: 'route' | 'global' | undefined, imports: DynamicModule['imports']): DynamicModule {
-  const providers: Provider[] = [options, SessionEngine, SessionService, SessionInterceptor, SessionNamesCheck, CsrfProtection];
+  const providers: Provider[] = [options, SessionEngine, SessionService, SessionInterceptor, SessionNamesCheck, CsrfProtection, GatewaySessionBinder];
   if (interceptor === 'global') providers.push({ provide: APP_INTERCEPTOR, useExisting: SessionInterceptor });
   return {
     module: SessionModule,

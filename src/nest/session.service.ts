@@ -1,6 +1,8 @@
 import { Injectable, type ArgumentsHost, type ExecutionContext } from '@nestjs/common';
 import { graphqlSessions, isGraphqlContext, sessionsOf } from '../transports/request-context.js';
 import { RequestSessions } from '../lifecycle/request-sessions.js';
+import { GatewayConnection } from '../gateways/gateway-connection.js';
+import { isSocketClient } from '../gateways/socket-client.js';
 import { DEFAULT_SESSION } from '../session/session.constants.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
 import { reported, SessionError } from '../session/session.errors.js';
@@ -17,9 +19,12 @@ export class SessionService {
    * filter all get the same object, and whatever any of them changes is saved as the response
    * leaves. Pass the `ExecutionContext` or `ArgumentsHost` (on Fastify the request alone does not
    * lead to its response), of an HTTP route or a GraphQL resolver; or a GraphQL context object
-   * (`@Context()`); or, on Express, the request.
+   * (`@Context()`); or, on Express, the request. In a gateway: the `ExecutionContext` of a message
+   * handler or its guard, or the client socket itself (in `handleConnection`).
    */
   async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
+    const gateway = this.gatewayLoad(contextOrRequest, name);
+    if (gateway !== undefined) return (await gateway) as Session<any>;
     const sessions = this.sessionsOf(contextOrRequest);
     this.engine.definition(name);
     return (await sessions.load(name)) as Session<any>;
@@ -32,6 +37,27 @@ export class SessionService {
    */
   current<T = SessionData>(name: string = DEFAULT_SESSION): Session<T> | undefined {
     return this.engine.context.getStore()?.loaded(name) as Session<any> | undefined;
+  }
+
+  /** A gateway's context or client socket: its connection's session; undefined for anything else. */
+  private gatewayLoad(value: object, name: string): ReturnType<GatewayConnection['load']> | undefined {
+    const host = value as Partial<ArgumentsHost>;
+    let client: unknown;
+    let args: unknown[] | undefined;
+    if (typeof host.getType === 'function' && typeof host.switchToWs === 'function') {
+      if (host.getType() !== 'ws') return undefined;
+      client = host.switchToWs().getClient();
+      args = host.getArgs!();
+    } else if (isSocketClient(value)) {
+      client = value;
+    } else {
+      return undefined;
+    }
+    const connection = GatewayConnection.of(this.engine, client);
+    if (connection === undefined) {
+      throw reported(new SessionError('SessionService.load(context): this gateway client is neither a socket.io socket nor a ws WebSocket; sessions are read from their handshake'));
+    }
+    return connection.load(name, args);
   }
 
   private sessionsOf(value: ExecutionContext | ArgumentsHost | object): RequestSessions {

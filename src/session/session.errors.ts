@@ -54,6 +54,17 @@ export class SessionValidationError extends SessionError {
   }
 }
 
+/**
+ * A change a socket cannot carry, thrown where it is made: over a WebSocket there is no response to
+ * set a cookie, so a `CookieStore` session cannot change, `regenerate()` is refused (the browser would
+ * never learn the new id), and a socket without a stored session cannot start one.
+ */
+export class SessionSocketError extends SessionError {
+  constructor(message: string) {
+    super(message);
+  }
+}
+
 /** The message of every store failure: clients (GraphQL's among them) may see it; the details are logged. */
 export const CLIENT_STORE_MESSAGE = 'Session store unavailable';
 

@@ -12,6 +12,11 @@ export interface SessionHost {
   destroyStored(session: SessionState, id: string): Promise<void>;
   saveNow(session: SessionState): Promise<void>;
   checkSize(session: SessionState, growth?: number): void;
+  /**
+   * Throws when this host cannot carry the change about to be made (a socket cannot change a
+   * cookie); absent where every change can be saved (an HTTP request).
+   */
+  refuseChange?(session: SessionState, change: 'change' | 'regenerate'): void;
 }
 
 /** A write the engine has started: what it will make the stored state once the store confirms it. */
@@ -126,6 +131,7 @@ export class SessionState implements Session<any>, FlashHolder {
 
   set(key: string, value: unknown): void {
     refuseInternal(key, 'set');
+    this.host.refuseChange?.(this, 'change');
     if (value === undefined) return this.delete(key);
     this.write(key, value);
   }
@@ -164,6 +170,7 @@ export class SessionState implements Session<any>, FlashHolder {
 
   delete(key: string): void {
     refuseInternal(key, 'delete');
+    this.host.refuseChange?.(this, 'change');
     this.remove(key);
   }
 
@@ -174,6 +181,7 @@ export class SessionState implements Session<any>, FlashHolder {
 
   /** Deletes every key of the user's; the library's own keys stay. */
   clear(): void {
+    this.host.refuseChange?.(this, 'change');
     if (this.values !== undefined) {
       for (const key of this.values.keys()) if (!isInternalKey(key)) this.values.delete(key);
     }
@@ -198,6 +206,7 @@ export class SessionState implements Session<any>, FlashHolder {
       ));
     }
     if (ms === this.metaValue.maxAge) return;
+    this.host.refuseChange?.(this, 'change');
     const previous = this.metaValue;
     const { maxAge: _old, ...rest } = previous;
     this.metaValue = ms === undefined ? rest : { ...rest, maxAge: ms };
@@ -223,6 +232,7 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   private async regenerateNow(): Promise<void> {
+    this.host.refuseChange?.(this, 'regenerate');
     // The old id is destroyed first: if the store fails, the session stays as it was.
     const id = this.sessionId;
     if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
@@ -261,6 +271,7 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   replaceFlash(flash: Record<string, unknown[]> | undefined, growth: number): void {
+    this.host.refuseChange?.(this, 'change');
     const previous = this.metaValue;
     const { flash: _old, ...rest } = previous;
     this.metaValue = flash === undefined ? rest : { ...rest, flash };

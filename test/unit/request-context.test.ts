@@ -117,7 +117,8 @@ describe('request context: where a request comes from', () => {
     const session = paramFactory(Session());
     const flash = paramFactory(Flash());
     for (const [context, reason] of [
-      [contextOf('ws', [{ id: 'client' }, {}]), /SomeResolver\.handler: sessions are supported in HTTP routes and GraphQL resolvers; a 'ws' handler has no HTTP request/],
+      // A gateway's client that is neither a socket.io socket nor a ws WebSocket: no handshake to read.
+      [contextOf('ws', [{ id: 'client' }, {}]), /SomeResolver\.handler: no session was loaded for this gateway handler/],
       [contextOf('rpc', [{}, {}]), /a 'rpc' handler has no HTTP request/],
       [subscription, /SomeResolver\.handler: this GraphQL context carries no HTTP request and response .*subscriptions over a WebSocket are not supported yet/],
     ] as const) {

@@ -1,0 +1,101 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * The few things sessions need from a gateway's client, whichever platform made it: the Cookie
+ * header of its handshake, a way to end it, and its close. Nothing of `socket.io` or `ws` is
+ * imported: a socket.io `Socket` carries its handshake's headers (`handshake.headers`); a `ws`
+ * `WebSocket` carries nothing of its upgrade request, so the app's HTTP server tags the upgraded
+ * TCP socket with the request's Cookie header on its way (`tagUpgrades`), and the WebSocket is read
+ * through the TCP socket it runs on.
+ */
+export interface SocketClient {
+  /** The Cookie header of the handshake; undefined when it cannot be known (a `ws` server of its own). */
+  cookieHeader(): string | undefined;
+  /** The connection is still open. */
+  isOpen(): boolean;
+  /** Ends the connection: its session ended. */
+  end(): void;
+  /** Calls `listener` once, when the connection is gone. */
+  onClose(listener: () => void): void;
+}
+
+const kCookieHeader = Symbol('nest-sessions:upgrade-cookie');
+
+interface IoSocket {
+  connected: boolean;
+  handshake: { headers: Record<string, string | string[] | undefined> };
+  disconnect(close?: boolean): unknown;
+  once(event: 'disconnect', listener: () => void): unknown;
+}
+
+interface WsSocket {
+  readyState: number;
+  close(code?: number, reason?: string): void;
+  once(event: 'close', listener: () => void): unknown;
+  /** The TCP socket the WebSocket runs on (ws keeps it there: `WebSocket#_socket`). */
+  _socket?: Record<symbol, unknown> | null;
+}
+
+/** The close code a `ws` client gets when its session ended: 1008, policy violation. */
+export const SESSION_ENDED_CLOSE_CODE = 1008;
+
+function isIoSocket(client: unknown): client is IoSocket {
+  const handshake = (client as { handshake?: { headers?: unknown } }).handshake;
+  return typeof handshake === 'object' && handshake !== null && typeof handshake.headers === 'object' && typeof (client as IoSocket).disconnect === 'function';
+}
+
+function isWsSocket(client: unknown): client is WsSocket {
+  return typeof (client as WsSocket).readyState === 'number' && typeof (client as WsSocket).close === 'function' && typeof (client as WsSocket).once === 'function';
+}
+
+/** Whether `value` is a gateway's client (a socket.io `Socket` or a `ws` `WebSocket`). */
+export function isSocketClient(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && (isIoSocket(value) || isWsSocket(value));
+}
+
+/** The platform side of a gateway's client; undefined for anything else. */
+export function socketClient(client: unknown): SocketClient | undefined {
+  if (typeof client !== 'object' || client === null) return undefined;
+  if (isIoSocket(client)) {
+    return {
+      cookieHeader: () => headerText(client.handshake.headers.cookie) ?? '',
+      isOpen: () => client.connected,
+      end: () => void client.disconnect(true),
+      onClose: (listener) => void client.once('disconnect', listener),
+    };
+  }
+  if (isWsSocket(client)) {
+    return {
+      cookieHeader: () => {
+        const header = client._socket?.[kCookieHeader];
+        return typeof header === 'string' ? header : undefined;
+      },
+      isOpen: () => client.readyState === 1,
+      end: () => client.close(SESSION_ENDED_CLOSE_CODE, 'Session ended'),
+      onClose: (listener) => void client.once('close', listener),
+    };
+  }
+  return undefined;
+}
+
+function headerText(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join('; ') : value;
+}
+
+/** Keeps the Cookie header of an upgrade request on the TCP socket it upgrades. */
+function tagUpgrade(request: IncomingMessage, socket: object): void {
+  (socket as Record<symbol, unknown>)[kCookieHeader] = request.headers.cookie ?? '';
+}
+
+/**
+ * Makes the Cookie header of every upgrade request that reaches `server` readable from the `ws`
+ * WebSocket it becomes. Added before the listeners already there (those of the `ws` and socket.io
+ * servers that share the app's HTTP server), and only where there are some: a server with no upgrade
+ * listener must keep refusing upgrades.
+ */
+export function tagUpgrades(server: unknown): void {
+  const emitter = server as { listenerCount?(event: string): number; listeners(event: string): unknown[]; prependListener(event: string, listener: (...args: any[]) => void): unknown } | undefined;
+  if (typeof emitter?.listenerCount !== 'function' || emitter.listenerCount('upgrade') === 0) return;
+  if (emitter.listeners('upgrade').includes(tagUpgrade)) return;
+  emitter.prependListener('upgrade', tagUpgrade);
+}
