@@ -1,5 +1,5 @@
 import { Controller, Get, Header, UseFilters, UseGuards } from '@nestjs/common';
-import { Flash, Session } from 'nest-sessions';
+import { CsrfToken, Flash, Session } from 'nest-sessions';
 import type { Prefs } from './session-types.js';
 import { SignedInGuard, SignInRedirectFilter } from './signed-in.guard.js';
 import { accountBody, page } from './views.js';
@@ -10,7 +10,7 @@ import { accountBody, page } from './views.js';
 export class AccountController {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
-  show(@Session() session: Session, @Flash() flash: Flash, @Session('prefs') prefs: Session<Prefs>): string {
+  show(@Session() session: Session, @Flash() flash: Flash, @Session('prefs') prefs: Session<Prefs>, @CsrfToken() csrf: string): string {
     const user = session.get('user')!; // the guard let a signed-in visitor through
     return page({
       title: 'Your account',
@@ -18,6 +18,7 @@ export class AccountController {
       user,
       messages: flash.all(),
       body: accountBody(user, session.expiresAt),
+      csrf,
     });
   }
 }

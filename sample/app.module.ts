@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
-import { SessionModule } from 'nest-sessions';
+import { APP_GUARD, APP_FILTER } from '@nestjs/core';
+import { CsrfGuard, SessionModule } from 'nest-sessions';
 import { AccountController } from './account.controller.js';
 import { AuthController } from './auth.controller.js';
+import { CsrfRefusedFilter } from './csrf-refused.filter.js';
 import { HomeController } from './home.controller.js';
 import { PrefsController } from './prefs.controller.js';
 import { createStore } from './store.js';
@@ -26,5 +28,10 @@ const YEAR = 365 * 24 * 60 * 60 * 1000;
     }),
   ],
   controllers: [HomeController, AuthController, AccountController, PrefsController],
+  providers: [
+    // Every POST of the app needs the CSRF token its forms carry; GET pages are never checked.
+    { provide: APP_GUARD, useClass: CsrfGuard },
+    { provide: APP_FILTER, useClass: CsrfRefusedFilter },
+  ],
 })
 export class AppModule {}

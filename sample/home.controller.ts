@@ -1,5 +1,5 @@
 import { Controller, Get, Header } from '@nestjs/common';
-import { Flash, Session } from 'nest-sessions';
+import { CsrfToken, Flash, Session } from 'nest-sessions';
 import type { Prefs } from './session-types.js';
 import { homeBody, page } from './views.js';
 
@@ -7,7 +7,7 @@ import { homeBody, page } from './views.js';
 export class HomeController {
   @Get()
   @Header('Content-Type', 'text/html; charset=utf-8')
-  home(@Session() session: Session, @Flash() flash: Flash, @Session('prefs') prefs: Session<Prefs>): string {
+  home(@Session() session: Session, @Flash() flash: Flash, @Session('prefs') prefs: Session<Prefs>, @CsrfToken() csrf: string): string {
     const visits = (session.get('visits') ?? 0) + 1;
     session.set('visits', visits); // saved as the response leaves
     const user = session.get('user');
@@ -16,7 +16,8 @@ export class HomeController {
       theme: prefs.get('theme') ?? 'light',
       user,
       messages: flash.all(), // shown once: reading consumes them
-      body: homeBody(user, visits),
+      body: homeBody(user, visits, csrf),
+      csrf,
     });
   }
 }

@@ -11,6 +11,8 @@ export interface PageOptions {
   user: SignedInUser | undefined;
   messages: Messages;
   body: string;
+  /** The CSRF token every form of the page carries (`@CsrfToken()`). */
+  csrf: string;
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -19,7 +21,12 @@ export function escape(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (char) => ENTITIES[char]);
 }
 
-export function page({ title, theme, user, messages, body }: PageOptions): string {
+/** The hidden field `CsrfGuard` reads the token from. */
+export function csrfField(token: string): string {
+  return `<input type="hidden" name="_csrf" value="${escape(token)}">`;
+}
+
+export function page({ title, theme, user, messages, body, csrf }: PageOptions): string {
   const flashes = (['info', 'error'] as const)
     .flatMap((kind) => (messages[kind] ?? []).map((text) => `<p class="flash ${kind}" role="status">${escape(text)}</p>`))
     .join('\n');
@@ -38,8 +45,8 @@ export function page({ title, theme, user, messages, body }: PageOptions): strin
   <nav>
     <a href="/">Home</a>
     <a href="/account">Account</a>
-    <form method="post" action="/prefs/theme"><button name="theme" value="${other}">${other === 'dark' ? 'Dark' : 'Light'} theme</button></form>
-    ${user === undefined ? '' : `<form method="post" action="/logout"><button>Sign out</button></form>`}
+    <form method="post" action="/prefs/theme">${csrfField(csrf)}<button name="theme" value="${other}">${other === 'dark' ? 'Dark' : 'Light'} theme</button></form>
+    ${user === undefined ? '' : `<form method="post" action="/logout">${csrfField(csrf)}<button>Sign out</button></form>`}
   </nav>
 </header>
 <main>
@@ -52,7 +59,7 @@ ${body}
 `;
 }
 
-export function homeBody(user: SignedInUser | undefined, visits: number): string {
+export function homeBody(user: SignedInUser | undefined, visits: number, csrf: string): string {
   const counter = `<p class="counter">You have loaded this page <strong>${visits}</strong> ${visits === 1 ? 'time' : 'times'} in this session.</p>`;
   if (user !== undefined) {
     return `${counter}
@@ -60,6 +67,7 @@ export function homeBody(user: SignedInUser | undefined, visits: number): string
   }
   return `${counter}
 <form class="card" method="post" action="/login">
+  ${csrfField(csrf)}
   <h2>Sign in</h2>
   <label>Username <input name="username" autocomplete="username" required></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>

@@ -16,11 +16,9 @@ const CLIENT_MESSAGE = 'Invalid or missing CSRF token';
  */
 export class CsrfError extends SessionError {
   constructor(readonly reason: CsrfFailure) {
-    super(CLIENT_MESSAGE, HttpStatus.FORBIDDEN);
-  }
-
-  override getResponse(): { statusCode: number; error: string; message: string; code: string } {
-    return { statusCode: HttpStatus.FORBIDDEN, error: 'Forbidden', message: CLIENT_MESSAGE, code: CSRF_ERROR_CODE };
+    super(CLIENT_MESSAGE, HttpStatus.FORBIDDEN, {
+      body: { statusCode: HttpStatus.FORBIDDEN, error: 'Forbidden', message: CLIENT_MESSAGE, code: CSRF_ERROR_CODE },
+    });
   }
 
   /** For GraphQL clients, which get an error's `message` and `extensions`. A new object each time. */

@@ -6,8 +6,8 @@ import { HttpException, HttpStatus, Logger } from '@nestjs/common';
  * client.
  */
 export class SessionError extends HttpException {
-  constructor(message: string, status: number = HttpStatus.INTERNAL_SERVER_ERROR, options?: { cause?: unknown }) {
-    super({ statusCode: status, message: defaultBody(status) }, status, options);
+  constructor(message: string, status: number = HttpStatus.INTERNAL_SERVER_ERROR, options?: { cause?: unknown; body?: Record<string, unknown> }) {
+    super(options?.body ?? { statusCode: status, message: defaultBody(status) }, status, options?.cause === undefined ? undefined : { cause: options.cause });
     this.message = message;
     this.name = new.target.name;
   }

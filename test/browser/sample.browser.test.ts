@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -264,4 +265,55 @@ describe('the sample app in Chromium', () => {
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await flashes()).toEqual(['Please sign in to see your account.']);
   });
+
+  it('refuses a form another origin posts to it, though the browser sends the session cookie along', async () => {
+    await signInAsDemo(false);
+    const { theme, hiddenToken } = await page.evaluate(() => ({
+      theme: document.documentElement.dataset.theme,
+      hiddenToken: document.querySelector<HTMLInputElement>('form[action="/logout"] input[name="_csrf"]')?.value,
+    }));
+    expect(theme).toBe('light');
+    expect(hiddenToken).toMatch(/^[A-Za-z0-9_-]{86}$/); // the sample's own forms carry a token
+
+    // An attacker's page on another port of localhost: another origin, but the same site, so the
+    // SameSite=Lax session cookie goes with its POST. It guesses a token of the right shape.
+    const forged = 'A'.repeat(86);
+    const attacker = await serve(`<!doctype html><form method="post" action="${base}/prefs/theme">
+<input type="hidden" name="theme" value="dark"><input type="hidden" name="_csrf" value="${forged}"></form>
+<script>document.forms[0].submit()</script>`);
+    try {
+      const posted = page.waitForResponse((response) => response.url() === `${base}/prefs/theme`);
+      await page.goto(attacker.url);
+      const response = await posted;
+      expect(response.request().method()).toBe('POST');
+      expect((await response.request().allHeaders()).cookie).toMatch(/(^|; )sid=/); // the cookie went along
+      expect(response.status()).toBe(403);
+      await page.waitForLoadState();
+      expect(new URL(page.url()).origin).toBe(base);
+      expect(await page.locator('h1').innerText()).toBe('Form refused');
+    } finally {
+      await attacker.close();
+    }
+
+    await page.goto(`${base}/`);
+    expect(await page.locator('h1').innerText()).toBe('Hello, demo'); // still signed in
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('light'); // nothing changed
+    await follow(page.getByRole('button', { name: 'Dark theme' })); // the page's own form works
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+  });
 });
+
+/** A page served on another port of localhost. */
+async function serve(html: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const other: Server = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+  const address = other.address();
+  if (typeof address !== 'object' || address === null) throw new Error('no port');
+  return {
+    url: `http://localhost:${address.port}/`,
+    close: () => new Promise<void>((resolve) => other.close(() => resolve())),
+  };
+}
