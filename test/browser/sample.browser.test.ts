@@ -268,11 +268,8 @@ describe('the sample app in Chromium', () => {
 
   it('refuses a form another origin posts to it, though the browser sends the session cookie along', async () => {
     await signInAsDemo(false);
-    const { theme, hiddenToken } = await page.evaluate(() => ({
-      theme: document.documentElement.dataset.theme,
-      hiddenToken: document.querySelector<HTMLInputElement>('form[action="/logout"] input[name="_csrf"]')?.value,
-    }));
-    expect(theme).toBe('light');
+    expect(await page.locator('html').getAttribute('data-theme')).toBe('light');
+    const hiddenToken = await page.locator('form[action="/logout"] input[name="_csrf"]').getAttribute('value');
     expect(hiddenToken).toMatch(/^[A-Za-z0-9_-]{86}$/); // the sample's own forms carry a token
 
     // An attacker's page on another port of localhost: another origin, but the same site, so the
