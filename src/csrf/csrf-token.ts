@@ -76,10 +76,9 @@ export function tokenMatches(value: unknown, secret: Buffer, method: string, pat
 
 /** `tokenMatches` for a token already unmasked. */
 export function unmaskedTokenMatches(token: Buffer, secret: Buffer, method: string, path: string): boolean {
-  // Both compared, each in constant time: which one matched is not the question.
-  const session = sameToken(token, sessionToken(secret));
-  const form = sameToken(token, formToken(secret, method, path));
-  return session || form;
+  // Each compared in constant time; the form's HMAC only when the session's token did not match
+  // (which kind a request carried is no secret: its sender chose it).
+  return sameToken(token, sessionToken(secret)) || sameToken(token, formToken(secret, method, path));
 }
 
 /** A path as forms are bound to it: no query string, no trailing slash (but `/`). */

@@ -121,7 +121,8 @@ export class CsrfProtection implements ResponseCookieSource {
     if (value === undefined) return this.refuse('missing');
     const token = unmaskToken(value);
     if (token === undefined) return this.refuse('malformed');
-    const sessions = sessionsOf(this.engine, context)!;
+    const sessions = sessionsOf(this.engine, context);
+    if (sessions === undefined) return this.refuse('no-secret'); // a GraphQL context without its response: no session to check against
     const loaded = sessions.load(DEFAULT_SESSION);
     const verify = (session: SessionState): boolean => {
       const secret = secretBytes(session.getInternal(CSRF_SECRET_KEY));
