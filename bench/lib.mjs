@@ -113,7 +113,7 @@ export function loadAverage() {
 export function writeSection(name, markdown) {
   const begin = `<!-- ${name}:begin -->`;
   const end = `<!-- ${name}:end -->`;
-  const order = ['run', 'micro', 'soak', 'profile'];
+  const order = ['run', 'micro', 'soak', 'profile', 'store-cost', 'sweep', 'failover'];
   let text = existsSync(RESULTS_MD)
     ? readFileSync(RESULTS_MD, 'utf8')
     : '# nest-sessions benchmark results\n\nWritten by `npm run bench`, `npm run bench:micro` and `npm run bench:soak` (see README.md); each command replaces its own section.\n';

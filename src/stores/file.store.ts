@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, opendir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SessionConfigError, SessionError, SessionStoreError } from '../session/session.errors.js';
@@ -25,7 +25,10 @@ const STALE_TEMP_MS = 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Errors Windows gives while another handle has the file open: worth a short retry. */
 const TRANSIENT = new Set(['EPERM', 'EACCES', 'EBUSY']);
-const SWEEP_BATCH = 32;
+/** Files the sweep checks at once: enough to keep it moving, few enough that the requests' own file work does not queue behind a crowd of the sweep's in libuv's thread pool. */
+const SWEEP_CONCURRENCY = 8;
+/** Directory entries read per call while sweeping: the directory is never listed in one go. */
+const SWEEP_DIR_BUFFER = 128;
 
 /**
  * Sessions as files in a directory, one JSON file per session: durable across restarts, for one
@@ -211,17 +214,27 @@ export class FileStore implements SessionStore {
     return this.ready;
   }
 
+  /**
+   * Walks the directory a few entries at a time (never the whole listing in memory, nor one long
+   * turn of the event loop) and checks SWEEP_CONCURRENCY files at once.
+   */
   private async sweep(): Promise<void> {
-    let names: string[];
+    const inFlight = new Set<Promise<void>>();
     try {
-      names = (await readdir(this.directory, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name);
+      for await (const entry of await opendir(this.directory, { bufferSize: SWEEP_DIR_BUFFER })) {
+        if (!entry.isFile()) continue;
+        // One bad file must not stop the sweep: each entry fails on its own.
+        const check: Promise<void> = this.sweepEntry(entry.name)
+          .catch(() => undefined)
+          .finally(() => inFlight.delete(check));
+        inFlight.add(check);
+        if (inFlight.size >= SWEEP_CONCURRENCY) await Promise.race(inFlight);
+      }
     } catch (error) {
       if (isMissing(error)) return;
       throw new SessionStoreError(`FileStore could not list ${this.directory} to sweep expired sessions`, { cause: error });
-    }
-    for (let i = 0; i < names.length; i += SWEEP_BATCH) {
-      // One bad file must not stop the sweep: each entry fails on its own.
-      await Promise.all(names.slice(i, i + SWEEP_BATCH).map((name) => this.sweepEntry(name).catch(() => undefined)));
+    } finally {
+      await Promise.all(inFlight);
     }
   }
 

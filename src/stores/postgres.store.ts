@@ -14,10 +14,18 @@ export interface PostgresStoreOptions {
   createTable?: boolean;
   /** How often expired rows are deleted, in ms. Default 15 minutes; `0` disables the sweep (call `reclaim()` yourself). */
   sweepInterval?: number;
+  /**
+   * Expired rows deleted per statement by the sweep and `reclaim()`. Default 1000. Each batch is its
+   * own short transaction that skips rows another transaction holds, so requests never wait on the
+   * sweep for long and several instances sweeping at once each delete batches of their own.
+   */
+  sweepBatchSize?: number;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_SWEEP = 15 * 60 * 1000;
+const DEFAULT_SWEEP_BATCH = 1000;
+const MAX_SWEEP_BATCH = 100_000;
 const MAX_TIMER = 2 ** 31 - 1;
 // First half of the advisory lock key that serialises table creation across processes.
 const LOCK_NAMESPACE = 0x6e657373;
@@ -49,16 +57,18 @@ export class PostgresStore implements SessionStore {
   private readonly indexName: string;
   private readonly tableLabel: string;
   private readonly createTable: boolean;
+  private readonly sweepBatchSize: number;
   private readonly logger = new Logger('PostgresStore');
   private ready: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private closed = false;
 
   constructor(options: PostgresStoreOptions) {
     if (options === null || typeof options !== 'object') {
       throw new SessionConfigError('PostgresStore: pass an options object with `pool` (a pg Pool).');
     }
-    const { pool, tableName = 'sessions', schemaName, createTable = true, sweepInterval = DEFAULT_SWEEP } = options;
+    const { pool, tableName = 'sessions', schemaName, createTable = true, sweepInterval = DEFAULT_SWEEP, sweepBatchSize = DEFAULT_SWEEP_BATCH } = options;
     if (pool === null || typeof pool !== 'object' || typeof (pool as Partial<Pool>).query !== 'function' || typeof (pool as Partial<Pool>).connect !== 'function') {
       throw new SessionConfigError('PostgresStore: `pool` is required and must be a pg Pool (new Pool({ connectionString })).');
     }
@@ -70,7 +80,11 @@ export class PostgresStore implements SessionStore {
     if (typeof sweepInterval !== 'number' || !Number.isFinite(sweepInterval) || sweepInterval < 0 || sweepInterval > MAX_TIMER) {
       throw new SessionConfigError(`PostgresStore: \`sweepInterval\` must be a number of ms between 0 (no sweep) and ${MAX_TIMER}.`);
     }
+    if (typeof sweepBatchSize !== 'number' || !Number.isInteger(sweepBatchSize) || sweepBatchSize < 1 || sweepBatchSize > MAX_SWEEP_BATCH) {
+      throw new SessionConfigError(`PostgresStore: \`sweepBatchSize\` must be a whole number of rows from 1 to ${MAX_SWEEP_BATCH}.`);
+    }
     this.pool = pool;
+    this.sweepBatchSize = sweepBatchSize;
     this.table = (schemaName === undefined ? '' : `"${schemaName}".`) + `"${tableName}"`;
     this.tableLabel = schemaName === undefined ? tableName : `${schemaName}.${tableName}`;
     this.indexName = `"${tableName}_expires_at_idx"`;
@@ -142,22 +156,52 @@ export class PostgresStore implements SessionStore {
     await this.query('destroy', `DELETE FROM ${this.table} WHERE id = $1`, [encodeStoreKey(id)]);
   }
 
-  /** Deletes every expired row now. */
+  /**
+   * Deletes the rows expired now, `sweepBatchSize` at a time in order of expiry, each batch its own
+   * statement; resolves when a batch comes back short. Rows another transaction holds are skipped
+   * (left for the next sweep), so a request never waits behind a batch, nor one sweeping instance
+   * behind another.
+   */
   async reclaim(): Promise<void> {
-    await this.query('reclaim', `DELETE FROM ${this.table} WHERE expires_at <= $1`, [Date.now()]);
+    await this.deleteExpired(() => true);
   }
 
-  /** Stops the sweep timer; the pool is yours to end. */
+  /** Stops the sweep timer (a sweep under way ends after its current batch); the pool is yours to end. */
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    this.closed = true;
+  }
+
+  private async deleteExpired(keepGoing: () => boolean): Promise<void> {
+    const now = Date.now();
+    let after = Number.MIN_SAFE_INTEGER;
+    while (keepGoing()) {
+      // Each batch starts where the last one ended, so it does not walk again over the index entries
+      // of rows already deleted (dead until vacuumed).
+      const { rows } = await this.query<{ deleted: string; last: string | null }>(
+        'reclaim',
+        `WITH batch AS (
+           DELETE FROM ${this.table} WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM ${this.table} WHERE expires_at >= $1 AND expires_at <= $2
+             ORDER BY expires_at LIMIT $3 FOR UPDATE SKIP LOCKED
+           )) AND expires_at <= $2
+           RETURNING expires_at
+         )
+         SELECT count(*) AS deleted, max(expires_at) AS last FROM batch`,
+        [after, now, this.sweepBatchSize],
+      );
+      const deleted = Number(rows[0]?.deleted ?? 0);
+      if (deleted < this.sweepBatchSize || rows[0]?.last == null) return;
+      after = Number(rows[0].last);
+    }
   }
 
   private async sweep(): Promise<void> {
     if (this.sweeping) return; // a slow sweep is not stacked with the next one
     this.sweeping = true;
     try {
-      await this.reclaim();
+      await this.deleteExpired(() => !this.closed);
     } catch (err) {
       this.logger.error(`Deleting expired sessions failed; will retry at the next sweep: ${(err as Error).message}`);
     } finally {

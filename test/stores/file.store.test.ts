@@ -211,6 +211,36 @@ describe('FileStore', () => {
     expect((await manual.get('long'))?.data).toEqual({ b: '2' });
   });
 
+  it('sweeps a large directory a few files at a time, and serves reads of live sessions meanwhile', async () => {
+    const dir = freshDir();
+    const store = track(new FileStore({ directory: dir, sweepInterval: 0 }));
+    await store.set('live', record({ keep: true }));
+    const expired = JSON.stringify({ data: {}, meta: { createdAt: 1 }, expiresAt: Date.now() - 1000 });
+    for (let i = 0; i < 3000; i++) writeFileSync(join(dir, `gone-${i}.json`), expired);
+    // Files being checked are the ids with work queued in the store.
+    const queues = (store as unknown as { queues: Map<string, unknown> }).queues;
+    let inFlight = 0;
+    let turns = 0;
+    let sweeping = true;
+    const watch = () => {
+      inFlight = Math.max(inFlight, queues.size);
+      turns++;
+      if (sweeping) setImmediate(watch);
+    };
+    setImmediate(watch);
+    const sweep = store.reclaim();
+    const read = await store.get('live');
+    const leftWhenRead = (await sessionFiles(dir)).length;
+    await sweep;
+    sweeping = false;
+    expect(read?.data).toEqual({ keep: 'true' });
+    expect(leftWhenRead, 'the read was answered before the sweep ended').toBeGreaterThan(1000);
+    expect(inFlight, 'files checked at once').toBeGreaterThan(0);
+    expect(inFlight, 'files checked at once').toBeLessThanOrEqual(8);
+    expect(turns, 'event-loop turns during the sweep').toBeGreaterThan(100);
+    expect(await sessionFiles(dir)).toEqual(['live.json']);
+  });
+
   it('close() waits for writes in flight', async () => {
     const dir = freshDir();
     const store = new FileStore({ directory: dir });

@@ -23,6 +23,20 @@ const store = (options: Partial<ConstructorParameters<typeof PostgresStore>[0]> 
 const count = async (table: string, schema = 'public') =>
   Number((await pool.query(`SELECT count(*) FROM "${schema}"."${table}"`)).rows[0].count);
 
+/** Reports the rows each sweep batch run through `target` deleted; returns the undo. */
+function countDeleted(target: pg.Pool, onBatch: (deleted: number) => void): () => void {
+  const query = target.query;
+  const run = query.bind(target) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>;
+  target.query = (async (text: string, values?: unknown[]) => {
+    const result = await run(text, values);
+    if (text.includes('DELETE')) onBatch(Number((result.rows[0] as { deleted: string }).deleted));
+    return result;
+  }) as typeof query;
+  return () => {
+    target.query = query;
+  };
+}
+
 beforeAll(async () => {
   pool = new pg.Pool({ connectionString: CONNECTION, max: 20, connectionTimeoutMillis: 5000 });
   try {
@@ -260,6 +274,86 @@ describe('PostgresStore', () => {
     expect(rows).toEqual([{ id: 'live' }]);
   });
 
+  it('reclaim() deletes in batches of sweepBatchSize, oldest expiry first, each batch its own statement', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0, sweepBatchSize: 3 });
+    await s.set('live', record({ a: '1' }));
+    const now = Date.now();
+    await pool.query(
+      `INSERT INTO "${tableName}" (id, data, meta, expires_at) SELECT 'dead' || g, '{}', '{"createdAt": 1}', $1::bigint - g FROM generate_series(1, 10) g`,
+      [now],
+    );
+    const batches: number[] = [];
+    const restore = countDeleted(pool, (deleted) => batches.push(deleted));
+    try {
+      await s.reclaim();
+    } finally {
+      restore();
+    }
+    // 10 expired rows, 3 a statement: 3 + 3 + 3 + 1, and the short batch ends the sweep.
+    expect(batches).toEqual([3, 3, 3, 1]);
+    expect((await pool.query(`SELECT id FROM "${tableName}"`)).rows).toEqual([{ id: 'live' }]);
+  });
+
+  it('a request holding an expired row does not block the sweep: the row is skipped and left for the next one', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0, sweepBatchSize: 2 });
+    for (let i = 0; i < 5; i++) await s.set(`dead${i}`, record({ a: '1' }, Date.now() - 1000 + i));
+    const holder = await pool.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT id FROM "${tableName}" WHERE id = 'dead0' FOR UPDATE`);
+      const started = Date.now();
+      await s.reclaim();
+      expect(Date.now() - started).toBeLessThan(2000); // never waited for the lock (held until the COMMIT below)
+      expect((await pool.query(`SELECT id FROM "${tableName}"`)).rows).toEqual([{ id: 'dead0' }]);
+      await holder.query('COMMIT');
+    } finally {
+      holder.release();
+    }
+    await s.reclaim();
+    expect(await count(tableName)).toBe(0);
+  });
+
+  it('several stores sweeping one table at once each delete batches of their own, and together delete every expired row', async () => {
+    const tableName = newTable();
+    const first = new PostgresStore({ pool, tableName, sweepInterval: 0, sweepBatchSize: 5 });
+    await first.set('live', record({ a: '1' }));
+    await pool.query(
+      `INSERT INTO "${tableName}" (id, data, meta, expires_at) SELECT 'dead' || g, '{}', '{"createdAt": 1}', $1::bigint - g FROM generate_series(1, 300) g`,
+      [Date.now()],
+    );
+    // Each store on a pool of its own, as in separate app instances.
+    const pools = Array.from({ length: 3 }, () => new pg.Pool({ connectionString: CONNECTION, max: 1 }));
+    const deleted = pools.map(() => 0);
+    try {
+      pools.forEach((own, i) => countDeleted(own, (n) => (deleted[i] += n)));
+      await Promise.all(pools.map((own) => new PostgresStore({ pool: own, tableName, sweepInterval: 0, sweepBatchSize: 5, createTable: false }).reclaim()));
+    } finally {
+      await Promise.all(pools.map((own) => own.end()));
+    }
+    expect((await pool.query(`SELECT id FROM "${tableName}"`)).rows).toEqual([{ id: 'live' }]);
+    expect(deleted.reduce((a, b) => a + b, 0)).toBe(300); // no row deleted twice, none missed
+    expect(deleted.filter((n) => n > 0).length, `rows deleted per store: ${deleted.join(', ')}`).toBeGreaterThan(1);
+  });
+
+  it('close() stops a sweep under way after its current batch', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 10, sweepBatchSize: 1 });
+    await s.get('x');
+    await pool.query(
+      `INSERT INTO "${tableName}" (id, data, meta, expires_at) SELECT 'dead' || g, '{}', '{"createdAt": 1}', $1::bigint - g FROM generate_series(1, 2000) g`,
+      [Date.now()],
+    );
+    await vi.waitFor(async () => expect(await count(tableName)).toBeLessThan(2000), { timeout: 5000, interval: 10 });
+    s.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const left = await count(tableName);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(left).toBeGreaterThan(0);
+    expect(await count(tableName)).toBe(left);
+  });
+
   it('works in a named schema', async () => {
     await pool.query(`CREATE SCHEMA IF NOT EXISTS "${run}"`);
     const tableName = newTable();
@@ -283,6 +377,7 @@ describe('PostgresStore', () => {
     bad({ pool: {} }, /`pool` is required/);
     bad({ pool, createTable: 'yes' }, /`createTable` must be/);
     for (const sweepInterval of [-1, Number.NaN, Infinity, 2 ** 31]) bad({ pool, sweepInterval }, /`sweepInterval` must be/);
+    for (const sweepBatchSize of [0, -1, 1.5, Number.NaN, '100', 100_001]) bad({ pool, sweepBatchSize }, /`sweepBatchSize` must be/);
   });
 
   it('sweeps expired rows on its own, on an unref\'d timer that close() stops', async () => {
