@@ -163,7 +163,9 @@ export class PostgresStore implements SessionStore {
    * behind another.
    */
   async reclaim(): Promise<void> {
-    await this.deleteExpired(() => true);
+    // One started while the store is open stops when it closes; one called after close() runs to the end.
+    const closedAtStart = this.closed;
+    await this.deleteExpired(() => closedAtStart || !this.closed);
   }
 
   /** Stops the sweep timer (a sweep under way ends after its current batch); the pool is yours to end. */
@@ -201,7 +203,7 @@ export class PostgresStore implements SessionStore {
     if (this.sweeping) return; // a slow sweep is not stacked with the next one
     this.sweeping = true;
     try {
-      await this.deleteExpired(() => !this.closed);
+      await this.reclaim();
     } catch (err) {
       this.logger.error(`Deleting expired sessions failed; will retry at the next sweep: ${(err as Error).message}`);
     } finally {

@@ -9,9 +9,10 @@ import { RedisStore } from '../../src/stores/redis.store.js';
 import { startDurableRedisServer, type DurableRedisServer } from '../support/durable-redis-server.js';
 import { platforms, type Platform } from '../support/platforms.js';
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
+import { onFreePort } from '../support/server-process.js';
 
 // Store faults under load: the store server is stopped abruptly while clients keep going, then
-// started again. Ports 7150 (Redis) and 7160 (PostgreSQL) belong to this file.
+// started again. Each server runs on a free port the OS picks.
 
 const SECRET = 'a-fault-test-secret-that-is-long-enough-0123';
 const STORE_TIMEOUT = 1000;
@@ -92,8 +93,7 @@ function visitsOf(answer: Answer): number {
 /** A store server this file runs itself, and how to build a store on it. */
 interface Backend {
   readonly name: string;
-  readonly port: number;
-  /** What a 503 body must never reveal about the back-end. */
+  /** What a 503 body must never reveal about the back-end (its port is known once it is up). */
   readonly leak: RegExp;
   up(): Promise<void>;
   crash(): Promise<void>;
@@ -102,33 +102,35 @@ interface Backend {
   store(tag: string): { store: SessionStore; close(): Promise<void> };
 }
 
-function redisBackend(port: number): Backend {
+function redisBackend(): Backend {
   let server: DurableRedisServer | undefined;
   return {
     name: 'Redis',
-    port,
-    leak: /redis|ECONNREFUSED|7150/i,
+    get leak() {
+      return new RegExp(`redis|ECONNREFUSED|${server?.port ?? 'redis'}`, 'i');
+    },
     up: async () => {
-      server = await startDurableRedisServer(port);
+      server = await startDurableRedisServer();
     },
     crash: () => server!.kill(),
     restart: () => server!.start(),
     dispose: async () => server?.dispose(),
     store: (tag) => {
-      const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, prefix: `fault:${tag}:` });
+      const store = new RedisStore({ url: `redis://127.0.0.1:${server!.port}`, prefix: `fault:${tag}:` });
       return { store, close: () => store.close() };
     },
   };
 }
 
-function postgresBackend(port: number): Backend {
+function postgresBackend(): Backend {
   let server: PostgresServer | undefined;
   return {
     name: 'PostgreSQL',
-    port,
-    leak: /postgres|ECONNREFUSED|terminating|7160/i,
+    get leak() {
+      return new RegExp(`postgres|ECONNREFUSED|terminating|${server?.port ?? 'postgres'}`, 'i');
+    },
     up: async () => {
-      server = await startPostgresServer(port);
+      server = await onFreePort((port) => startPostgresServer(port));
     },
     crash: () => server!.stop(),
     restart: () => server!.start(),
@@ -313,10 +315,10 @@ function sleep(ms: number): Promise<void> {
 }
 
 const backends = [
-  { backend: redisBackend(7150), needs: 'redis-server on PATH, port 7150 free' },
+  { backend: redisBackend(), needs: 'redis-server on PATH' },
   {
-    backend: postgresBackend(7160),
-    needs: 'PostgreSQL server binaries (initdb, pg_ctl) in $PG_BIN or /usr/lib/postgresql/<version>/bin, run as a non-root user or as root with a postgres OS user, port 7160 free',
+    backend: postgresBackend(),
+    needs: 'PostgreSQL server binaries (initdb, pg_ctl) in $PG_BIN or /usr/lib/postgresql/<version>/bin, run as a non-root user or as root with a postgres OS user',
   },
 ];
 const testedPlatforms = [platforms[0], platforms[2]];

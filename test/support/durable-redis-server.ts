@@ -1,5 +1,5 @@
 import { startRedisProcess } from './redis-server.js';
-import { makeTempDir, type ServerProcess } from './server-process.js';
+import { PortInUseError, makeTempDir, onFreePort, type ServerProcess } from './server-process.js';
 
 /**
  * A throw-away redis-server that keeps its data across a crash: an append-only file fsynced on
@@ -15,7 +15,9 @@ export interface DurableRedisServer {
   dispose(): Promise<void>;
 }
 
-export async function startDurableRedisServer(port: number): Promise<DurableRedisServer> {
+/** Starts one on `port`, or by default on a free port the OS picks. */
+export async function startDurableRedisServer(port?: number): Promise<DurableRedisServer> {
+  if (port === undefined) return onFreePort((free) => startDurableRedisServer(free));
   const dir = makeTempDir('nest-sessions-redis-');
   let server: ServerProcess | undefined;
   let disposed = false;
@@ -42,6 +44,7 @@ export async function startDurableRedisServer(port: number): Promise<DurableRedi
     await start();
   } catch (err) {
     await dispose().catch(() => undefined);
+    if (err instanceof PortInUseError) throw err; // the caller may try another port
     throw new Error(`this test runs its own redis-server on port ${port}: ${(err as Error).message}`, { cause: err });
   }
   return { port, kill, start, dispose };
