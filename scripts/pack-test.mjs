@@ -36,10 +36,13 @@ Session()(CounterController.prototype, 'count', 0);
 Get('count')(CounterController.prototype, 'count', Object.getOwnPropertyDescriptor(CounterController.prototype, 'count'));
 Controller()(CounterController);
 class AppModule {}
-Module({ imports: [SessionModule.forRoot({ secret: 'x'.repeat(40) })], controllers: [CounterController] })(AppModule);
+// An express-session session (as connect-redis would hand it over) moved in by the reader.
+const oldStore = { get: async () => JSON.stringify({ cookie: { originalMaxAge: null, expires: null }, visits: 5 }), eval: async () => 1 };
+const migrateFrom = expressSession.expressSessionReader({ secret: 'old-secret', redis: oldStore });
+Module({ imports: [SessionModule.forRoot({ secret: 'x'.repeat(40), migrateFrom })], controllers: [CounterController] })(AppModule);
 
 async function main() {
-  for (const [name, value] of Object.entries({ MemoryStore, CookieStore, FileStore, SessionConfigError, RedisStore: redis.RedisStore, PostgresStore: postgres.PostgresStore, defineSessionStoreTests: testing.defineSessionStoreTests })) {
+  for (const [name, value] of Object.entries({ MemoryStore, CookieStore, FileStore, SessionConfigError, RedisStore: redis.RedisStore, PostgresStore: postgres.PostgresStore, defineSessionStoreTests: testing.defineSessionStoreTests, expressSessionReader: expressSession.expressSessionReader })) {
     if (typeof value !== 'function') throw new Error(name + ' is not exported');
   }
   const app = await NestFactory.create(AppModule, { logger: false });
@@ -50,8 +53,13 @@ async function main() {
   if (!cookie || !cookie.startsWith('sid=')) throw new Error('no session cookie: ' + cookie);
   const second = await fetch(url + '/count', { headers: { cookie: cookie.split(';')[0] } });
   const body = await second.json();
+  const oldCookie = 'connect.sid=' + encodeURIComponent('s:old-id.' + crypto.createHmac('sha256', 'old-secret').update('old-id').digest('base64').replace(/=+$/, ''));
+  const migrated = await fetch(url + '/count', { headers: { cookie: oldCookie } });
+  const migratedBody = await migrated.json();
+  const cleared = migrated.headers.getSetCookie().some((each) => each.startsWith('connect.sid=;'));
   await app.close();
   if (body.visits !== 2) throw new Error('expected 2 visits, got ' + JSON.stringify(body));
+  if (migratedBody.visits !== 6 || !cleared) throw new Error('the express-session reader did not move the old session in: ' + JSON.stringify(migratedBody));
   console.log('ok');
 }
 main().catch((error) => { console.error(error); process.exit(1); });
@@ -77,7 +85,9 @@ import * as core from '@nestjs/core';
 import * as sessions from 'nest-sessions';
 import * as redis from 'nest-sessions/redis';
 import * as postgres from 'nest-sessions/postgres';
-import * as testing from 'nest-sessions/testing';`,
+import * as testing from 'nest-sessions/testing';
+import * as expressSession from 'nest-sessions/express-session';
+import * as crypto from 'node:crypto';`,
     },
     cjs: {
       type: 'commonjs',
@@ -88,7 +98,9 @@ const core = require('@nestjs/core');
 const sessions = require('nest-sessions');
 const redis = require('nest-sessions/redis');
 const postgres = require('nest-sessions/postgres');
-const testing = require('nest-sessions/testing');`,
+const testing = require('nest-sessions/testing');
+const expressSession = require('nest-sessions/express-session');
+const crypto = require('node:crypto');`,
     },
   };
   for (const [name, app] of Object.entries(apps)) {

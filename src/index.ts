@@ -24,3 +24,4 @@ export { CsrfToken, SkipCsrf } from './csrf/csrf.decorators.js';
 export { CsrfError, CSRF_ERROR_CODE, type CsrfFailure } from './csrf/csrf.error.js';
 export type { CsrfOptions, CsrfCookieOptions } from './csrf/csrf.options.js';
 export type { CsrfFormTarget } from './csrf/csrf.protection.js';
+export type { SessionMigrationSource, FoundSession, FoundRecord } from './migration/session-migration.source.js';

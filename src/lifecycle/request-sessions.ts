@@ -157,6 +157,16 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return this.cookies[name];
   }
 
+  /** Sends `setCookie` (a whole `Set-Cookie` value) with the response's head, unless a session's own cookie of that name replaces it. */
+  addCookie(name: string, setCookie: string): void {
+    (this.savedCookies ??= new Map()).set(name, setCookie);
+  }
+
+  /** The response's head has gone out: no cookie can reach the client any more. */
+  headSent(): boolean {
+    return headGone(this.raw);
+  }
+
   /** Plans every loaded session, then writes them: one that cannot be saved stops all before any write. */
   private saveAll(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
     if (this.cookieSource !== undefined && !headersSent) this.sourceCookie = this.cookieSource.cookieForResponse(this);

@@ -11,6 +11,7 @@ import type { RequestSessions } from './request-sessions.js';
 import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
 import { routeInfoOf, type RouteInfo } from '../nest/route-info.js';
+import { SessionMigration } from '../migration/session-migration.js';
 
 /**
  * One session's part of a save, decided for every session of the request before any of them is
@@ -55,6 +56,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   readonly connections = new SessionConnections();
   /** `interceptor: 'global'`: every route runs in the context `current()` reads. */
   private readonly globalContext: boolean;
+  /** `migrateFrom`: sessions of the library the app comes from, moved into the default session. */
+  readonly migration: SessionMigration | undefined;
 
   constructor(
     @Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined,
@@ -63,6 +66,11 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     const resolved = resolveSessions(options ?? {});
     this.definitions = resolved.definitions;
     this.globalContext = options?.interceptor === 'global';
+    const source: unknown = options?.migrateFrom;
+    if (source !== undefined) {
+      SessionMigration.check(source, this.definitions);
+      this.migration = new SessionMigration(this, source, this.definitions.get(DEFAULT_SESSION)!);
+    }
     if (resolved.ephemeralSecret) {
       this.logger.warn(
         'No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. Set secret (32+ characters) in SessionModule.forRoot().',
@@ -100,7 +108,14 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   /** The session a request's cookie points to, or a fresh one; never adopts an id the store does not know. */
   read(def: SessionDefinition, request: RequestSessions): SessionState | Promise<SessionState> {
     const value = request.incomingCookie(def);
-    if (value === undefined) return new SessionState(def, request);
+    if (value === undefined) {
+      // Only a request without a cookie of ours looks for the cookie of the library the app comes from.
+      if (this.migration !== undefined && def === this.migration.definition) {
+        const old = request.cookie(this.migration.source.cookieName);
+        if (old !== undefined) return this.migration.migrate(request, old);
+      }
+      return new SessionState(def, request);
+    }
     if (def.clientSide) {
       const opened = (def.store as ClientSessionStore).open(value);
       const record = opened === undefined ? undefined : checked(opened.record, def);
@@ -291,8 +306,11 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return `${def.cookieName}=${value}; Max-Age=${seconds}${attributes}`;
   }
 
-  /** Calls the store; a failure or a timeout becomes a logged `SessionStoreError`. */
-  private call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T>): MaybePromise<T> {
+  /**
+   * Calls the store (or, naming it in `whose`, another back-end the session depends on); a failure
+   * or a timeout becomes a logged `SessionStoreError`.
+   */
+  call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T>, whose?: string): MaybePromise<T> {
     let result: MaybePromise<T>;
     try {
       // Outside the request's context: what a store creates lazily (a connection, a cached promise)
@@ -301,11 +319,11 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       const store = def.store as SessionStore;
       result = this.context.getStore() === undefined ? operation(store) : this.context.exit(operation, store);
     } catch (error) {
-      return Promise.reject(this.storeError(def, what, error));
+      return Promise.reject(this.storeError(def, what, error, whose));
     }
     if (!isThenable(result)) return result;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.storeError(def, what, new Error(`no answer within ${def.storeTimeout} ms`))), def.storeTimeout);
+      const timer = setTimeout(() => reject(this.storeError(def, what, new Error(`no answer within ${def.storeTimeout} ms`), whose)), def.storeTimeout);
       Promise.resolve(result).then(
         (value) => {
           clearTimeout(timer);
@@ -313,15 +331,15 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(this.storeError(def, what, error));
+          reject(this.storeError(def, what, error, whose));
         },
       );
     });
   }
 
-  private storeError(def: SessionDefinition, what: string, cause: unknown): SessionStoreError {
+  private storeError(def: SessionDefinition, what: string, cause: unknown, whose = `The store of session '${def.name}'`): SessionStoreError {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    const message = `The store of session '${def.name}' failed to ${what}: ${reason}`;
+    const message = `${whose} failed to ${what}: ${reason}`;
     this.logger.error(message);
     // The details are logged here; the error itself names no host, path or driver error, since some
     // clients see an error's message (GraphQL answers resolvers' errors with it).
@@ -341,11 +359,16 @@ function cookieOnly(session: SessionState, cookie: string): SavePlan {
 /** A read-only request extends the expiry only once a fraction of the lifetime has passed since the last write. */
 function touchDue(session: SessionState, now: number): boolean {
   if (session.touchRequested) return true;
+  if (session.storedThisRequest) return false;
   const ttl = session.meta.maxAge ?? session.definition.idleTimeout;
   return now >= session.storedExpiresAt - ttl + ttl * TOUCH_FRACTION;
 }
 
-function adopt(
+/**
+ * The session for a stored record, or a fresh one when the record is missing, expired or not one of
+ * this session kind. `currentKey` false: the client is sent a new cookie on the next save.
+ */
+export function adopt(
   def: SessionDefinition,
   request: SessionHost,
   id: string,

@@ -1,6 +1,7 @@
 import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '@nestjs/common';
 import type { AnySessionStore } from '../stores/session-store.interface.js';
 import type { CsrfOptions } from '../csrf/csrf.options.js';
+import type { SessionMigrationSource } from '../migration/session-migration.source.js';
 
 /** Attributes of a session cookie. Durations are in milliseconds. */
 export interface SessionCookieOptions {
@@ -68,6 +69,12 @@ export interface SessionModuleOptions extends SessionOptions {
    * for single-page apps. The guard and the token work without it, with the defaults.
    */
   csrf?: CsrfOptions;
+  /**
+   * Sessions of the library the app comes from, moved into the default session the first time
+   * their cookie comes back: `expressSessionReader({ secret, redis })` from
+   * `nest-sessions/express-session`. Remove it once the old sessions' longest lifetime has passed.
+   */
+  migrateFrom?: SessionMigrationSource;
 }
 
 export interface SessionModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {

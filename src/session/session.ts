@@ -69,6 +69,8 @@ export class SessionState implements Session<any>, FlashHolder {
   cookieValue: string | undefined;
   /** The cookie was signed with an old key: send one signed with the current key on the next write. */
   signedWithOldKey = false;
+  /** Written whole to the store during this request (a migrated session): no touch is due before the next request. */
+  storedThisRequest = false;
   /** Cookie-stored sessions: bytes known to be left under the cookie limit at the last exact check. */
   sizeHeadroom: number | undefined;
 

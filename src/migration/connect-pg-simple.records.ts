@@ -1,0 +1,45 @@
+import { migrationMarker, parseExpressSession } from './express-session-record.js';
+import type { FoundRecord, FoundSession } from './session-migration.source.js';
+
+/** What the reader needs of a `pg` `Pool`. */
+export interface ExpressSessionPgPool {
+  query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+}
+
+/**
+ * connect-pg-simple's records: a row (`sid`, `sess` json, `expire` timestamp) of its table. Claimed
+ * with one `UPDATE … WHERE sess::text = <the text read>`: PostgreSQL re-checks the condition on the
+ * row as a concurrent claim left it, so exactly one claim matches.
+ */
+export class ConnectPgSimpleRecords {
+  private readonly select: string;
+  private readonly update: string;
+
+  /** `table`: a checked identifier, quoted here. */
+  constructor(
+    private readonly pool: ExpressSessionPgPool,
+    table: string,
+  ) {
+    const quoted = table
+      .split('.')
+      .map((part) => `"${part}"`)
+      .join('.');
+    // Times as connect-pg-simple writes and compares them: to_timestamp of the app's clock, in seconds.
+    this.select = `SELECT sess::text AS sess FROM ${quoted} WHERE sid = $1 AND expire >= to_timestamp($2)`;
+    this.update = `UPDATE ${quoted} SET sess = $3, expire = to_timestamp($4) WHERE sid = $1 AND sess::text = $2 AND expire >= to_timestamp($5) RETURNING sid`;
+  }
+
+  async find(id: string): Promise<FoundRecord | undefined> {
+    const now = Date.now();
+    const result = await this.pool.query(this.select, [id, now / 1000]);
+    const row = result.rows[0] as { sess?: unknown } | undefined;
+    return typeof row?.sess === 'string' ? parseExpressSession(row.sess, now) : undefined;
+  }
+
+  async claim(id: string, found: FoundSession, newId: string, lifetime: number): Promise<true | FoundRecord | undefined> {
+    const now = Date.now();
+    const result = await this.pool.query(this.update, [id, found.version, migrationMarker(newId, lifetime, now), (now + lifetime) / 1000, now / 1000]);
+    if ((result.rowCount ?? 0) > 0) return true;
+    return this.find(id);
+  }
+}
