@@ -130,7 +130,13 @@ export class CsrfProtection implements ResponseCookieSource {
       if (!unmaskedTokenMatches(token, secret, String(req.method), pathOf(req))) return this.refuse('mismatch');
       req[kVerified] = true;
       // Out of the way of DTO validation (`forbidNonWhitelisted`): the handler has no use for it.
-      if (fromBody) delete (req.body as Record<string, unknown>)[this.field];
+      if (fromBody) {
+        try {
+          delete (req.body as Record<string, unknown>)[this.field];
+        } catch {
+          // a frozen body keeps it: harmless
+        }
+      }
       if (this.cookie !== undefined) sessions.cookieSource = this;
       return true;
     };
