@@ -155,6 +155,8 @@ describe.each(platforms)('CSRF on $name', (platform) => {
   });
 
   it('hides the secret from the Session API, refuses its keys, and keeps it through clear()', async () => {
+    const fresh = await app.http().get('/form/view');
+    expect(fresh.body).toEqual({ token: expect.stringMatching(TOKEN), data: {}, has: false, get: null });
     const visitor = new Visitor(app);
     const token = await visitor.token();
     const view = await visitor.get('/session');

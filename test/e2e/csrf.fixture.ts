@@ -35,6 +35,12 @@ export class TokenController {
     return { ok: true };
   }
 
+  /** The secret made in this very request: the Session API does not show it either. */
+  @Get('form/view')
+  formView(@CsrfToken() token: string, @Session() session: Session) {
+    return { token, data: session.toJSON(), has: session.has('\u0000csrf'), get: session.get('\u0000csrf') ?? null };
+  }
+
   @Get('plain')
   plain() {
     return { ok: true };
