@@ -8,6 +8,7 @@ import { CsrfProtection } from './csrf.protection.js';
  * JSON field (or, with `csrf.cookie`, the `x-xsrf-token` header) that is valid for the request's
  * session. Bind it per route or per controller (`@UseGuards(CsrfGuard)`) or app-wide
  * (`{ provide: APP_GUARD, useClass: CsrfGuard }`); `@SkipCsrf()` exempts a route or a controller.
+ * WebSocket gateway messages and microservice handlers pass (check a socket handshake's `Origin`).
  */
 @Injectable()
 export class CsrfGuard implements CanActivate {

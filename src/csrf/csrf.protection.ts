@@ -101,7 +101,9 @@ export class CsrfProtection implements ResponseCookieSource {
       // A mutation with no HTTP request behind it (over a socket) cannot show a token: refused.
       if (req === undefined || req === null) return this.refuse('missing');
     } else {
-      return true; // no HTTP request and no cookie: nothing a cross-site page can forge here
+      // Gateway messages (`ws`) and microservices (`rpc`): no request a cross-site form can send, and
+      // nowhere for a token to ride; a socket's defence is its handshake's Origin check.
+      return true;
     }
     if (req[kVerified] === true || this.skipped(context)) return true;
     let value: unknown;
