@@ -14,7 +14,7 @@ export type {
   MaybePromise,
 } from './stores/session-store.interface.js';
 export { encodeStoreKey, decodeStoreKey } from './stores/session-store.interface.js';
-export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError, SessionValidationError, SessionSocketError } from './session/session.errors.js';
+export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError, SessionValidationError, SessionSocketError, SessionReadOnlyError } from './session/session.errors.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.store.js';
 export { CookieStore, type CookieStoreOptions } from './stores/cookie.store.js';
 export { FileStore, type FileStoreOptions } from './stores/file.store.js';

@@ -7,7 +7,8 @@ import type { SessionModuleOptions } from '../nest/session.options.js';
 import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
 import { SessionState, type PendingWrite, type SessionHost } from '../session/session.js';
-import type { RequestSessions } from './request-sessions.js';
+import type { SessionReader } from './session-source.js';
+import type { Session } from '../session/session.interface.js';
 import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
 import { routeInfoOf, type RouteInfo } from '../nest/route-info.js';
@@ -32,7 +33,7 @@ export interface SavePlan {
 
 /** Where a session is served from, as `SessionService.current()` sees it: a request, or a socket's message. */
 export interface SessionScope {
-  loaded(name: string): SessionState | undefined;
+  loaded(name: string): Session<any> | undefined;
 }
 
 /** Whom a session's cookie would be sent to. */
@@ -80,8 +81,10 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
 
   /** The app's requests lead here (see `registerEngine`); the HTTP adapter is known by now. */
   onModuleInit(): void {
-    const adapter = this.adapterHost?.httpAdapter as { getInstance?: () => unknown } | undefined;
+    const adapter = this.adapterHost?.httpAdapter as { getInstance?: () => unknown; getHttpServer?: () => unknown } | undefined;
     if (typeof adapter?.getInstance === 'function') registerEngine(adapter.getInstance(), this);
+    // The upgrade requests of GraphQL subscriptions lead to their HTTP server only.
+    if (typeof adapter?.getHttpServer === 'function') registerEngine(adapter.getHttpServer(), this);
   }
 
   definition(name: string): SessionDefinition {
@@ -106,7 +109,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** The session a request's cookie points to, or a fresh one; never adopts an id the store does not know. */
-  read(def: SessionDefinition, request: RequestSessions): SessionState | Promise<SessionState> {
+  read(def: SessionDefinition, request: SessionReader): SessionState | Promise<SessionState> {
     const value = request.incomingCookie(def);
     if (value === undefined) {
       // Only a request without a cookie of ours looks for the cookie of the library the app comes from.

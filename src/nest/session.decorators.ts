@@ -6,7 +6,6 @@ import { DEFAULT_SESSION, SESSION_CONTEXT_METADATA, SESSION_NAMES_METADATA } fro
 import { SessionError } from '../session/session.errors.js';
 import { SessionLoader } from './session.guard.js';
 import { SessionInterceptor } from './session.interceptor.js';
-import type { SessionState } from '../session/session.js';
 import type {
   Flash as FlashShape,
   FlashMessages,
@@ -85,10 +84,11 @@ function addName(target: object, name: string): boolean {
 
 /**
  * The session a parameter gets. On an HTTP route, the one its guard loaded (synchronously: the
- * route's hot path). In a GraphQL resolver, the one of its HTTP request, loaded here if no guard
- * did (field resolvers run without guards by default): Nest awaits a resolver's parameters.
+ * route's hot path). In a GraphQL resolver, the one of its HTTP request or of its subscription's
+ * connection, loaded here if no guard did (field resolvers run without guards by default): Nest
+ * awaits a resolver's parameters.
  */
-function loadedSession(context: ExecutionContext, name: string | undefined): SessionState | Promise<SessionState> {
+function loadedSession(context: ExecutionContext, name: string | undefined): SessionShape<any> | Promise<SessionShape<any>> {
   const type = context.getType<string>();
   if (type === 'http') {
     const session = RequestSessions.find(context.switchToHttp().getRequest())?.loaded(name ?? DEFAULT_SESSION);
@@ -118,12 +118,12 @@ function loadedSession(context: ExecutionContext, name: string | undefined): Ses
   throw missing(
     context,
     type === 'graphql'
-      ? 'this GraphQL context carries no HTTP request and response (req, res or reply), so there is no session here: subscriptions over a WebSocket are not supported yet, and a context function of your own must keep req (Apollo) or reply (Mercurius).'
+      ? 'this GraphQL context carries no HTTP request and response (req, res or reply) and no subscription connection, so there is no session here: a context function of your own must keep req (Apollo: for subscriptions, the graphql-ws context Nest gives as req) or reply (Mercurius).'
       : `sessions are supported in HTTP routes, GraphQL resolvers and WebSocket gateways; a '${type}' handler has no HTTP request to carry a session cookie.`,
   );
 }
 
-function flashOf(session: SessionState | Promise<SessionState>) {
+function flashOf(session: SessionShape<any> | Promise<SessionShape<any>>) {
   return session instanceof Promise ? session.then((loaded) => loaded.flash) : session.flash;
 }
 

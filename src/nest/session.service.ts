@@ -3,6 +3,7 @@ import { graphqlSessions, isGraphqlContext, sessionsOf } from '../transports/req
 import { RequestSessions } from '../lifecycle/request-sessions.js';
 import { GatewayConnection } from '../gateways/gateway-connection.js';
 import { isSocketClient } from '../gateways/socket-client.js';
+import type { SessionSource } from '../lifecycle/session-source.js';
 import { DEFAULT_SESSION } from '../session/session.constants.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
 import { reported, SessionError } from '../session/session.errors.js';
@@ -20,14 +21,15 @@ export class SessionService {
    * leaves. Pass the `ExecutionContext` or `ArgumentsHost` (on Fastify the request alone does not
    * lead to its response), of an HTTP route or a GraphQL resolver; or a GraphQL context object
    * (`@Context()`); or, on Express, the request. In a gateway: the `ExecutionContext` of a message
-   * handler or its guard, or the client socket itself (in `handleConnection`).
+   * handler or its guard, or the client socket itself (in `handleConnection`). In a GraphQL
+   * subscription: the session of the request that opened its connection, read-only.
    */
   async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
     const gateway = this.gatewayLoad(contextOrRequest, name);
     if (gateway !== undefined) return (await gateway) as Session<any>;
     const sessions = this.sessionsOf(contextOrRequest);
     this.engine.definition(name);
-    return (await sessions.load(name)) as Session<any>;
+    return sessions.load(name) as Session<T> | Promise<Session<T>>;
   }
 
   /**
@@ -36,7 +38,7 @@ export class SessionService {
    * guards, which run before interceptors.
    */
   current<T = SessionData>(name: string = DEFAULT_SESSION): Session<T> | undefined {
-    return this.engine.context.getStore()?.loaded(name) as Session<any> | undefined;
+    return this.engine.context.getStore()?.loaded(name) as Session<T> | undefined;
   }
 
   /** A gateway's context or client socket: its connection's session; undefined for anything else. */
@@ -60,7 +62,7 @@ export class SessionService {
     return connection.load(name, args);
   }
 
-  private sessionsOf(value: ExecutionContext | ArgumentsHost | object): RequestSessions {
+  private sessionsOf(value: ExecutionContext | ArgumentsHost | object): SessionSource {
     const host = value as Partial<ArgumentsHost>;
     if (typeof host.getType === 'function' && typeof host.switchToHttp === 'function') {
       const sessions = sessionsOf(this.engine, host as ArgumentsHost);
@@ -68,7 +70,7 @@ export class SessionService {
       const type = host.getType<string>();
       throw reported(new SessionError(
         type === 'graphql'
-          ? 'SessionService.load(context): this GraphQL context carries no HTTP request and response (req, res or reply): subscriptions over a WebSocket are not supported yet, and a context function of your own must keep req (Apollo) or reply (Mercurius)'
+          ? 'SessionService.load(context): this GraphQL context carries no HTTP request and response (req, res or reply) and no subscription connection: a context function of your own must keep req (Apollo: for subscriptions, the graphql-ws context Nest gives as req) or reply (Mercurius)'
           : `SessionService.load(context): sessions are supported in HTTP routes and GraphQL resolvers; a '${type}' context has no HTTP request to carry a session cookie`,
       ));
     }

@@ -65,6 +65,21 @@ export class SessionSocketError extends SessionError {
   }
 }
 
+/**
+ * A change to a session that nothing can save: one read in a GraphQL subscription, whose
+ * connection has no response to carry a cookie. `operation` names the call that was refused
+ * (`set`, `regenerate`, `flash.add`...). Thrown where the change is made, before anything changes.
+ */
+export class SessionReadOnlyError extends SessionSocketError {
+  constructor(
+    message: string,
+    /** The call that was refused, e.g. `set` or `flash.get`. */
+    readonly operation: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The message of every store failure: clients (GraphQL's among them) may see it; the details are logged. */
 export const CLIENT_STORE_MESSAGE = 'Session store unavailable';
 

@@ -1,6 +1,9 @@
 import type { ArgumentsHost } from '@nestjs/common';
 import { RequestSessions } from '../lifecycle/request-sessions.js';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
+import type { SessionSource } from '../lifecycle/session-source.js';
+import { SubscriptionSessions } from '../subscriptions/subscription-sessions.js';
+import { subscriptionConnection } from './subscription-context.js';
 
 /**
  * Where a request comes from: the HTTP request and response behind an `ExecutionContext` or
@@ -15,12 +18,13 @@ import type { SessionEngine } from '../lifecycle/session-engine.js';
  *
  * Each way gives the same request object an HTTP guard on that request gets
  * (`switchToHttp().getRequest()`: the Express request, the Fastify request), so the request's
- * sessions are loaded once and saved once, however many resolvers ask. Other contexts (`ws`,
- * `rpc`, a GraphQL subscription over a socket) have no HTTP request here: undefined.
+ * sessions are loaded once and saved once, however many resolvers ask. A GraphQL subscription
+ * over a WebSocket has the request that opened its connection (see `subscription-context.ts`): its
+ * sessions are read-only. Other contexts (`ws`, `rpc`) have none here: undefined.
  */
 
-/** The sessions of the request behind `host`, created on first use; undefined where there is no HTTP request. */
-export function sessionsOf(engine: SessionEngine, host: ArgumentsHost): RequestSessions | undefined {
+/** The sessions of the request behind `host`, created on first use; undefined where there is no request. */
+export function sessionsOf(engine: SessionEngine, host: ArgumentsHost): SessionSource | undefined {
   const type = host.getType<string>();
   if (type === 'http') {
     const http = host.switchToHttp();
@@ -39,25 +43,30 @@ export function requestOf(host: ArgumentsHost): any {
 }
 
 /**
- * The sessions of the HTTP request a GraphQL context object belongs to: created with `engine`, or,
- * without it, with the engine of the app that serves the request (see `registerEngine`).
- * Undefined when the context carries no HTTP request and response (a subscription over a socket).
+ * The sessions of the HTTP request a GraphQL context object belongs to, or of the subscription
+ * whose context it is: created with `engine`, or, without it, with the engine of the app that
+ * serves the request (see `registerEngine`). Undefined when the context carries neither.
  */
-export function graphqlSessions(engine: SessionEngine | undefined, gqlContext: unknown): RequestSessions | undefined {
+export function graphqlSessions(engine: SessionEngine | undefined, gqlContext: unknown): SessionSource | undefined {
   const req = graphqlRequest(gqlContext);
-  if (req === undefined) return undefined;
-  const found = RequestSessions.find(req);
-  if (found !== undefined) return found.forGraphql();
-  const res = graphqlResponse(gqlContext, req);
-  const owner = engine ?? engineOf(req);
-  if (res === undefined || owner === undefined) return undefined;
-  return RequestSessions.of(owner, req, res).forGraphql();
+  if (req !== undefined) {
+    const found = RequestSessions.find(req);
+    if (found !== undefined) return found.forGraphql();
+    const res = graphqlResponse(gqlContext, req);
+    if (res !== undefined) {
+      const owner = engine ?? engineOf(req);
+      return owner === undefined ? undefined : RequestSessions.of(owner, req, res).forGraphql();
+    }
+  }
+  // Only where there is no HTTP response: a subscription over a WebSocket.
+  return SubscriptionSessions.of(engine, gqlContext, engineOf);
 }
 
 /** Whether `value` looks like a GraphQL context object rather than a request. */
 export function isGraphqlContext(value: unknown): boolean {
   const context = value as { req?: unknown; reply?: unknown } | null | undefined;
-  return context != null && (isFastifyReply(context.reply) || (typeof context.req === 'object' && context.req !== null));
+  if (context == null) return false;
+  return isFastifyReply(context.reply) || (typeof context.req === 'object' && context.req !== null) || subscriptionConnection(context) !== undefined;
 }
 
 function graphqlRequest(gqlContext: unknown): any {
@@ -82,9 +91,10 @@ function isFastifyReply(value: any): boolean {
 const kEngine = Symbol('nest-sessions:engine');
 
 /**
- * Makes the app's engine reachable from its requests (Express `req.app`, Fastify `request.server`),
- * for the one binding that runs no code of ours before it: a `@Session()` parameter of a GraphQL
- * field resolver, which Nest runs without guards unless `fieldResolverEnhancers` asks for them.
+ * Makes the app's engine reachable from its requests (Express `req.app`, Fastify `request.server`,
+ * the HTTP server of an upgrade request), for the one binding that runs no code of ours before it:
+ * a `@Session()` parameter of a GraphQL field resolver, which Nest runs without guards unless
+ * `fieldResolverEnhancers` asks for them.
  */
 export function registerEngine(instance: unknown, engine: SessionEngine): void {
   if (instance != null && (typeof instance === 'object' || typeof instance === 'function')) {
@@ -92,6 +102,7 @@ export function registerEngine(instance: unknown, engine: SessionEngine): void {
   }
 }
 
+/** Express: `req.app`; Fastify: `request.server`; a raw upgrade request: its socket's HTTP server. */
 function engineOf(req: any): SessionEngine | undefined {
-  return (req.app?.[kEngine] ?? req.server?.[kEngine]) as SessionEngine | undefined;
+  return (req.app?.[kEngine] ?? req.server?.[kEngine] ?? req.socket?.server?.[kEngine]) as SessionEngine | undefined;
 }

@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { graphqlSessions, registerEngine, sessionsOf } from '../../src/transports/request-context.js';
 import { RequestSessions } from '../../src/lifecycle/request-sessions.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
-import { Flash, Session, SessionError, SessionService } from '../../src/index.js';
+import { Flash, Session, SessionError, SessionReadOnlyError, SessionService } from '../../src/index.js';
+import { SubscriptionSessions } from '../../src/subscriptions/subscription-sessions.js';
 import { SessionLoader } from '../../src/nest/session.guard.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
@@ -61,7 +62,7 @@ describe('request context: where a request comes from', () => {
     const http = sessionsOf(engine, contextOf('http', [req, res, () => undefined]));
     const graphql = sessionsOf(engine, contextOf('graphql', [{}, {}, { req }, {}]));
     expect(graphql).toBe(http);
-    expect(graphql?.graphql).toBe(true);
+    expect((graphql as RequestSessions).graphql).toBe(true);
   });
 
   it('a GraphQL resolver on Mercurius/Fastify ({ req, reply, app }) uses the Fastify request, as an HTTP guard does', () => {
@@ -81,11 +82,11 @@ describe('request context: where a request comes from', () => {
     expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { req: own, res }, {}]))).toBe(sessions);
   });
 
-  it('finds no HTTP request in subscriptions over a socket, in ws and rpc contexts, and in a context without req', () => {
+  it('finds no request in ws and rpc contexts, in a context without req, and in subscription-like contexts without their connection', () => {
     const upgrade = { headers: { cookie: 'sid=x' } };
-    // Apollo with graphql-ws: Nest's default context wraps graphql-ws' own context as `req`.
+    // graphql-ws' context without the `ws` socket it is served by.
     expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { req: { connectionParams: {}, extra: { request: upgrade } } }, {}]))).toBeUndefined();
-    // Mercurius subscriptions: a reply-like object with the upgrade request and no raw response.
+    // Mercurius-like, without its subscription's pubsub or the upgrade's raw request.
     expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { request: upgrade, reply: { request: upgrade }, pubsub: {} }, {}]))).toBeUndefined();
     expect(sessionsOf(engine, contextOf('graphql', [{}, {}, undefined, {}]))).toBeUndefined();
     expect(sessionsOf(engine, contextOf('graphql', [{}, {}, { user: 1 }, {}]))).toBeUndefined();
@@ -100,13 +101,13 @@ describe('request context: where a request comes from', () => {
     const app = {};
     registerEngine(app, engine);
     Object.setPrototypeOf(req, { app }); // Express: req.app through the request prototype
-    expect(graphqlSessions(undefined, { req })?.engine).toBe(engine);
+    expect((graphqlSessions(undefined, { req }) as RequestSessions | undefined)?.engine).toBe(engine);
     expect(RequestSessions.find(req)).toBeDefined();
     void res;
 
     const { request, reply } = fastifyPair();
     (request as { server?: unknown }).server = Object.create(app); // Fastify: an encapsulated child instance
-    expect(graphqlSessions(undefined, { req: request, reply })?.engine).toBe(engine);
+    expect((graphqlSessions(undefined, { req: request, reply }) as RequestSessions | undefined)?.engine).toBe(engine);
   });
 
   it('the guard lets ws, rpc and socket-only GraphQL contexts through; the parameters and SessionService.load say why there is no session', async () => {
@@ -120,7 +121,7 @@ describe('request context: where a request comes from', () => {
       // A gateway's client that is neither a socket.io socket nor a ws WebSocket: no handshake to read.
       [contextOf('ws', [{ id: 'client' }, {}]), /SomeResolver\.handler: no session was loaded for this gateway handler/],
       [contextOf('rpc', [{}, {}]), /a 'rpc' handler has no HTTP request/],
-      [subscription, /SomeResolver\.handler: this GraphQL context carries no HTTP request and response .*subscriptions over a WebSocket are not supported yet/],
+      [subscription, /SomeResolver\.handler: this GraphQL context carries no HTTP request and response \(req, res or reply\) and no subscription connection/],
     ] as const) {
       expect(loader.canActivate(context)).toBe(true);
       expect(() => session(undefined, context)).toThrow(SessionError);
@@ -141,5 +142,29 @@ describe('request context: where a request comes from', () => {
     expect(fromService).toBe(fromParam);
     const flash = await paramFactory(Flash())(undefined, context);
     expect(flash).toBe((fromParam as { flash: unknown }).flash);
+  });
+
+  it('a subscription over a WebSocket (graphql-ws on Apollo, Mercurius) gets read-only sessions of the upgrade request, found through its HTTP server', async () => {
+    const { EventEmitter } = await import('node:events');
+    const server = {};
+    registerEngine(server, engine);
+    const upgrade = { headers: {}, socket: { server } };
+    const socket = Object.assign(new EventEmitter(), { readyState: 1, protocol: 'graphql-transport-ws', close() {} });
+    // Apollo: Nest's default context is { req: graphql-ws' context }; an app's context function may spread it instead.
+    for (const gqlContext of [{ req: { connectionInitReceived: true, subscriptions: {}, extra: { socket, request: upgrade } } }, { extra: { socket, request: upgrade } }]) {
+      const context = contextOf('graphql', [{}, {}, gqlContext, {}]);
+      const sessions = sessionsOf(engine, context)!;
+      expect(sessions).toBeInstanceOf(SubscriptionSessions);
+      expect(graphqlSessions(undefined, gqlContext)).toBe(sessions); // kept on the operation's context; the engine through the HTTP server
+      const session = await paramFactory(Session())(undefined, context) as Session;
+      expect(session.isNew).toBe(true);
+      expect(await new SessionService(engine).load(gqlContext)).toBe(session);
+      expect(() => session.set('visits', 1)).toThrow(SessionReadOnlyError);
+    }
+    // Mercurius: { request (the Fastify request of the upgrade), reply: { request }, pubsub, id }.
+    const request = { headers: {}, raw: { socket: new EventEmitter() }, server };
+    const mercurius = { request, reply: { request }, pubsub: { close() {}, subscribe() {} }, id: 1 };
+    expect(sessionsOf(engine, contextOf('graphql', [{}, {}, mercurius, {}]))).toBeInstanceOf(SubscriptionSessions);
+    expect(RequestSessions.find(request)).toBeUndefined();
   });
 });

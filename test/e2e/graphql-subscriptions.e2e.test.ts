@@ -1,0 +1,322 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Logger } from '@nestjs/common';
+import { createClient, type Client } from 'graphql-ws';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import { MemoryStore, SessionReadOnlyError, type SessionStore } from '../../src/index.js';
+import { SessionEngine } from '../../src/lifecycle/session-engine.js';
+import { RedisStore } from '../../src/stores/redis.store.js';
+import { CookieJar } from '../support/cookie-jar.js';
+import { platforms, type Platform, type TestApp } from '../support/platforms.js';
+import { redisUrl } from '../support/services.js';
+
+const REDIS_URL = redisUrl();
+const PREFIX = `test:e2e_subscriptions_${randomBytes(4).toString('hex')}:`;
+
+/** As in graphql.e2e.test.ts: run where the installed @nestjs/graphql line accepts the installed NestJS. */
+function skipReason(): string | undefined {
+  const manifest = (name: string) => {
+    try {
+      return JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as {
+        version: string;
+        peerDependencies?: Record<string, string>;
+      };
+    } catch {
+      return undefined;
+    }
+  };
+  const major = manifest('@nestjs/core')?.version.split('.')[0];
+  for (const name of ['@nestjs/graphql', '@nestjs/apollo', '@nestjs/mercurius']) {
+    const driver = manifest(name);
+    if (driver === undefined) return `${name} is not installed`;
+    const majors = [...(driver.peerDependencies?.['@nestjs/common'] ?? '').matchAll(/\^(\d+)/g)].map((match) => match[1]);
+    if (!majors.includes(major!)) return `${name} ${driver.version} is not for NestJS ${major}`;
+  }
+  return undefined;
+}
+
+const reason = skipReason();
+if (reason !== undefined) console.warn(`GraphQL subscription tests skipped: ${reason}`);
+const fixture = reason === undefined ? await import('./graphql-subscriptions.fixture.js') : undefined;
+
+interface Driver {
+  name: string;
+  platform: Platform;
+  module: (store: SessionStore) => ReturnType<NonNullable<typeof fixture>['apolloSubscriptionsModule']>;
+  /** Makes every live badge send its session again. */
+  tick: (app: TestApp['app']) => void;
+  /**
+   * How a subscription whose session ended ends: its connection closes (graphql-ws: 4403, and its
+   * client reconnects), or it completes (Mercurius: its own pubsub is closed).
+   */
+  endedBy: 'close' | 'complete';
+}
+
+const drivers: Driver[] = [
+  {
+    name: 'Apollo (graphql-ws) on Express',
+    platform: platforms.find((p) => p.name === 'express')!,
+    module: (store) => fixture!.apolloSubscriptionsModule(store),
+    tick: () => void fixture!.ticks.emit('tick'),
+    endedBy: 'close',
+  },
+  {
+    name: 'Mercurius on Fastify',
+    platform: platforms.find((p) => p.name === 'fastify')!,
+    module: (store) => fixture!.mercuriusSubscriptionsModule(store),
+    tick: (app) => {
+      const fastify = app.getHttpAdapter().getInstance() as { graphql: { pubsub: { publish(event: { topic: string; payload: unknown }): void } } };
+      fastify.graphql.pubsub.publish({ topic: 'TICK', payload: {} });
+    },
+    endedBy: 'complete',
+  },
+];
+
+let redis: Redis | undefined;
+const stores = [
+  { name: 'MemoryStore', create: () => new MemoryStore({ sweepInterval: 0 }) },
+  { name: 'RedisStore', create: (index: number) => new RedisStore({ client: redis!, prefix: `${PREFIX}${index}:` }) },
+];
+
+const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store, name: `${driver.name} with ${store.name}` })));
+
+beforeAll(async () => {
+  if (reason !== undefined) return;
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  await redis.ping();
+});
+
+afterAll(async () => {
+  if (redis === undefined) return;
+  const keys = await redis.keys(`${PREFIX}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+});
+
+interface Badge {
+  userId: number | null;
+  sessionId: string | null;
+  messages: string[];
+}
+
+interface Result {
+  data?: Record<string, Badge> | null;
+  errors?: { message: string }[];
+}
+
+/** What one subscription received, and how it ended (`complete`, or the error: a CloseEvent when the socket closed). */
+interface Feed {
+  results: Result[];
+  ended: Promise<{ how: 'complete' } | { how: 'error'; error: unknown }>;
+  next(count: number): Promise<Result[]>;
+  stop(): void;
+}
+
+(reason === undefined ? describe : describe.skip).each(cases.map((each, index) => ({ ...each, index })))('GraphQL subscriptions: $name', ({ driver, store: kind, index }) => {
+  let t: TestApp;
+  let url: string;
+  let jar: CookieJar;
+  const clients: Client[] = [];
+
+  beforeAll(async () => {
+    t = await driver.platform.create(driver.module(kind.create(index)));
+    await t.app.listen(0, '127.0.0.1');
+    url = `ws://127.0.0.1:${(t.server.address() as AddressInfo).port}/graphql`;
+  });
+  afterAll(() => t?.close());
+  beforeEach(() => {
+    jar = new CookieJar();
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await Promise.all(clients.splice(0).map((client) => Promise.resolve(client.dispose())));
+  });
+
+  async function gql(query: string, cookies: CookieJar = jar) {
+    const response = await t.http().post('/graphql').set('Cookie', cookies.header()).send({ query });
+    cookies.take(response);
+    return response.body as { data?: Record<string, unknown>; errors?: { message: string }[] };
+  }
+
+  async function login(userId = 42) {
+    expect(await gql(`mutation { login(userId: ${userId}) }`)).toEqual({ data: { login: true } });
+  }
+
+  /** A graphql-ws client whose WebSocket (node's `ws`) sends the jar's cookies as they are when it connects. */
+  function client(cookies: CookieJar = jar, options: { retryAttempts?: number } = {}): Client {
+    class CookieWebSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        const header = cookies.header();
+        super(address, protocols, { headers: header === '' ? {} : { cookie: header } });
+      }
+    }
+    const created = createClient({ url, webSocketImpl: CookieWebSocket, retryAttempts: options.retryAttempts ?? 0, retryWait: async () => undefined, lazy: true });
+    clients.push(created);
+    return created;
+  }
+
+  function subscribe(on: Client, query: string): Feed {
+    const results: Result[] = [];
+    const waiting: { count: number; resolve: (value: Result[]) => void }[] = [];
+    let settle!: (value: { how: 'complete' } | { how: 'error'; error: unknown }) => void;
+    const ended = new Promise<{ how: 'complete' } | { how: 'error'; error: unknown }>((resolve) => (settle = resolve));
+    const stop = on.subscribe<Record<string, Badge>>(
+      { query },
+      {
+        next: (value) => {
+          results.push(value as Result);
+          for (const each of waiting.filter((w) => results.length >= w.count)) each.resolve(results.slice(0, each.count));
+        },
+        error: (error) => settle({ how: 'error', error }),
+        complete: () => settle({ how: 'complete' }),
+      },
+    );
+    return {
+      results,
+      ended,
+      stop,
+      next: (count) => (results.length >= count ? Promise.resolve(results.slice(0, count)) : new Promise((resolve) => waiting.push({ count, resolve }))),
+    };
+  }
+
+  const engine = () => t.app.get(SessionEngine);
+  const tick = () => driver.tick(t.app);
+
+  /**
+   * The error messages a subscription that failed to start got: in a `next` result before `complete`
+   * (Apollo's graphql-ws), or as the `error` message (Mercurius).
+   */
+  async function startErrors(feed: Feed): Promise<string[]> {
+    const ended = await feed.ended;
+    if (ended.how === 'error') return (ended.error as { message: string }[]).map((each) => each.message);
+    expect(feed.results).toHaveLength(1);
+    expect(feed.results[0].data ?? null).toBeNull();
+    return feed.results[0].errors!.map((each) => each.message);
+  }
+
+  it('a subscription sees the signed-in user of the cookie its connection opened with (@Session(), load(context), current(), field resolvers), and its flash messages without consuming them', async () => {
+    await login(42);
+    const feed = subscribe(client(), 'subscription { badge { userId sessionId messages } }');
+    const [first] = await feed.next(1);
+    expect(first).toEqual({ data: { badge: { userId: 42, sessionId: expect.stringMatching(/^[\w-]{43}$/), messages: ['Welcome 42'] } } });
+    tick();
+    const [, second] = await feed.next(2);
+    expect(second.data?.badge.userId).toBe(42);
+    // flash.peek() in the subscription consumed nothing: the next HTTP request still has the message.
+    const other = subscribe(client(), 'subscription { badgeFromContext { userId messages viewerId } }');
+    expect((await other.next(1))[0]).toEqual({ data: { badgeFromContext: { userId: 42, messages: [], viewerId: 42 } } });
+    const current = subscribe(client(), 'subscription { currentBadge { userId } }');
+    expect((await current.next(1))[0]).toEqual({ data: { currentBadge: { userId: 42 } } });
+    expect((await gql('{ userId }')).data).toEqual({ userId: 42 });
+  });
+
+  it('a connection without a cookie, or with a cookie the store does not know, sees an empty session and hangs on nothing', async () => {
+    const anonymous = subscribe(client(new CookieJar()), 'subscription { badge { userId sessionId messages } }');
+    expect((await anonymous.next(1))[0]).toEqual({ data: { badge: { userId: null, sessionId: null, messages: [] } } });
+
+    await login(5);
+    const stale = new CookieJar();
+    stale.set('sid', jar.get('sid')!);
+    await gql('mutation { logout }');
+    const unknown = subscribe(client(stale), 'subscription { badge { userId sessionId } }');
+    expect((await unknown.next(1))[0]).toEqual({ data: { badge: { userId: null, sessionId: null } } });
+  });
+
+  it('a guard reads the session with SessionService.load(context): refused without a signed-in session, let through with one', async () => {
+    const refused = subscribe(client(new CookieJar()), 'subscription { guardedBadge { userId } }');
+    expect(await startErrors(refused)).toEqual(['sign in first']);
+
+    await login(8);
+    const allowed = subscribe(client(), 'subscription { guardedBadge { userId } }');
+    expect((await allowed.next(1))[0]).toEqual({ data: { guardedBadge: { userId: 8 } } });
+  });
+
+  it(`logout over HTTP ends the subscriptions of that session on this instance: the client sees ${driver.endedBy === 'close' ? 'the socket close (4403 Session ended)' : 'them complete'}`, async () => {
+    await login(42);
+    const feed = subscribe(client(), 'subscription { badge { userId sessionId } }');
+    const [first] = await feed.next(1);
+    const id = first.data!.badge.sessionId!;
+    expect(engine().connections.count('default', id)).toBe(1);
+
+    // Another visitor's subscription is not touched.
+    const someoneElse = new CookieJar();
+    await gql('mutation { login(userId: 7) }', someoneElse);
+    const unrelated = subscribe(client(someoneElse), 'subscription { badge { userId } }');
+    await unrelated.next(1);
+
+    await gql('mutation { logout }');
+    const ended = await feed.ended;
+    if (driver.endedBy === 'close') expect(ended).toMatchObject({ how: 'error', error: { code: 4403, reason: 'Session ended' } });
+    else expect(ended).toEqual({ how: 'complete' });
+    expect(engine().connections.count('default', id)).toBe(0);
+
+    tick();
+    expect((await unrelated.next(2))[1]).toEqual({ data: { badge: { userId: 7 } } });
+  });
+
+  it('a login (regenerate()) over HTTP ends the subscriptions of the old id; a new connection carries the new cookie', async () => {
+    await gql('mutation { login(userId: 1) }');
+    const live = client(jar, { retryAttempts: 1 });
+    const feed = subscribe(live, 'subscription { badge { userId } }');
+    expect((await feed.next(1))[0]).toEqual({ data: { badge: { userId: 1 } } });
+    await gql('mutation { login(userId: 2) }');
+    if (driver.endedBy === 'close') {
+      // graphql-ws' client retries after 4403 and subscribes again, with the jar's cookie as it is now.
+      expect((await feed.next(2))[1]).toEqual({ data: { badge: { userId: 2 } } });
+    } else {
+      expect(await feed.ended).toEqual({ how: 'complete' });
+      // The lazy client closed its idle connection: the next subscription opens one with the new cookie.
+      expect((await subscribe(live, 'subscription { badge { userId } }').next(1))[0]).toEqual({ data: { badge: { userId: 2 } } });
+    }
+  });
+
+  it('a change in a subscription throws SessionReadOnlyError, which the client gets as the error; nothing is changed', async () => {
+    const logged = captureErrors();
+    await login(3);
+    for (const [what, pattern] of [
+      ['set', /read-only in a GraphQL subscription: session\.set\('visits'\) cannot be saved/],
+      ['flash', /read-only in a GraphQL subscription: flash messages cannot be added or consumed/],
+      ['regenerate', /read-only in a GraphQL subscription: session\.regenerate\(\) cannot send the new id/],
+    ] as const) {
+      const feed = subscribe(client(), `subscription { counting(what: "${what}") { userId } }`);
+      const messages = await startErrors(feed);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toMatch(pattern);
+    }
+    expect(logged()).toHaveLength(3);
+    expect(logged().every((line) => line.includes('read-only'))).toBe(true);
+    expect(new SessionReadOnlyError('x', 'set')).toBeInstanceOf(Error);
+    // The session was neither changed nor regenerated: the HTTP cookie still reads it, flash included.
+    expect((await gql('{ userId }')).data).toEqual({ userId: 3 });
+    const feed = subscribe(client(), 'subscription { badge { userId messages } }');
+    expect((await feed.next(1))[0]).toEqual({ data: { badge: { userId: 3, messages: ['Welcome 3'] } } });
+  });
+
+  it('a closed connection leaves nothing registered on its session (no leak), and many subscriptions of one connection register once', async () => {
+    await login(9);
+    const one = client();
+    const feeds = [1, 2, 3].map(() => subscribe(one, 'subscription { badge { sessionId } }'));
+    const ids = await Promise.all(feeds.map(async (feed) => (await feed.next(1))[0].data!.badge.sessionId!));
+    expect(new Set(ids).size).toBe(1);
+    expect(engine().connections.count('default', ids[0])).toBe(1);
+    const two = client();
+    await subscribe(two, 'subscription { badge { sessionId } }').next(1);
+    expect(engine().connections.count('default', ids[0])).toBe(2);
+
+    await one.dispose();
+    await vi.waitFor(() => expect(engine().connections.count('default', ids[0])).toBe(1));
+    feeds.forEach((feed) => feed.stop());
+    await two.dispose();
+    await vi.waitFor(() => expect(engine().connections.count('default', ids[0])).toBe(0));
+  });
+});
+
+function captureErrors(): () => string[] {
+  const lines: string[] = [];
+  const keep = (...args: unknown[]) => void lines.push(args.map((arg) => (arg instanceof Error ? (arg.stack ?? arg.message) : String(arg))).join(' '));
+  vi.spyOn(Logger.prototype, 'error').mockImplementation(keep);
+  return () => lines;
+}
