@@ -40,12 +40,15 @@ function tokenFor(context: ExecutionContext, form: CsrfFormTarget | undefined): 
     }
     return protectionOf(context, sessions).token(session, sessions, form);
   }
-  const sessions = type === 'graphql' ? graphqlSessions(undefined, context.getArgByIndex(2)) : undefined;
-  if (sessions === undefined) {
-    throw missing(context, type === 'graphql'
-      ? 'this GraphQL context carries no HTTP request and response (req, res or reply), so there is no session to keep a CSRF secret in.'
-      : `CSRF tokens are supported in HTTP routes and GraphQL resolvers; a '${type}' handler has no session cookie.`);
+  const found = type === 'graphql' ? graphqlSessions(undefined, context.getArgByIndex(2)) : undefined;
+  if (!(found instanceof RequestSessions)) {
+    throw missing(context, type !== 'graphql'
+      ? `CSRF tokens are supported in HTTP routes and GraphQL resolvers; a '${type}' handler has no session cookie.`
+      : found === undefined
+        ? 'this GraphQL context carries no HTTP request and response (req, res or reply), so there is no session to keep a CSRF secret in.'
+        : 'an operation over a GraphQL WebSocket reads its session read-only, so no CSRF secret can be kept there; hand out tokens over HTTP.');
   }
+  const sessions = found;
   const protection = protectionOf(context, sessions);
   const loaded = sessions.loaded(DEFAULT_SESSION) ?? sessions.load(DEFAULT_SESSION);
   return loaded instanceof Promise

@@ -4,7 +4,7 @@ import { CSRF_SECRET_KEY, DEFAULT_SESSION, SESSION_MODULE_OPTIONS } from '../ses
 import { SessionConfigError } from '../session/session.errors.js';
 import type { SessionState } from '../session/session.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
-import type { RequestSessions, ResponseCookieSource } from '../lifecycle/request-sessions.js';
+import { RequestSessions, type ResponseCookieSource } from '../lifecycle/request-sessions.js';
 import type { SessionModuleOptions } from '../nest/session.options.js';
 import { requestOf, sessionsOf } from '../transports/request-context.js';
 import {
@@ -124,7 +124,8 @@ export class CsrfProtection implements ResponseCookieSource {
     const token = unmaskToken(value);
     if (token === undefined) return this.refuse('malformed');
     const sessions = sessionsOf(this.engine, context);
-    if (sessions === undefined) return this.refuse('no-secret'); // a GraphQL context without its response: no session to check against
+    // A GraphQL context without its response, or an operation over a GraphQL WebSocket (read-only): no session to check against.
+    if (!(sessions instanceof RequestSessions)) return this.refuse('no-secret');
     const loaded = sessions.load(DEFAULT_SESSION);
     const verify = (session: SessionState): boolean => {
       const secret = secretBytes(session.getInternal(CSRF_SECRET_KEY));
