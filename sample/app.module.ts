@@ -6,6 +6,7 @@ import { AuthController } from './auth.controller.js';
 import { CsrfRefusedFilter } from './csrf-refused.filter.js';
 import { HomeController } from './home.controller.js';
 import { PrefsController } from './prefs.controller.js';
+import { PresenceGateway } from './presence.gateway.js';
 import { createStore } from './store.js';
 
 const YEAR = 365 * 24 * 60 * 60 * 1000;
@@ -29,6 +30,7 @@ const YEAR = 365 * 24 * 60 * 60 * 1000;
   ],
   controllers: [HomeController, AuthController, AccountController, PrefsController],
   providers: [
+    PresenceGateway,
     // Every POST of the app needs the CSRF token its forms carry; GET pages are never checked.
     { provide: APP_GUARD, useClass: CsrfGuard },
     { provide: APP_FILTER, useClass: CsrfRefusedFilter },

@@ -63,7 +63,8 @@ export function homeBody(user: SignedInUser | undefined, visits: number, csrf: s
   const counter = `<p class="counter">You have loaded this page <strong>${visits}</strong> ${visits === 1 ? 'time' : 'times'} in this session.</p>`;
   if (user !== undefined) {
     return `${counter}
-<p>Signed in as <strong>${escape(user.name)}</strong>. See <a href="/account">your account</a>.</p>`;
+<p>Signed in as <strong>${escape(user.name)}</strong>. See <a href="/account">your account</a>.</p>
+${LIVE_BADGE}`;
   }
   return `${counter}
 <form class="card" method="post" action="/login">
@@ -85,6 +86,25 @@ export function accountBody(user: SignedInUser, expiresAt: Date): string {
   <dt>Session expires</dt><dd>${escape(expiresAt.toUTCString())} unless you come back before</dd>
 </dl>`;
 }
+
+/**
+ * A badge kept live over socket.io (see presence.gateway.ts): it names the user the socket's session
+ * belongs to, and says so the moment the session ends, e.g. signed out in another tab.
+ */
+const LIVE_BADGE = `<p id="live" class="live" data-state="connecting" role="status">Live: connecting…</p>
+<script src="/socket.io/socket.io.js"></script>
+<script>
+  const badge = document.getElementById('live');
+  const socket = io({ transports: ['websocket'] });
+  socket.on('presence', (presence) => {
+    badge.dataset.state = presence.signedIn ? 'on' : 'off';
+    badge.textContent = presence.signedIn ? 'Live: signed in as ' + presence.name : 'Live: not signed in';
+  });
+  socket.on('disconnect', () => {
+    badge.dataset.state = 'ended';
+    badge.textContent = 'Live: session ended';
+  });
+</script>`;
 
 const STYLE = `
 :root { --bg: #f7f7f5; --fg: #1d1d1f; --muted: #6b6b70; --card: #fff; --line: #ddd; --accent: #2f5fd0; }
@@ -110,4 +130,7 @@ nav button { background: transparent; color: var(--accent); }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: .5rem 1.5rem; }
 dt { color: var(--muted); }
 dd { margin: 0; }
+.live { display: inline-block; padding: .2rem .7rem; border-radius: 999px; border: 1px solid var(--line); color: var(--muted); font-size: .9rem; }
+.live[data-state="on"] { border-color: #3a9a5b; color: var(--fg); }
+.live[data-state="ended"] { border-color: #c94a4a; }
 `;

@@ -242,6 +242,25 @@ describe('the sample app in Chromium', () => {
     expect(prefs!.httpOnly).toBe(true);
   });
 
+  it('keeps a live "signed in as" badge over socket.io that ends the moment the session is signed out in another tab', async () => {
+    await signInAsDemo(false);
+    const badge = page.locator('#live');
+    await expect.poll(() => badge.getAttribute('data-state')).toBe('on');
+    expect(await badge.innerText()).toBe('Live: signed in as demo');
+
+    // A second tab of the same browser (same cookies) signs out; the first one is not reloaded.
+    const other = await context.newPage();
+    await other.goto(`${base}/`);
+    expect(await other.locator('#live').count()).toBe(1);
+    await Promise.all([other.waitForEvent('load'), other.getByRole('button', { name: 'Sign out' }).click()]);
+    expect(await other.locator('h1').innerText()).toBe('Welcome');
+    expect(await other.locator('#live').count()).toBe(0); // no badge for a visitor
+
+    await expect.poll(() => badge.getAttribute('data-state')).toBe('ended');
+    expect(await badge.innerText()).toBe('Live: session ended');
+    await screenshot('live-badge-ended');
+  });
+
   it('signs out: the session ends, "Signed out" shows once, the theme stays', async () => {
     await signInAsDemo(true);
     await follow(page.getByRole('button', { name: 'Dark theme' }));
