@@ -8,10 +8,10 @@ import { Test } from '@nestjs/testing';
 import { SubscribeMessage, WebSocketGateway, WebSocketServer, type OnGatewayConnection } from '@nestjs/websockets';
 import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
-import type { Server, ServerOptions, Socket } from 'socket.io';
+import type { Server, Socket } from 'socket.io';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Session, SessionModule, SessionService } from '../../src/index.js';
+import { Session, SessionModule, SessionService, type SessionStore } from '../../src/index.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { redisUrl } from '../support/services.js';
@@ -81,8 +81,9 @@ class RedisIoAdapter extends IoAdapter {
     super(app);
   }
 
-  createIOServer(port: number, options?: ServerOptions): Server {
-    const server = super.createIOServer(port, options) as Server;
+  // Typed from IoAdapter itself: @nestjs/platform-socket.io brings its own copy of socket.io.
+  override createIOServer(port: number, options?: Parameters<IoAdapter['createIOServer']>[1]): ReturnType<IoAdapter['createIOServer']> {
+    const server = super.createIOServer(port, options);
     server.adapter(createAdapter(this.clients[0], this.clients[1], { key: `${RUN}:io` }));
     return server;
   }
@@ -165,7 +166,7 @@ describe('gateways on two instances (RedisStore, socket.io Redis adapter)', () =
     const onB = await socketOn(b, jar);
     expect(await onB.request('whoami')).toEqual({ userId: 1 });
     // Ended by other means than the recipe's logout: the session destroyed in the store alone.
-    await a.app.get(SessionService).store().destroy((jar.get('sid') ?? '').split('.')[0]);
+    await (a.app.get(SessionService).store() as SessionStore).destroy((jar.get('sid') ?? '').split('.')[0]);
     expect(onB.isOpen()).toBe(true);
     expect(await onB.request('whoami')).toEqual({ userId: null }); // read fresh from the store at each message
   });
