@@ -169,6 +169,62 @@ function ironSessionController(getIronSession) {
   });
 }
 
+/**
+ * The GraphQL contenders' two operations, sent by POST as JSON (what GraphQL clients send): the
+ * mutation `hit` writes the counter (the `/hit` column), the query `read` reads it (`/read`).
+ */
+export const GRAPHQL_REQUESTS = {
+  hit: { method: 'POST', path: 'graphql', body: JSON.stringify({ query: 'mutation { hit }' }) },
+  read: { method: 'POST', path: 'graphql', body: JSON.stringify({ query: '{ read }' }) },
+};
+const GRAPHQL_SCHEMA = 'type Query { read: Int! }\ntype Mutation { hit: Int! }';
+
+/**
+ * One GraphQL resolver, schema first (no code-first generation): `hit` and `read` with
+ * `@Session()`, or the same work on a constant without a session library.
+ */
+async function graphqlResolver(Session) {
+  const { Mutation, Query, Resolver } = await import('@nestjs/graphql');
+  class CounterResolver {
+    hit(session) {
+      if (Session === undefined) return 1;
+      const hits = (session.get('hits') ?? 0) + 1;
+      session.set('hits', hits);
+      return hits;
+    }
+    read(session) { return Session === undefined ? 1 : (session.get('hits') ?? 0); }
+  }
+  const proto = CounterResolver.prototype;
+  for (const [method, decorate] of [['hit', Mutation()], ['read', Query()]]) {
+    const params = Session === undefined ? [] : [Session()];
+    params.forEach((param, index) => param(proto, method, index));
+    Reflect.defineMetadata('design:paramtypes', params.map(() => Object), proto, method);
+    decorate(proto, method, Object.getOwnPropertyDescriptor(proto, method));
+  }
+  Reflect.defineMetadata('design:paramtypes', [], CounterResolver);
+  Resolver()(CounterResolver);
+  return CounterResolver;
+}
+
+/** Apollo on Express or Mercurius on Fastify (their Nest drivers' defaults), with nest-sessions' MemoryStore or without sessions. */
+async function graphqlApp(platform, withSessions) {
+  const { GraphQLModule } = await import('@nestjs/graphql');
+  const driver = platform === 'express'
+    ? { driver: (await import('@nestjs/apollo')).ApolloDriver }
+    : { driver: (await import('@nestjs/mercurius')).MercuriusDriver };
+  const imports = [GraphQLModule.forRoot({ ...driver, typeDefs: GRAPHQL_SCHEMA, graphiql: false })];
+  let Session;
+  let store;
+  if (withSessions) {
+    const ns = await fromDist('index.js');
+    Session = ns.Session;
+    store = new ns.MemoryStore();
+    imports.unshift(ns.SessionModule.forRoot({ secret: SECRET, store }));
+  }
+  const AppModule = module(class AppModule {}, { imports, providers: [await graphqlResolver(Session)] });
+  return { app: await create(platform, AppModule), cleanup: async () => { await store?.close?.(); } };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Variants
 
@@ -233,8 +289,12 @@ const simple = (platform, makeController) => async () => {
 /**
  * Every contender: name → { platform, label, kind, routes?, start() → { app, cleanup } }.
  * kind: 'baseline' (the platform's reference), 'control' (a second copy of the baseline: what a ratio
- * of 1.00 looks like on this machine), 'floor' (Nest's no-op pieces), 'ours', 'peer'.
+ * of 1.00 looks like on this machine), 'floor' (Nest's no-op pieces), 'ours', 'peer', and for GraphQL
+ * 'graphql-baseline' (the driver without sessions) and 'graphql' (the driver with nest-sessions).
  * routes: the routes worth loading (default /hit, /read, /untouched); a floor's /read is its /hit.
+ * requests: what each route sends instead of `GET /<route>` (GraphQL: a POST to /graphql).
+ * reference: the contender each ratio is taken against, route for route, instead of the platform's
+ * baseline (a GraphQL contender: its driver without sessions).
  */
 const BASELINE_ROUTES = ['hit', 'untouched'];
 const FLOOR_ROUTES = ['hit'];
@@ -291,6 +351,10 @@ export const VARIANTS = {
     },
   },
 
+  // GraphQL: Mercurius on Fastify, with and without nest-sessions (a ratio of the one to the other).
+  'fastify/graphql': { platform: 'fastify', kind: 'graphql-baseline', routes: ['hit', 'read'], requests: GRAPHQL_REQUESTS, label: 'Mercurius, no session (GraphQL baseline)', start: () => graphqlApp('fastify', false) },
+  'fastify/graphql-ns-memory': { platform: 'fastify', kind: 'graphql', reference: 'fastify/graphql', routes: ['hit', 'read'], requests: GRAPHQL_REQUESTS, label: 'Mercurius + nest-sessions MemoryStore', start: () => graphqlApp('fastify', true) },
+
   'express/baseline': { platform: 'express', kind: 'baseline', routes: BASELINE_ROUTES, label: 'no session (baseline)', start: simple('express', baselineController) },
   'express/control': { platform: 'express', kind: 'control', routes: BASELINE_ROUTES, label: 'no session, second app (control)', start: simple('express', baselineController) },
   ...floors('express'),
@@ -299,6 +363,9 @@ export const VARIANTS = {
   'express/ns-file': { platform: 'express', label: 'nest-sessions FileStore', kind: 'ours', ours: 'file', needs: 'stores/file.store.js', start: () => nestSessionsApp('express', 'file') },
   'express/ns-redis': { platform: 'express', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis') },
   'express/ns-postgres': { platform: 'express', label: 'nest-sessions PostgresStore', kind: 'ours', ours: 'postgres', needs: 'stores/postgres.store.js', start: () => nestSessionsApp('express', 'postgres') },
+  // GraphQL: Apollo on Express, with and without nest-sessions (a ratio of the one to the other).
+  'express/graphql': { platform: 'express', kind: 'graphql-baseline', routes: ['hit', 'read'], requests: GRAPHQL_REQUESTS, label: 'Apollo, no session (GraphQL baseline)', start: () => graphqlApp('express', false) },
+  'express/graphql-ns-memory': { platform: 'express', kind: 'graphql', reference: 'express/graphql', routes: ['hit', 'read'], requests: GRAPHQL_REQUESTS, label: 'Apollo + nest-sessions MemoryStore', start: () => graphqlApp('express', true) },
   'express/nestjs-session': {
     platform: 'express',
     kind: 'peer',

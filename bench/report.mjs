@@ -13,8 +13,10 @@ const MiB = 2 ** 20;
 const iqr = (s) => `${fmt.ratio(s.median)} (${fmt.ratio(s.q1)}–${fmt.ratio(s.q3)})`;
 const usIqr = (s) => `${fmt.us(s.median)} (${fmt.us(s.q1)} … ${fmt.us(s.q3)})`;
 
+const isGraphql = (v) => v.kind === 'graphql' || v.kind === 'graphql-baseline';
+
 function contenderTable(platform, plan, stats, meta) {
-  const rows = plan.filter((v) => v.platform === platform);
+  const rows = plan.filter((v) => v.platform === platform && !isGraphql(v));
   const routes = ALL_ROUTES.filter((r) => rows.some((v) => v.routes.includes(r)));
   const out = [
     `| ${PLATFORMS[platform]} contender | ${routes.map((r) => `\`/${r}\``).join(' | ')} | RSS MiB at the end |`,
@@ -30,6 +32,29 @@ function contenderTable(platform, plan, stats, meta) {
     });
     const label = v.kind === 'baseline' || v.kind === 'control' || v.kind === 'floor' ? v.label : `**${v.label}**`;
     out.push(`| ${label} | ${cells.join(' | ')} | ${fmt.fixed(meta.rssEnd[v.name] / MiB, 0)} |`);
+  }
+  return out.join('\n');
+}
+
+/** GraphQL: each driver with nest-sessions against the same driver without sessions, operation for operation. */
+function graphqlTable(plan, stats, meta) {
+  const rows = plan.filter(isGraphql);
+  if (rows.length === 0) return '';
+  const out = [
+    '| GraphQL contender | mutation `hit` (writes the session) | query `read` (reads it) | RSS MiB at the end |',
+    '|---|---:|---:|---:|',
+  ];
+  for (const platform of Object.keys(PLATFORMS)) {
+    for (const v of rows.filter((row) => row.platform === platform)) {
+      const cells = ['hit', 'read'].map((route) => {
+        const s = stats[v.name]?.[route];
+        if (s === undefined || s.cpuUs.n === 0) return '';
+        const cpu = `${fmt.fixed(s.cpuUs.median)} µs`;
+        return v.kind === 'graphql-baseline' ? `**${fmt.int(s.rps.median)} req/s** · ${cpu}` : `${iqr(s.ratio)} · ${cpu}`;
+      });
+      const label = v.kind === 'graphql-baseline' ? v.label : `**${v.label}**`;
+      out.push(`| ${PLATFORMS[platform]}: ${label} | ${cells.join(' | ')} | ${fmt.fixed(meta.rssEnd[v.name] / MiB, 0)} |`);
+    }
   }
   return out.join('\n');
 }
@@ -125,6 +150,10 @@ export function report(plan, stats, meta) {
   out.push(`- Duration: ${(meta.elapsedMs / 60000).toFixed(1)} min. Raw figures: \`${meta.rawFile}\`.`, '');
   out.push('Each cell: **ratio** of requests per second to the baseline (median, quartiles) · **server CPU µs per request** (median). Higher ratios are better; 1.00 is free. The control (a second copy of the baseline app) shows what 1.00 looks like on this machine in this run; differences inside its quartiles are not resolved.');
   for (const platform of platforms) out.push('', contenderTable(platform, plan, stats, meta));
+  const graphql = graphqlTable(plan, stats, meta);
+  if (graphql) {
+    out.push('', 'GraphQL (POST /graphql, JSON): each driver with nest-sessions (`@Session()` in the resolver, MemoryStore) against the same driver without sessions (the GraphQL baseline), operation for operation, in the same iteration: ratio (median, quartiles) · server CPU µs per request (median).', '', graphql);
+  }
   const floors = floorTable(plan, stats);
   if (floors) {
     out.push('', "What nest-sessions adds above Nest's floors: server CPU µs per request, ours minus the floor's `/hit`, paired per iteration (median, quartiles).", '', floors);

@@ -3,7 +3,7 @@
 // every ratio taken against the platform's baseline within the same iteration, then the median and
 // quartiles over iterations. Why and how: bench/README.md, "npm run bench".
 //
-//   node bench/run.mjs                     the full run (16 iterations of 2 s slices: about 35 min)
+//   node bench/run.mjs                     the full run (16 iterations of 2 s slices: about 40 min)
 //   BENCH_QUICK=1 node bench/run.mjs       a smoke check (3 iterations of 1 s slices)
 //   node bench/run.mjs --report FILE.json  the table again from a raw file of bench/results/
 //
@@ -71,10 +71,13 @@ async function makePlan(config, VARIANTS) {
   const [redisUp, pgUp] = [await portOpen(6379), await portOpen(5432)];
   const skipped = [];
   const skip = (why) => { skipped.push(why); return false; };
+  const picked = (name) => filter === undefined || filter.test(name);
+  // A contender measured against another (GraphQL with sessions, against its driver without) brings it along.
+  const referenced = new Set(Object.entries(VARIANTS).filter(([name, v]) => v.reference !== undefined && picked(name)).map(([, v]) => v.reference));
   const chosen = Object.entries(VARIANTS).filter(([name, v]) => {
     // Diagnostic variants run only when the filter names them; baselines always.
     if (v.diagnostic) return filter?.test(name) ?? false;
-    if (!(filter === undefined || filter.test(name) || v.kind === 'baseline')) return false;
+    if (!(picked(name) || v.kind === 'baseline' || referenced.has(name))) return false;
     if (v.needs !== undefined && !distHas(v.needs)) return skip(`${name} (${v.needs} absent from the build)`);
     if (name.includes('redis') && !redisUp) return skip(`${name} (no Redis on 127.0.0.1:6379)`);
     if (name.includes('postgres') && !pgUp) return skip(`${name} (no PostgreSQL on 127.0.0.1:5432)`);
@@ -87,6 +90,8 @@ async function makePlan(config, VARIANTS) {
     label: v.label,
     ours: v.ours,
     perCall: v.perCall === true,
+    reference: v.reference,
+    requests: v.requests,
     routes: (v.routes ?? ALL_ROUTES).filter((r) => config.routes.includes(r)),
   })).filter((v) => v.routes.length > 0 || v.kind === 'baseline');
   // A baseline runs for a platform with something to compare, with the routes that compare with it.
@@ -109,7 +114,7 @@ async function makePlan(config, VARIANTS) {
 async function loadSlice({ servers, server, route, seconds, config, idle }) {
   const before = new Map(servers.map((s) => [s.name, cpuTicks(s.pid)]));
   const started = performance.now();
-  const run = await wrk({ cpu: config.loadCpu, port: server.port, route, cookie: server.cookie, seconds, connections: config.connections });
+  const run = await wrk({ cpu: config.loadCpu, port: server.port, route, cookie: server.cookie, seconds, connections: config.connections, request: server.requests?.[route] });
   const wallMs = performance.now() - started;
   for (const s of servers) {
     const ticks = cpuTicks(s.pid) - before.get(s.name);
@@ -153,7 +158,8 @@ async function startAll(plan, config) {
   for (const v of plan) {
     try {
       const server = await startServer(v.name, config.serverCpu);
-      server.cookie = (await firstCookie(server.port)) ?? DUMMY_COOKIE;
+      server.requests = v.requests;
+      server.cookie = (await firstCookie(server.port, v.requests?.hit)) ?? DUMMY_COOKIE;
       servers.push(server);
     } catch (err) {
       if (v.kind === 'baseline') throw err;

@@ -96,19 +96,23 @@ export async function stopServer(server) {
   clearTimeout(timer);
 }
 
-/** GET /hit without a cookie; the Set-Cookie name=value pairs it answers with form the session cookie. */
-export function firstCookie(port) {
+/** GET /hit (or `first`, a GraphQL mutation) without a cookie; the Set-Cookie name=value pairs it answers with form the session cookie. */
+export function firstCookie(port, first) {
+  const what = first === undefined ? 'GET /hit' : `${first.method} /${first.path}`;
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/hit', method: 'GET', timeout: 5000 }, (res) => {
+    const options = first === undefined
+      ? { host: '127.0.0.1', port, path: '/hit', method: 'GET', timeout: 5000 }
+      : { host: '127.0.0.1', port, path: `/${first.path}`, method: first.method, timeout: 5000, headers: { 'content-type': 'application/json' } };
+    const req = request(options, (res) => {
       res.resume();
       res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`GET /hit answered ${res.statusCode}`));
+        if (res.statusCode !== 200) return reject(new Error(`${what} answered ${res.statusCode}`));
         const pairs = (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]);
         resolve(pairs.length > 0 ? pairs.join('; ') : undefined);
       });
     });
-    req.on('timeout', () => req.destroy(new Error('GET /hit timed out')));
+    req.on('timeout', () => req.destroy(new Error(`${what} timed out`)));
     req.on('error', reject);
-    req.end();
+    req.end(first?.body);
   });
 }

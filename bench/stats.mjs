@@ -33,7 +33,7 @@ export function summary(values) {
 const FLOORS = { interceptor: 'floor', guard: 'floor-guard' };
 
 /**
- * plan: [{ name, platform, kind, routes }]. Returns stats[name][route] = { ratio, cpuUs, rps (each a
+ * plan: [{ name, platform, kind, routes, reference? }]. Returns stats[name][route] = { ratio, cpuUs, rps (each a
  * summary over iterations), p50, p99 (medians, ms), errors, failedSlices, overFloorUs? }.
  */
 export function analyse(slices, plan) {
@@ -41,11 +41,12 @@ export function analyse(slices, plan) {
   for (const s of slices) if (s.error === undefined) at.set(`${s.iteration} ${s.variant} ${s.route}`, s);
   const iterations = [...new Set(slices.map((s) => s.iteration))].sort((a, b) => a - b);
   const stats = {};
-  for (const { name, platform, kind, routes } of plan) {
+  for (const { name, platform, kind, routes, reference } of plan) {
     stats[name] = {};
     for (const route of routes) {
       const mine = iterations.map((i) => at.get(`${i} ${name} ${route}`));
-      const base = iterations.map((i) => at.get(`${i} ${platform}/baseline ${referenceRoute(route)}`));
+      // Against the platform's baseline; a contender with a reference of its own, against it, route for route.
+      const base = iterations.map((i) => at.get(reference === undefined ? `${i} ${platform}/baseline ${referenceRoute(route)}` : `${i} ${reference} ${route}`));
       const ratios = mine.map((m, k) => (m && base[k] ? m.rps / base[k].rps : NaN));
       const own = mine.filter(Boolean);
       const entry = {
