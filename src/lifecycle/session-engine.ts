@@ -7,6 +7,7 @@ import type { SessionModuleOptions } from '../nest/session.options.js';
 import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
 import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
 import { SessionState, type PendingWrite, type SessionHost } from '../session/session.js';
+import type { RequestSessions } from './request-sessions.js';
 import type { SessionReader } from './session-source.js';
 import type { Session } from '../session/session.interface.js';
 import { SessionConnections } from './session-connections.js';
@@ -113,7 +114,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     const value = request.incomingCookie(def);
     if (value === undefined) {
       // Only a request without a cookie of ours looks for the cookie of the library the app comes from.
-      if (this.migration !== undefined && def === this.migration.definition) {
+      // Over HTTP only: the migrated session's cookie needs a response (a subscription's socket has none).
+      if (this.migration !== undefined && def === this.migration.definition && canMigrate(request)) {
         const old = request.cookie(this.migration.source.cookieName);
         if (old !== undefined) return this.migration.migrate(request, old);
       }
@@ -348,6 +350,11 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     // clients see an error's message (GraphQL answers resolvers' errors with it).
     return new SessionStoreError(CLIENT_STORE_MESSAGE, { cause: new Error(message, { cause }) });
   }
+}
+
+/** A reader whose response can carry a new cookie: an HTTP request's sessions. */
+function canMigrate(reader: SessionReader): reader is RequestSessions {
+  return typeof (reader as Partial<RequestSessions>).cookie === 'function';
 }
 
 /** Any thenable counts as pending: stores may answer with another promise library's promise. */
