@@ -2,6 +2,7 @@ export { SessionModule } from './nest/session.module.js';
 export { Session, Flash, UseSession } from './nest/session.decorators.js';
 export type { SessionData, FlashMessages, SessionKey, SessionValue } from './session/session.interface.js';
 export { SessionService } from './nest/session.service.js';
+export type { UserSessionInfo, EndSessionsOptions } from './user-sessions/user-sessions.js';
 export { SessionInterceptor } from './nest/session.interceptor.js';
 export type { SessionModuleOptions, SessionModuleAsyncOptions, SessionOptions, SessionCookieOptions } from './nest/session.options.js';
 export type {
@@ -11,10 +12,12 @@ export type {
   SessionRecord,
   SessionPatch,
   SessionMeta,
+  SessionUser,
+  UserSessionEntry,
   MaybePromise,
 } from './stores/session-store.interface.js';
 export { encodeStoreKey, decodeStoreKey } from './stores/session-store.interface.js';
-export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError, SessionValidationError, SessionSocketError, SessionReadOnlyError } from './session/session.errors.js';
+export { SessionError, SessionConfigError, SessionTooLargeError, SessionStoreError, SessionValidationError, SessionSocketError, SessionReadOnlyError, SessionSupportError } from './session/session.errors.js';
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.store.js';
 export { CookieStore, type CookieStoreOptions } from './stores/cookie.store.js';
 export { FileStore, type FileStoreOptions } from './stores/file.store.js';

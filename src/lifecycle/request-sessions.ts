@@ -102,8 +102,23 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   // ResponseSaver: the one save of the request, as the response leaves.
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
+    if (this.engine.versioned) {
+      const stamping = this.stampVersions();
+      if (stamping !== undefined) return stamping.then(() => this.saveForResponse(headersSent));
+    }
     if (this.saving !== undefined) return this.saving.then(() => this.saveAll(headersSent));
     return this.saveAll(headersSent);
+  }
+
+  /** `userVersion`: the version of each user a session was tied to in this request, read before the save. */
+  private stampVersions(): Promise<unknown> | undefined {
+    let pending: PromiseLike<void>[] | undefined;
+    for (const session of this.others === undefined ? [this.first] : [this.first, ...this.others.values()]) {
+      if (session?.versionDue !== true) continue;
+      const done = this.engine.stampVersion(session);
+      if (done !== undefined) (pending ??= []).push(done);
+    }
+    return pending === undefined ? undefined : Promise.all(pending);
   }
 
   // SessionHost
@@ -114,6 +129,10 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 
   saveNow(session: SessionState): Promise<void> {
+    if (session.versionDue) {
+      const stamping = this.engine.stampVersion(session);
+      if (stamping !== undefined) return Promise.resolve(stamping).then(() => this.saveNow(session));
+    }
     let plan: SavePlan | undefined;
     try {
       plan = this.engine.plan(session, this, headGone(this.raw));
@@ -142,6 +161,17 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   isSecure(): boolean {
     return this.adapter.isSecure(this.req);
+  }
+
+  /** The client's address, as the app's proxy settings see it. */
+  clientIp(): string | undefined {
+    return this.adapter.clientIp(this.req);
+  }
+
+  /** The request's `User-Agent` header, if any. */
+  userAgent(): string | undefined {
+    const value: unknown = this.req.headers?.['user-agent'];
+    return typeof value === 'string' && value !== '' ? value : undefined;
   }
 
   /** The value of this session's cookie in the request, if any. */

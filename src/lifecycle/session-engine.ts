@@ -5,7 +5,7 @@ import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from '../sess
 import { CLIENT_STORE_MESSAGE, reported, SessionError, SessionStoreError, SessionTooLargeError } from '../session/session.errors.js';
 import type { SessionModuleOptions } from '../nest/session.options.js';
 import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
-import type { ClientSessionStore, MaybePromise, SessionPatch, SessionRecord, SessionStore } from '../stores/session-store.interface.js';
+import { isUserTie, type ClientSessionStore, type MaybePromise, type SessionPatch, type SessionRecord, type SessionStore, type SessionUser } from '../stores/session-store.interface.js';
 import { SessionState, type PendingWrite, type SessionHost } from '../session/session.js';
 import type { RequestSessions } from './request-sessions.js';
 import type { SessionReader } from './session-source.js';
@@ -40,6 +40,9 @@ export interface SessionScope {
 /** Whom a session's cookie would be sent to. */
 export interface CookieTarget {
   isSecure(): boolean;
+  /** The client's `User-Agent` and address, recorded for a session tied to a user (absent: unknown here). */
+  userAgent?(): string | undefined;
+  clientIp?(): string | undefined;
 }
 
 /**
@@ -60,6 +63,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   private readonly globalContext: boolean;
   /** `migrateFrom`: sessions of the library the app comes from, moved into the default session. */
   readonly migration: SessionMigration | undefined;
+  /** Some session has `userVersion`: a session tied in a request gets the user's version before it is saved. */
+  readonly versioned: boolean;
 
   constructor(
     @Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined,
@@ -73,6 +78,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       SessionMigration.check(source, this.definitions);
       this.migration = new SessionMigration(this, source, this.definitions.get(DEFAULT_SESSION)!);
     }
+    this.versioned = [...this.definitions.values()].some((def) => def.userVersion !== undefined);
     if (resolved.ephemeralSecret) {
       this.logger.warn(
         'No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. Set secret (32+ characters) in SessionModule.forRoot().',
@@ -109,6 +115,43 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return info;
   }
 
+  /**
+   * `userVersion`: a tied session whose recorded version is not the user's version now was ended
+   * by the app (sign out everywhere): it reads as no session, and a server-side one is destroyed.
+   */
+  private checkVersion(def: SessionDefinition, host: SessionHost, session: SessionState): SessionState | Promise<SessionState> {
+    const tie = session.meta.user;
+    if (tie === undefined || !session.stored) return session;
+    const current = this.call(def, "read the user's version (userVersion)", () => def.userVersion!(tie.id));
+    const decide = (version: string | number | undefined): SessionState | Promise<SessionState> => {
+      if (version !== undefined && version !== null && String(version) === tie.version) return session;
+      const fresh = () => new SessionState(def, host);
+      const destroyed = this.destroy(def, session.id);
+      return isThenable(destroyed) ? Promise.resolve(destroyed).then(fresh) : fresh();
+    };
+    return isThenable(current) ? Promise.resolve(current).then(decide) : decide(current);
+  }
+
+  /**
+   * `userVersion`: records the user's version in a session just tied to them (before it is saved).
+   * The tie is left alone if it changed meanwhile.
+   */
+  stampVersion(session: SessionState): MaybePromise<void> {
+    session.versionDue = false;
+    const tie = session.meta.user;
+    const def = session.definition;
+    if (tie === undefined || def.userVersion === undefined) return undefined;
+    const stamp = (version: string | number | undefined) => {
+      if (session.meta.user !== tie) return;
+      const { version: _old, ...rest } = tie;
+      session.refreshUser(version === undefined || version === null ? rest : { ...rest, version: String(version) });
+    };
+    const current = this.call(def, "read the user's version (userVersion)", () => def.userVersion!(tie.id));
+    if (isThenable(current)) return Promise.resolve(current).then(stamp);
+    stamp(current);
+    return undefined;
+  }
+
   /** The session a request's cookie points to, or a fresh one; never adopts an id the store does not know. */
   read(def: SessionDefinition, request: SessionReader): SessionState | Promise<SessionState> {
     const value = request.incomingCookie(def);
@@ -128,7 +171,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       const session = new SessionState(def, request, opened!.id, record);
       // The cookie it came in tells its size: a few bytes of margin for a longer expiry.
       session.sizeHeadroom = def.cookieLimit - (def.cookieName.length + 1 + value.length) - 16;
-      return session;
+      return def.userVersion === undefined ? session : this.checkVersion(def, request, session);
     }
     const signed = def.signer.unsign(value);
     if (signed === undefined) return new SessionState(def, request);
@@ -141,6 +184,10 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
    */
   readStored(def: SessionDefinition, host: SessionHost, id: string, currentKey: boolean, cookieValue: string): SessionState | Promise<SessionState> {
     const found = this.call(def, 'read a session', (store) => store.get(id));
+    if (def.userVersion !== undefined) {
+      if (isThenable(found)) return Promise.resolve(found).then((record) => this.checkVersion(def, host, adopt(def, host, id, currentKey, cookieValue, record)));
+      return this.checkVersion(def, host, adopt(def, host, id, currentKey, cookieValue, found));
+    }
     if (isThenable(found)) return Promise.resolve(found).then((record) => adopt(def, host, id, currentKey, cookieValue, record));
     return adopt(def, host, id, currentKey, cookieValue, found);
   }
@@ -159,8 +206,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       return cookieOnly(session, def.secureAuto && !request.isSecure() ? def.clearCookieInsecure : def.clearCookie);
     }
     const now = Date.now();
-    const changes = session.changes();
-    const kind = !session.stored ? 'create' : changes !== undefined ? 'update' : touchDue(session, now) ? 'touch' : undefined;
+    let changes = session.changes();
+    let kind: SavePlan['kind'] = !session.stored ? 'create' : changes !== undefined ? 'update' : touchDue(session, now) ? 'touch' : undefined;
     const expiresAt = kind === undefined ? session.storedExpiresAt : session.nextExpiry(now);
     if (kind === undefined || (kind === 'touch' && expiresAt <= session.storedExpiresAt)) {
       session.touchRequested = false;
@@ -173,6 +220,14 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       // Its cookie can no longer reach the client: writing would only make an orphan.
       this.logger.warn(`Session '${def.name}' changed after the response's head was sent; the change is not saved (save before streaming a response)`);
       return undefined;
+    }
+    const tie = session.meta.user;
+    if (tie !== undefined && !def.clientSide) {
+      // A tied session's write says when and from where it was last seen: at the touch cadence
+      // for a read-only request, so no read becomes a write for it.
+      session.refreshUser(seen(def, tie, request, now));
+      changes = session.changes();
+      if (kind === 'touch') kind = 'update';
     }
     const id = session.id;
     if (def.clientSide) {
@@ -315,7 +370,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
    * Calls the store (or, naming it in `whose`, another back-end the session depends on); a failure
    * or a timeout becomes a logged `SessionStoreError`.
    */
-  call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T>, whose?: string): MaybePromise<T> {
+  call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T> | PromiseLike<T>, whose?: string): MaybePromise<T> {
     let result: MaybePromise<T>;
     try {
       // Outside the request's context: what a store creates lazily (a connection, a cached promise)
@@ -374,6 +429,27 @@ function touchDue(session: SessionState, now: number): boolean {
   return now >= session.storedExpiresAt - ttl + ttl * TOUCH_FRACTION;
 }
 
+/** Longest `User-Agent` kept for a tied session, in characters. */
+const MAX_USER_AGENT = 512;
+
+/**
+ * The tie of `tie`'s user with what this request shows of the device (only what `device` asks for);
+ * where the device is not known (a socket's message), what was recorded before stays.
+ */
+function seen(def: SessionDefinition, tie: SessionUser, target: CookieTarget, now: number): SessionUser {
+  const user: SessionUser = { id: tie.id, lastSeenAt: now };
+  if (def.recordUserAgent) {
+    const agent = target.userAgent === undefined ? tie.userAgent : target.userAgent();
+    if (agent !== undefined) user.userAgent = agent.slice(0, MAX_USER_AGENT).toWellFormed();
+  }
+  if (def.recordIp) {
+    const ip = target.clientIp === undefined ? tie.ip : target.clientIp();
+    if (ip !== undefined) user.ip = ip;
+  }
+  if (tie.version !== undefined) user.version = tie.version;
+  return user;
+}
+
 /**
  * The session for a stored record, or a fresh one when the record is missing, expired or not one of
  * this session kind. `currentKey` false: the client is sent a new cookie on the next save.
@@ -410,5 +486,7 @@ export function checked(record: unknown, def: SessionDefinition): SessionRecord 
     if (meta.flash === null || typeof meta.flash !== 'object') return undefined;
     for (const key of Object.keys(meta.flash)) if (!Array.isArray(meta.flash[key])) return undefined;
   }
+  if (meta.user !== undefined && !isUserTie(meta.user)) return undefined;
   return record as SessionRecord;
 }
+

@@ -46,6 +46,24 @@ export interface SessionOptions {
   idleTimeout?: number;
   /** Hard limit, in ms, since the session was created (or last regenerated), whatever its activity. Default: none. */
   absoluteTimeout?: number;
+  /**
+   * What a session tied to a user (`session.setUser()`) records about the device it is used from,
+   * refreshed whenever the session is written, for `SessionService.sessionsOf()` to show. Default:
+   * both. `userAgent`: the `User-Agent` header (up to 512 characters). `ip`: the client's address
+   * as the app sees it (Express `req.ip`, Fastify `request.ip`: behind a proxy, only what the app's
+   * `trust proxy` / `trustProxy` setting trusts). `false`: neither.
+   */
+  device?: { userAgent?: boolean; ip?: boolean } | false;
+  /**
+   * Ends a user's sessions on every store, the cookie store included: the app keeps a version per
+   * user (a number or string it changes to sign the user out everywhere, e.g. after a password
+   * change); a session tied with `setUser()` records the version of that moment, and a later
+   * request whose session's version differs from the one this function returns gets a fresh
+   * session. Called once per request that loads a tied session, and once when a session is tied.
+   * `undefined` (a user unknown to the app) ends the session too. A function that throws or
+   * rejects gives the request a 503, like a failed store.
+   */
+  userVersion?: (userId: string) => string | number | undefined | PromiseLike<string | number | undefined>;
 }
 
 export interface SessionModuleOptions extends SessionOptions {

@@ -9,10 +9,13 @@ import { SessionEngine } from '../lifecycle/session-engine.js';
 import { reported, SessionError } from '../session/session.errors.js';
 import type { Session, SessionData } from '../session/session.interface.js';
 import type { AnySessionStore } from '../stores/session-store.interface.js';
+import { UserSessions, type EndSessionsOptions, type UserSessionInfo } from '../user-sessions/user-sessions.js';
 
 /** Sessions for guards, pipes, filters, middleware and services. */
 @Injectable()
 export class SessionService {
+  private users: UserSessions | undefined;
+
   constructor(private readonly engine: SessionEngine) {}
 
   /**
@@ -27,7 +30,7 @@ export class SessionService {
   async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
     const gateway = this.gatewayLoad(contextOrRequest, name);
     if (gateway !== undefined) return (await gateway) as Session<any>;
-    const sessions = this.sessionsOf(contextOrRequest);
+    const sessions = this.requestSessions(contextOrRequest);
     this.engine.definition(name);
     return sessions.load(name) as Session<T> | Promise<Session<T>>;
   }
@@ -62,7 +65,7 @@ export class SessionService {
     return connection.load(name, args);
   }
 
-  private sessionsOf(value: ExecutionContext | ArgumentsHost | object): SessionSource {
+  private requestSessions(value: ExecutionContext | ArgumentsHost | object): SessionSource {
     const host = value as Partial<ArgumentsHost>;
     if (typeof host.getType === 'function' && typeof host.switchToHttp === 'function') {
       const sessions = sessionsOf(this.engine, host as ArgumentsHost);
@@ -83,6 +86,35 @@ export class SessionService {
       throw reported(new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)'));
     }
     return RequestSessions.of(this.engine, req, req.res);
+  }
+
+  /**
+   * The live sessions tied to `userId` (`session.setUser()`), most recently seen first, each with a
+   * `handle` for `endSession()`; `current` marks the session of the request being served (on
+   * routes marked `@UseSession()`). Throws `SessionSupportError` on a store that cannot list them
+   * (the cookie store, a custom store without `listByUser()`).
+   */
+  sessionsOf(userId: string | number, name: string = DEFAULT_SESSION): Promise<UserSessionInfo[]> {
+    return (this.users ??= new UserSessions(this.engine)).list(userId, name);
+  }
+
+  /**
+   * Ends every session tied to `userId` (sign out everywhere), or every one but the current
+   * request's (`{ except: 'current' }`, on a route marked `@UseSession()`; or `{ except: session }`):
+   * removed from the store, and their sockets and subscriptions in this process closed. Resolves to
+   * how many were ended. Throws `SessionSupportError` where `sessionsOf()` does.
+   */
+  endSessionsOf(userId: string | number, options?: EndSessionsOptions, name: string = DEFAULT_SESSION): Promise<number> {
+    return (this.users ??= new UserSessions(this.engine)).endAll(userId, options, name);
+  }
+
+  /**
+   * Ends the session a `handle` from `sessionsOf()` names. Resolves to true when it ended a live
+   * session, false when the handle is stale (that session has ended, or is no longer tied to the
+   * same user) or not one this app issued for this session name (forged, mangled, another secret).
+   */
+  endSession(handle: string, name: string = DEFAULT_SESSION): Promise<boolean> {
+    return (this.users ??= new UserSessions(this.engine)).end(handle, name);
   }
 
   /** The store of a session, e.g. to destroy sessions outside a request. */

@@ -13,6 +13,7 @@ import { SessionIdSigner } from './session-id.js';
 import type { SessionCookieOptions, SessionModuleOptions, SessionOptions } from '../nest/session.options.js';
 import { isClientSideStore, type AnySessionStore } from '../stores/session-store.interface.js';
 import { MemoryStore } from '../stores/memory.store.js';
+import { SessionHandles } from '../user-sessions/session-handle.js';
 
 /** One session kind (the default one or a named one), its options checked and resolved once at startup. */
 export interface SessionDefinition {
@@ -38,6 +39,12 @@ export interface SessionDefinition {
   readonly absoluteTimeout: number | undefined;
   readonly storeTimeout: number;
   readonly touchAfter: number;
+  /** What a tied session records about its device (`device`). */
+  readonly recordUserAgent: boolean;
+  readonly recordIp: boolean;
+  readonly userVersion: ((userId: string) => string | number | undefined | PromiseLike<string | number | undefined>) | undefined;
+  /** Seals and opens the handles `SessionService.sessionsOf()` lists (made on first use). */
+  readonly handles: () => SessionHandles;
 }
 
 export interface ResolvedSessions {
@@ -74,6 +81,8 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
       ...own,
       idleTimeout: own.idleTimeout ?? options.idleTimeout,
       absoluteTimeout: own.absoluteTimeout ?? options.absoluteTimeout,
+      device: own.device ?? options.device,
+      userVersion: own.userVersion ?? options.userVersion,
       cookie: { ...options.cookie, name: undefined, maxAge: undefined, ...own.cookie },
     };
     definitions.set(name, define(name, inherited, name, ownSecrets, storeTimeout, `sessions.${name}.`));
@@ -125,7 +134,19 @@ function define(
   const cookieMaxAge = duration(cookie.maxAge, `${path}cookie.maxAge`);
   const idleTimeout = duration(options.idleTimeout, `${path}idleTimeout`) ?? cookieMaxAge ?? DEFAULT_IDLE_TIMEOUT;
   const absoluteTimeout = duration(options.absoluteTimeout, `${path}absoluteTimeout`);
+  const device = options.device ?? {};
+  if (device !== false && (device === null || typeof device !== 'object')) {
+    throw new SessionConfigError(`${path}device must be false or an object such as { userAgent: true, ip: false }, got ${describe(device)}`);
+  }
+  for (const key of ['userAgent', 'ip'] as const) {
+    const value = device === false ? undefined : device[key];
+    if (value !== undefined && typeof value !== 'boolean') throw new SessionConfigError(`${path}device.${key} must be true or false, got ${describe(value)}`);
+  }
+  if (options.userVersion !== undefined && typeof options.userVersion !== 'function') {
+    throw new SessionConfigError(`${path}userVersion must be a function (userId) => the user's current version, got ${describe(options.userVersion)}`);
+  }
 
+  let handles: SessionHandles | undefined;
   const base: SerializeOptions = {
     path: cookiePath,
     domain: cookie.domain,
@@ -154,6 +175,10 @@ function define(
     absoluteTimeout,
     storeTimeout,
     touchAfter: Math.floor(idleTimeout * TOUCH_FRACTION),
+    recordUserAgent: device !== false && device.userAgent !== false,
+    recordIp: device !== false && device.ip !== false,
+    userVersion: options.userVersion,
+    handles: () => (handles ??= new SessionHandles(signingSecrets, name)),
   };
 }
 

@@ -80,6 +80,18 @@ export class SessionReadOnlyError extends SessionSocketError {
   }
 }
 
+/**
+ * A store that lacks a capability the call needs: listing or ending a user's sessions
+ * (`SessionService.sessionsOf()`, `endSessionsOf()`, `endSession()`) on the cookie store, or on a
+ * custom store without `listByUser()`. The message names the session, the store and what to use
+ * instead.
+ */
+export class SessionSupportError extends SessionError {
+  constructor(message: string) {
+    super(message);
+  }
+}
+
 /** The message of every store failure: clients (GraphQL's among them) may see it; the details are logged. */
 export const CLIENT_STORE_MESSAGE = 'Session store unavailable';
 

@@ -27,6 +27,14 @@ export interface Session<T = SessionData> {
   readonly isNew: boolean;
   /** When the session will expire if nothing else happens. */
   readonly expiresAt: Date;
+  /** The user id this session is tied to (`setUser()`), as a string; undefined when none. */
+  readonly user: string | undefined;
+  /**
+   * Ties the session to a user (a string or a number, kept as a string), so that
+   * `SessionService.sessionsOf(user)` lists it and `endSessionsOf(user)` can end it; `undefined`
+   * unties it. `regenerate()` keeps the tie, `destroy()` removes it. Saved as the response leaves.
+   */
+  setUser(user: string | number | undefined): void;
   /** The flash messages of this session (the same object `@Flash()` gives). */
   readonly flash: Flash<FlashMessages>;
   get<K extends SessionKey<T>>(key: K): SessionValue<T, K> | undefined;

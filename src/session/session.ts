@@ -4,7 +4,7 @@ import { reported, SessionValidationError } from './session.errors.js';
 import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
-import { putData, type SessionMeta, type SessionPatch, type SessionRecord } from '../stores/session-store.interface.js';
+import { putData, type SessionMeta, type SessionPatch, type SessionRecord, type SessionUser } from '../stores/session-store.interface.js';
 
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {
@@ -73,6 +73,8 @@ export class SessionState implements Session<any>, FlashHolder {
   storedThisRequest = false;
   /** Cookie-stored sessions: bytes known to be left under the cookie limit at the last exact check. */
   sizeHeadroom: number | undefined;
+  /** `setUser()` tied the session while `userVersion` is configured: the user's version is read before the save. */
+  versionDue = false;
 
   constructor(
     readonly definition: SessionDefinition,
@@ -101,6 +103,38 @@ export class SessionState implements Session<any>, FlashHolder {
 
   get meta(): Readonly<SessionMeta> {
     return this.metaValue;
+  }
+
+  get user(): string | undefined {
+    return this.metaValue.user?.id;
+  }
+
+  setUser(user: string | number | undefined): void {
+    if (user === undefined) {
+      if (this.metaValue.user === undefined) return;
+      const { user: _old, ...rest } = this.metaValue;
+      this.metaValue = rest;
+      this.versionDue = false;
+      return;
+    }
+    const id = userIdOf(user);
+    if (this.metaValue.user?.id === id) return;
+    const previous = this.metaValue;
+    this.metaValue = { ...previous, user: { id } };
+    if (this.definition.clientSide) {
+      try {
+        this.host.checkSize(this, Buffer.byteLength(JSON.stringify(id)) + 48);
+      } catch (error) {
+        this.metaValue = previous;
+        throw error;
+      }
+    }
+    this.versionDue = this.definition.userVersion !== undefined;
+  }
+
+  /** Replaces the tie with what this request saw of the user's device (same user). */
+  refreshUser(user: SessionUser): void {
+    this.metaValue = { ...this.metaValue, user };
   }
 
   get flash(): FlashBox {
@@ -261,6 +295,7 @@ export class SessionState implements Session<any>, FlashHolder {
     this.removed = undefined;
     this.metaValue = this.storedMeta = freshMeta(this.definition);
     this.destroyed = true;
+    this.versionDue = false;
   }
 
   save(): Promise<void> {
@@ -288,7 +323,7 @@ export class SessionState implements Session<any>, FlashHolder {
 
   /** Something to store: data or flash messages. */
   hasContent(): boolean {
-    if (this.metaValue.flash !== undefined) return true;
+    if (this.metaValue.flash !== undefined || this.metaValue.user !== undefined) return true;
     if (this.values !== undefined && this.values.size > 0) return true;
     for (const key in this.raw) if (hasOwn(this.raw, key) && this.removed?.has(key) !== true) return true;
     return false;
@@ -329,7 +364,9 @@ export class SessionState implements Session<any>, FlashHolder {
       }
     }
     const maxAgeChanged = meta.maxAge !== old.maxAge;
-    if (set === undefined && unset === undefined && flashSet === undefined && flashUnset === undefined && !maxAgeChanged) return undefined;
+    // The tie is replaced, never changed in place: a different object is a change.
+    const userChanged = meta.user !== old.user;
+    if (set === undefined && unset === undefined && flashSet === undefined && flashUnset === undefined && !maxAgeChanged && !userChanged) return undefined;
     const patch: SessionPatch = {
       set: set ?? {},
       unset: unset ?? [],
@@ -337,6 +374,7 @@ export class SessionState implements Session<any>, FlashHolder {
       expiresAt: 0,
     };
     if (maxAgeChanged) patch.maxAge = meta.maxAge ?? null;
+    if (userChanged) patch.user = meta.user ?? null;
     return patch;
   }
 
@@ -397,6 +435,19 @@ function refuseInternal(key: string, method: string): void {
       key,
     ));
   }
+}
+
+/** Longest user id accepted, in characters. */
+const MAX_USER_ID = 256;
+
+/** A user id as stored: a non-empty string of at most 256 characters, or a finite number as its text. */
+export function userIdOf(user: unknown, where = 'session.setUser()'): string {
+  if (typeof user === 'number' && Number.isFinite(user)) return String(user);
+  if (typeof user === 'string' && user.length > 0 && user.length <= MAX_USER_ID) return user;
+  throw reported(new SessionValidationError(
+    `${where}: expected a user id (a string of 1 to ${MAX_USER_ID} characters or a finite number)${where === 'session.setUser()' ? ', or undefined to untie' : ''}; got ${typeof user === 'string' ? `a string of ${user.length} characters` : typeof user}`,
+    'user',
+  ));
 }
 
 /** The JSON text of a session value; a value JSON cannot represent is refused with a typed error. */

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { randomSlice } from '../session/random-pool.js';
-import type { ClientSessionStore, SessionMeta, SessionRecord } from './session-store.interface.js';
+import { isUserTie, type ClientSessionStore, type SessionMeta, type SessionRecord } from './session-store.interface.js';
 import { SessionConfigError } from '../session/session.errors.js';
 import { XaesKey } from './xaes-256-gcm.js';
 
@@ -26,7 +26,7 @@ export interface CookieStoreOptions {
  * AES-256-GCM under the secret's version-1 key.
  *
  * Both: version and hint authenticated as AAD. The plaintext is the UTF-8 JSON of
- *   [id, expiresAt, createdAt, data, maxAge?, flash?, session?]
+ *   [id, expiresAt, createdAt, data, maxAge?, flash?, session?, user?]
  * trailing absent fields left out, and null standing for an absent field before a present one (a
  * value sealed before session names existed simply ends earlier).
  */
@@ -161,6 +161,9 @@ export class CookieStore implements ClientSessionStore {
 
   private plaintext(id: string, record: SessionRecord): string {
     const { meta } = record;
+    if (meta.user !== undefined) {
+      return JSON.stringify([id, record.expiresAt, meta.createdAt, record.data, meta.maxAge ?? null, meta.flash ?? null, meta.session ?? null, meta.user]);
+    }
     if (meta.session !== undefined) {
       return JSON.stringify([id, record.expiresAt, meta.createdAt, record.data, meta.maxAge ?? null, meta.flash ?? null, meta.session]);
     }
@@ -219,8 +222,8 @@ function decrypt(key: KeyObject | Buffer, raw: Buffer, ivStart: number, ivEnd: n
 /** Validates every field of a decrypted plaintext; result objects have no prototype. */
 function parse(text: string): { id: string; record: SessionRecord } | undefined {
   const p: unknown = JSON.parse(text);
-  if (!Array.isArray(p) || p.length < 4 || p.length > 7) return undefined;
-  const [id, expiresAt, createdAt, rawData, maxAge, rawFlash, session] = p as unknown[];
+  if (!Array.isArray(p) || p.length < 4 || p.length > 8) return undefined;
+  const [id, expiresAt, createdAt, rawData, maxAge, rawFlash, session, user] = p as unknown[];
   if (typeof id !== 'string' || !isFiniteNumber(expiresAt) || !isFiniteNumber(createdAt)) return undefined;
   if (expiresAt <= Date.now() || !isRecordObject(rawData)) return undefined;
 
@@ -236,7 +239,7 @@ function parse(text: string): { id: string; record: SessionRecord } | undefined 
     if (isFiniteNumber(maxAge)) meta.maxAge = maxAge;
     else if (maxAge !== null || p.length === 5) return undefined;
   }
-  if (p.length >= 6 && !(p.length === 7 && rawFlash === null)) {
+  if (p.length >= 6 && !(p.length >= 7 && rawFlash === null)) {
     if (!isRecordObject(rawFlash)) return undefined;
     const flash: Record<string, unknown[]> = Object.create(null);
     for (const key of Object.keys(rawFlash)) {
@@ -246,9 +249,13 @@ function parse(text: string): { id: string; record: SessionRecord } | undefined 
     }
     meta.flash = flash;
   }
-  if (p.length === 7) {
+  if (p.length >= 7 && !(p.length === 8 && session === null)) {
     if (typeof session !== 'string') return undefined;
     meta.session = session;
+  }
+  if (p.length === 8) {
+    if (!isUserTie(user)) return undefined;
+    meta.user = user;
   }
   return { id, record: { data, meta, expiresAt } };
 }

@@ -1,5 +1,5 @@
 import { SessionConfigError } from '../session/session.errors.js';
-import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
+import type { SessionMeta, SessionPatch, SessionRecord, SessionStore, UserSessionEntry } from './session-store.interface.js';
 import { applyPatch } from './record-patch.js';
 
 export interface MemoryStoreOptions {
@@ -37,6 +37,8 @@ export class MemoryStore implements SessionStore {
   private readonly established = new Map<string, Entry>();
   private clock = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Ids of the sessions tied to each user; every removal of a session (destroy, expiry, sweep, eviction) removes it here too. */
+  private readonly byUser = new Map<string, Set<string>>();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.maxSessions = count(options.maxSessions, 'MemoryStore maxSessions', 100_000);
@@ -61,16 +63,41 @@ export class MemoryStore implements SessionStore {
     const copy: SessionRecord = { data: { ...record.data }, meta: ownMeta(record.meta), expiresAt: record.expiresAt };
     const current = this.established.get(id);
     if (current !== undefined) {
+      this.retie(id, current.record.meta.user?.id, copy.meta.user?.id);
       current.record = copy;
       return;
     }
-    if (!this.probation.delete(id) && this.size >= this.maxSessions) this.evict();
+    const old = this.probation.get(id);
+    if (old !== undefined) this.probation.delete(id);
+    else if (this.size >= this.maxSessions) this.evict();
+    this.retie(id, old?.record.meta.user?.id, copy.meta.user?.id);
     this.probation.set(id, { record: copy, tick: 0 });
   }
 
   patch(id: string, patch: SessionPatch): void {
     const entry = this.live(id);
-    if (entry !== undefined) entry.record = applyPatch(entry.record, hasFlash(patch) ? { ...patch, flash: { set: jsonCopy(patch.flash.set), unset: patch.flash.unset } } : patch);
+    if (entry === undefined) return;
+    if (patch.user !== undefined) this.retie(id, entry.record.meta.user?.id, patch.user?.id);
+    entry.record = applyPatch(entry.record, hasFlash(patch) ? { ...patch, flash: { set: jsonCopy(patch.flash.set), unset: patch.flash.unset } } : patch);
+  }
+
+  /** The live sessions tied to `userId`; a session found expired on the way is removed. */
+  listByUser(userId: string): UserSessionEntry[] {
+    const ids = this.byUser.get(userId);
+    if (ids === undefined) return [];
+    const now = Date.now();
+    const found: UserSessionEntry[] = [];
+    for (const id of ids) {
+      const segment = this.established.has(id) ? this.established : this.probation;
+      const entry = segment.get(id);
+      if (entry === undefined) continue;
+      if (entry.record.expiresAt <= now) {
+        this.remove(segment, id, entry);
+        continue;
+      }
+      found.push({ id, meta: entry.record.meta, expiresAt: entry.record.expiresAt });
+    }
+    return found;
   }
 
   touch(id: string, expiresAt: number): void {
@@ -79,14 +106,16 @@ export class MemoryStore implements SessionStore {
   }
 
   destroy(id: string): void {
-    if (!this.established.delete(id)) this.probation.delete(id);
+    const segment = this.established.has(id) ? this.established : this.probation;
+    const entry = segment.get(id);
+    if (entry !== undefined) this.remove(segment, id, entry);
   }
 
   reclaim(): void {
     const now = Date.now();
     for (const segment of [this.probation, this.established]) {
       for (const [id, entry] of segment) {
-        if (entry.record.expiresAt <= now) segment.delete(id);
+        if (entry.record.expiresAt <= now) this.remove(segment, id, entry);
       }
     }
   }
@@ -96,12 +125,33 @@ export class MemoryStore implements SessionStore {
     this.timer = undefined;
   }
 
+  /** Removes a session from its segment and from its user's index. */
+  private remove(segment: Map<string, Entry>, id: string, entry: Entry): void {
+    segment.delete(id);
+    const user = entry.record.meta.user?.id;
+    if (user !== undefined) this.retie(id, user, undefined);
+  }
+
+  /** Moves `id` from `from`'s index to `to`'s. */
+  private retie(id: string, from: string | undefined, to: string | undefined): void {
+    if (from === to) return;
+    if (from !== undefined) {
+      const ids = this.byUser.get(from);
+      if (ids !== undefined && ids.delete(id) && ids.size === 0) this.byUser.delete(from);
+    }
+    if (to !== undefined) {
+      let ids = this.byUser.get(to);
+      if (ids === undefined) this.byUser.set(to, (ids = new Set()));
+      ids.add(id);
+    }
+  }
+
   /** The entry of a session that has not expired, marked as used. */
   private live(id: string): Entry | undefined {
     let entry = this.established.get(id);
     if (entry !== undefined) {
       if (entry.record.expiresAt <= Date.now()) {
-        this.established.delete(id);
+        this.remove(this.established, id, entry);
         return undefined;
       }
       if (this.clock - entry.tick > this.establishedCapacity >>> 1) {
@@ -113,8 +163,11 @@ export class MemoryStore implements SessionStore {
     }
     entry = this.probation.get(id);
     if (entry === undefined) return undefined;
+    if (entry.record.expiresAt <= Date.now()) {
+      this.remove(this.probation, id, entry);
+      return undefined;
+    }
     this.probation.delete(id);
-    if (entry.record.expiresAt <= Date.now()) return undefined;
     this.promote(id, entry);
     return entry;
   }
@@ -134,8 +187,15 @@ export class MemoryStore implements SessionStore {
 
   private evict(): void {
     const segment = this.probation.size > 0 ? this.probation : this.established;
-    const oldest = segment.keys().next();
-    if (oldest.done !== true) segment.delete(oldest.value);
+    const oldest = segment.entries().next();
+    if (oldest.done !== true) this.remove(segment, oldest.value[0], oldest.value[1]);
+  }
+
+  /** How many session ids the user index holds, over all users (for tests of its upkeep). */
+  get indexedSessions(): number {
+    let count = 0;
+    for (const ids of this.byUser.values()) count += ids.size;
+    return count;
   }
 }
 

@@ -18,6 +18,8 @@ export function applyPatch(record: SessionRecord, patch: SessionPatch): SessionR
   for (const key of Object.keys(patch.flash.set)) define(flash, key, patch.flash.set[key]);
   if (Object.keys(flash).length > 0) meta.flash = flash;
   if (record.meta.session !== undefined) meta.session = record.meta.session;
+  const user = patch.user === undefined ? record.meta.user : (patch.user ?? undefined);
+  if (user !== undefined) meta.user = user;
   return { data, meta, expiresAt: patch.expiresAt };
 }
 

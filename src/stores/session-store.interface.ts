@@ -21,6 +21,32 @@ export interface SessionMeta {
   flash?: Record<string, unknown[]>;
   /** The named session this record belongs to (`sessions: { prefs: ... }`); absent for the default session. */
   session?: string;
+  /** The user the session is tied to (`session.setUser()`), with what was last seen of its device; absent when none. */
+  user?: SessionUser;
+}
+
+/**
+ * A session's tie to a user. Replaced whole, never changed field by field: a store keeps it as one
+ * value and indexes the session under `id` (see `SessionStore.listByUser`).
+ */
+export interface SessionUser {
+  /** The user id, as a string (`setUser(42)` ties to `'42'`); any string, so a store encodes it where its back-end needs (`encodeStoreKey`). */
+  id: string;
+  /** When a request last wrote the session (epoch ms); server-side stores only. */
+  lastSeenAt?: number;
+  /** The `User-Agent` of that request, when recorded (`forRoot({ device })`). */
+  userAgent?: string;
+  /** The client's IP address as the app sees it (its proxy settings apply), when recorded. */
+  ip?: string;
+  /** The user's version when the session was tied (`forRoot({ userVersion })`). */
+  version?: string;
+}
+
+/** A session of a user, as `listByUser` returns it: enough to list it, without its data. */
+export interface UserSessionEntry {
+  id: string;
+  meta: SessionMeta;
+  expiresAt: number;
 }
 
 /** One stored session. */
@@ -45,6 +71,8 @@ export interface SessionPatch {
   flash: { set: Record<string, unknown[]>; unset: string[] };
   /** Present when the per-session max age changed: the new value, or `null` to remove it. Absent: unchanged. */
   maxAge?: number | null;
+  /** Present when the user tie changed or was refreshed: the whole new tie, or `null` to untie. Absent: unchanged. */
+  user?: SessionUser | null;
   /** The new expiry (epoch ms). */
   expiresAt: number;
 }
@@ -73,6 +101,15 @@ export interface SessionStore {
   destroy(id: string): MaybePromise<void>;
   /** Deletes expired sessions now (stores also do it on their own schedule). */
   reclaim?(): MaybePromise<void>;
+  /**
+   * Optional capability: the live sessions tied to the user `userId` (`meta.user.id`), of every
+   * session name, in no particular order; `[]` for a user with none. A store that has it keeps an
+   * index by user that `set`, `patch` (`user`), `destroy` and expiry keep right: a destroyed,
+   * expired or re-tied session is never returned (an index may lag behind as long as what it
+   * returns is checked against the sessions). Without it, `SessionService.sessionsOf()`,
+   * `endSessionsOf()` and `endSession()` throw `SessionSupportError`.
+   */
+  listByUser?(userId: string): MaybePromise<UserSessionEntry[]>;
   /** Stops timers and releases what the store opened itself (not a client it was given). */
   close?(): MaybePromise<void>;
 }
@@ -104,6 +141,19 @@ export type AnySessionStore = SessionStore | ClientSessionStore;
 export function putData(data: Record<string, string>, key: string, value: string): void {
   if (key === '__proto__') Object.defineProperty(data, key, { value, enumerable: true, writable: true, configurable: true });
   else data[key] = value;
+}
+
+/** A tie in the shape the engine writes (`SessionUser`): stores may use it to check what they read back. */
+export function isUserTie(user: unknown): user is SessionUser {
+  if (user === null || typeof user !== 'object' || Array.isArray(user)) return false;
+  const { id, lastSeenAt, userAgent, ip, version } = user as Partial<SessionUser>;
+  return (
+    typeof id === 'string' &&
+    (lastSeenAt === undefined || (typeof lastSeenAt === 'number' && Number.isFinite(lastSeenAt))) &&
+    (userAgent === undefined || typeof userAgent === 'string') &&
+    (ip === undefined || typeof ip === 'string') &&
+    (version === undefined || typeof version === 'string')
+  );
 }
 
 export function isClientSideStore(store: AnySessionStore): store is ClientSessionStore {

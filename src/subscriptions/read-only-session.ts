@@ -36,6 +36,14 @@ export class ReadOnlySession implements Session<any> {
     }));
   }
 
+  get user(): string | undefined {
+    return this.state.user;
+  }
+
+  setUser(): void {
+    throw refused(this.state, 'setUser', 'session.setUser() cannot be saved');
+  }
+
   get(key: string): any {
     return this.state.get(key);
   }

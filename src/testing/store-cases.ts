@@ -9,6 +9,7 @@ export interface CaseContext {
   ttl: number;
   maxValueBytes: number;
   countSessions?: () => Promise<number>;
+  countIndexed?: () => Promise<number>;
   writtenOutside?: () => Promise<string[]>;
 }
 

@@ -2,8 +2,9 @@ import type { SessionStore } from '../stores/session-store.interface.js';
 import { checkSuite, defineSuite, type SessionStoreCaseResult, type SessionStoreTestRunner, type Suite, type SuiteOptions } from './case-runner.js';
 import { lifecycleCases, type CaseContext, type ConformanceCase } from './store-cases.js';
 import { inputCases } from './store-input-cases.js';
+import { userIndexCases } from './user-index-cases.js';
 
-const sessionStoreCases: readonly ConformanceCase[] = [...lifecycleCases, ...inputCases];
+const sessionStoreCases: readonly ConformanceCase[] = [...lifecycleCases, ...inputCases, ...userIndexCases];
 
 /** Makes a fresh store; the suite calls it once per case and closes what it returns. */
 export type SessionStoreFactory<S extends SessionStore = SessionStore> = () => S | Promise<S>;
@@ -15,6 +16,12 @@ export interface SessionStoreTestOptions<S extends SessionStore = SessionStore> 
   ttl?: number;
   /** How many sessions `store` physically holds, expired ones included; lets the reclaim case see that expired sessions are gone (each store from the factory must start empty). */
   countSessions?: (store: S) => number | Promise<number>;
+  /**
+   * Stores with `listByUser()`: how many session ids the store's user index holds, over all users
+   * (each store from the factory must start empty); lets the user-index cases see that ended and
+   * expired sessions leave it once listed or reclaimed.
+   */
+  countIndexed?: (store: S) => number | Promise<number>;
   /**
    * What `store` wrote outside its own space since the factory made it: files outside its directory,
    * keys outside its prefix, rows outside its table. The hostile-id cases require it to be empty, so
@@ -33,11 +40,12 @@ function suiteOf<S extends SessionStore>(factory: SessionStoreFactory<S>, option
     cases: sessionStoreCases.map((c) => ({ name: c.name, run: ({ store, ctx }) => c.run(store, ctx) })),
     async setUp() {
       const store = await factory();
-      const { countSessions: count, writtenOutside: outside } = options;
+      const { countSessions: count, countIndexed: indexed, writtenOutside: outside } = options;
       const ctx: CaseContext = {
         ttl: options.ttl ?? 150,
         maxValueBytes: options.maxValueBytes ?? 100 * 1024,
         countSessions: count && (async () => count(store)),
+        countIndexed: indexed && (async () => indexed(store)),
         writtenOutside: outside && (async () => [...(await outside(store))]),
       };
       return { subject: { store, ctx }, tearDown: async () => void (await store.close?.()) };

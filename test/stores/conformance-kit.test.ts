@@ -3,7 +3,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { ClientSessionStore, SessionPatch, SessionRecord, SessionStore } from '../../src/stores/session-store.interface.js';
+import type { ClientSessionStore, SessionPatch, SessionRecord, SessionStore, UserSessionEntry } from '../../src/stores/session-store.interface.js';
 import { CookieStore } from '../../src/stores/cookie.store.js';
 import { applyPatch } from '../../src/stores/record-patch.js';
 import { checkClientSessionStore, checkSessionStore, clientSessionStoreCaseNames, sessionStoreCaseNames, type SessionStoreCaseResult } from '../../src/testing/index.js';
@@ -43,6 +43,12 @@ class SoundStore implements SessionStore {
 
   reclaim(): void {
     for (const [id, rec] of this.sessions) if (rec.expiresAt <= Date.now()) this.sessions.delete(id);
+  }
+
+  listByUser(userId: string): UserSessionEntry[] {
+    const found: UserSessionEntry[] = [];
+    for (const [id, rec] of this.sessions) if (rec.meta.user?.id === userId && rec.expiresAt > Date.now()) found.push({ id, meta: rec.meta, expiresAt: rec.expiresAt });
+    return found;
   }
 
   protected copyData(data: Record<string, string>): Record<string, string> {
@@ -103,6 +109,38 @@ class ReplacesMeta extends SoundStore {
   }
 }
 
+/** Lists a user's sessions without looking at their expiry. */
+class ListsExpired extends SoundStore {
+  override listByUser(userId: string): UserSessionEntry[] {
+    return [...this.sessions].filter(([, rec]) => rec.meta.user?.id === userId).map(([id, rec]) => ({ id, meta: rec.meta, expiresAt: rec.expiresAt }));
+  }
+}
+
+/** Indexes a session under the user it was first written for, and never moves it. */
+class IndexesFirstTieOnly extends SoundStore {
+  private readonly index = new Map<string, Set<string>>();
+  override set(id: string, record: SessionRecord): void {
+    super.set(id, record);
+    const user = record.meta.user?.id;
+    if (user !== undefined) this.index.set(user, (this.index.get(user) ?? new Set()).add(id));
+  }
+  override listByUser(userId: string): UserSessionEntry[] {
+    return [...(this.index.get(userId) ?? [])].flatMap((id) => {
+      const rec = this.get(id);
+      return rec === undefined ? [] : [{ id, meta: rec.meta, expiresAt: rec.expiresAt }];
+    });
+  }
+}
+
+/** A store without the user index (an optional capability). */
+class NoUserIndex extends SoundStore {
+  declare listByUser: never;
+  constructor() {
+    super();
+    Object.defineProperty(this, 'listByUser', { value: undefined });
+  }
+}
+
 /** Touch changes the expiry it reports but the session still dies at the old one. */
 class TouchDoesNothing extends SoundStore {
   override touch(): void {}
@@ -118,6 +156,7 @@ function slow<S extends SessionStore>(store: S, ms: number): SessionStore {
     touch: async (id, expiresAt) => later(undefined).then(() => store.touch(id, expiresAt)),
     destroy: async (id) => later(store.destroy(id)).then(() => undefined),
     reclaim: async () => later(store.reclaim?.()).then(() => undefined),
+    listByUser: async (userId) => later(undefined).then(() => store.listByUser!(userId)),
   };
 }
 
@@ -210,7 +249,29 @@ describe('the SessionStore conformance kit', () => {
   });
 
   it('rejects a store whose touch does not extend the expiry', async () => {
-    expect(failed(await checkSessionStore(() => new TouchDoesNothing()))).toEqual(['touch extends the expiry: the session lives past its old one']);
+    expect(failed(await checkSessionStore(() => new TouchDoesNothing()))).toEqual([
+      'touch extends the expiry: the session lives past its old one',
+      'patches and touches that leave the user out keep the tie and its details',
+    ]);
+  });
+
+  it('rejects a store whose listByUser returns expired sessions', async () => {
+    expect(failed(await checkSessionStore(() => new ListsExpired()))).toEqual(["an expired session leaves its user's list, and the index lets go of it"]);
+  });
+
+  it('rejects a store whose user index does not follow a session re-tied by a patch or a set', async () => {
+    expect(failed(await checkSessionStore(() => new IndexesFirstTieOnly()))).toEqual([
+      'a patch ties, re-ties and unties a session, keeping its data',
+      'set over a session tied to another user moves it, and set without a user unties it',
+    ]);
+  });
+
+  it('skips the user-index cases on a store without listByUser, and passes it', async () => {
+    const results = await checkSessionStore(() => new NoUserIndex());
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    const skipped = results.filter((r) => r.skipped === true).map((r) => r.name);
+    expect(skipped).toContain('listByUser lists the live sessions tied to a user, with their meta, and no others');
+    expect(skipped).toHaveLength(10);
   });
 
   const expiryCases = sessionStoreCaseNames.filter((name) => /expir/.test(name));

@@ -5,4 +5,5 @@ import { defineSessionStoreTests } from '../../src/testing/index.js';
 defineSessionStoreTests({ describe, it }, () => new MemoryStore({ sweepInterval: 0 }), {
   title: 'MemoryStore conformance',
   countSessions: (store) => store.size,
+  countIndexed: (store) => store.indexedSessions,
 });

@@ -1,0 +1,142 @@
+import { DEFAULT_SESSION } from '../session/session.constants.js';
+import { reported, SessionError, SessionSupportError } from '../session/session.errors.js';
+import type { Session } from '../session/session.interface.js';
+import type { SessionDefinition } from '../session/session-definition.js';
+import { SessionState, userIdOf } from '../session/session.js';
+import { checked, type SessionEngine } from '../lifecycle/session-engine.js';
+import { isUserTie, type SessionStore, type UserSessionEntry } from '../stores/session-store.interface.js';
+
+/** One of a user's live sessions, as `SessionService.sessionsOf()` lists it. */
+export interface UserSessionInfo {
+  /** Names the session to `SessionService.endSession()`; sealed, so it is no session id and nothing else accepts it. */
+  handle: string;
+  /** When the session was created or last regenerated (a sign-in). */
+  createdAt: Date;
+  /** When a request last wrote the session (a read-only request moves it at the touch cadence: a tenth of the session's lifetime). */
+  lastSeenAt: Date;
+  /** The `User-Agent` of that request, when recorded (`forRoot({ device })`). */
+  userAgent?: string;
+  /** The client's IP address at that request, when recorded. */
+  ip?: string;
+  /** The session of the request being served (known on routes marked `@UseSession()`). */
+  current: boolean;
+}
+
+export interface EndSessionsOptions {
+  /** `'current'`: every session but the one of the request being served (sign out everywhere else); or that session itself. */
+  except?: 'current' | Session<any>;
+}
+
+/** Lists and ends the sessions tied to a user, through the store's `listByUser()`. */
+export class UserSessions {
+  constructor(private readonly engine: SessionEngine) {}
+
+  async list(userId: string | number, name: string): Promise<UserSessionInfo[]> {
+    const def = this.engine.definition(name);
+    const user = userIdOf(userId, 'SessionService.sessionsOf()');
+    const entries = await this.entries(def, user, 'sessionsOf');
+    const current = this.currentId(name);
+    const handles = def.handles();
+    return entries
+      .map((entry) => {
+        const tie = entry.meta.user!;
+        const info: UserSessionInfo = {
+          handle: handles.seal(entry.id, user),
+          createdAt: new Date(entry.meta.createdAt),
+          lastSeenAt: new Date(tie.lastSeenAt ?? entry.meta.createdAt),
+          current: entry.id === current,
+        };
+        if (tie.userAgent !== undefined) info.userAgent = tie.userAgent;
+        if (tie.ip !== undefined) info.ip = tie.ip;
+        return info;
+      })
+      .sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime());
+  }
+
+  async endAll(userId: string | number, options: EndSessionsOptions | undefined, name: string): Promise<number> {
+    const def = this.engine.definition(name);
+    const user = userIdOf(userId, 'SessionService.endSessionsOf()');
+    const except = options?.except;
+    let kept: string | undefined;
+    if (except === 'current') {
+      const current = this.engine.context.getStore()?.loaded(name);
+      if (current === undefined) {
+        throw reported(new SessionError(
+          "SessionService.endSessionsOf(user, { except: 'current' }): there is no current session here to keep; mark the route @UseSession() (or set interceptor: 'global'), or pass the session itself: { except: session }",
+        ));
+      }
+      kept = storedId(current);
+    } else if (except instanceof SessionState) {
+      kept = storedId(except);
+    } else if (except !== undefined) {
+      throw reported(new SessionError("SessionService.endSessionsOf(): options.except must be 'current' or a Session"));
+    }
+    this.capable(def, 'endSessionsOf');
+    const entries = await this.entries(def, user, 'endSessionsOf');
+    const ending = entries.filter((entry) => entry.id !== kept);
+    await Promise.all(ending.map(async (entry) => this.engine.destroy(def, entry.id)));
+    await this.forgetCurrent(name, ending);
+    return ending.length;
+  }
+
+  async end(handle: string, name: string): Promise<boolean> {
+    const def = this.engine.definition(name);
+    this.capable(def, 'endSession');
+    const opened = def.handles().open(handle);
+    if (opened === undefined) return false;
+    const found = await this.engine.call(def, 'read a session', (store) => store.get(opened.id));
+    const record = checked(found, def);
+    // A stale handle: the session ended, or it is no longer this user's.
+    if (record === undefined || record.meta.user?.id !== opened.userId) return false;
+    await this.engine.destroy(def, opened.id);
+    await this.forgetCurrent(name, [{ id: opened.id }]);
+    return true;
+  }
+
+  /** The user's live sessions of this name, as the store lists them, checked. */
+  private async entries(def: SessionDefinition, user: string, what: string): Promise<UserSessionEntry[]> {
+    this.capable(def, what);
+    const found = await this.engine.call(def, "list a user's sessions", (store) => store.listByUser!(user));
+    const now = Date.now();
+    const seen = new Set<string>();
+    const entries: UserSessionEntry[] = [];
+    for (const entry of Array.isArray(found) ? found : []) {
+      if (entry === null || typeof entry !== 'object' || typeof entry.id !== 'string' || seen.has(entry.id)) continue;
+      const meta = entry.meta;
+      if (meta === null || typeof meta !== 'object' || typeof meta.createdAt !== 'number' || !(entry.expiresAt > now)) continue;
+      if ((meta.session ?? DEFAULT_SESSION) !== def.name || !isUserTie(meta.user) || meta.user.id !== user) continue;
+      seen.add(entry.id);
+      entries.push(entry);
+    }
+    return entries;
+  }
+
+  /** The current request's session was among those ended: it is destroyed here too, so this response clears its cookie. */
+  private async forgetCurrent(name: string, ended: readonly { id: string }[]): Promise<void> {
+    const current = this.engine.context.getStore()?.loaded(name);
+    if (current === undefined) return;
+    const id = storedId(current);
+    if (id !== undefined && ended.some((entry) => entry.id === id)) await current.destroy();
+  }
+
+  private currentId(name: string): string | undefined {
+    const current = this.engine.context.getStore()?.loaded(name);
+    return current === undefined ? undefined : storedId(current);
+  }
+
+  private capable(def: SessionDefinition, what: string): SessionStore {
+    const store = def.store as SessionStore;
+    if (!def.clientSide && typeof store.listByUser === 'function') return store;
+    const kind = (store as { constructor?: { name?: string } }).constructor?.name ?? 'a custom store';
+    throw reported(new SessionSupportError(
+      def.clientSide
+        ? `SessionService.${what}(): session '${def.name}' is kept in the browser by ${kind}, so the server can neither list nor end it; end a user's cookie sessions with SessionModule.forRoot({ userVersion }), or use a server-side store (MemoryStore, FileStore, RedisStore, PostgresStore)`
+        : `SessionService.${what}(): the store of session '${def.name}' (${kind}) cannot list a user's sessions: it has no listByUser(); implement it (see SessionStore.listByUser) or use MemoryStore, FileStore, RedisStore or PostgresStore`,
+    ));
+  }
+}
+
+/** The id a session has in its store, or undefined when it is not stored (new, regenerated or destroyed in this request). */
+function storedId(session: SessionState | Session<any>): string | undefined {
+  return session instanceof SessionState && session.stored ? session.id : undefined;
+}
