@@ -24,6 +24,7 @@ export class AuthController {
     const remembered = form.remember !== undefined;
     await session.regenerate(); // a new id on sign-in: an id planted before it is worthless
     session.set('user', { name: DEMO_USER.name, since: new Date().toISOString(), remembered });
+    session.setUser(DEMO_USER.name); // listed on the account page's devices, and signed out from there
     session.setMaxAge(remembered ? 30 * DAY : undefined); // remember me, or a browser-session cookie
     flash.add('info', `Welcome back, ${DEMO_USER.name}`);
   }

@@ -1,6 +1,6 @@
 // Server-rendered HTML from template strings. Every value that comes from a visitor or a session
 // goes through `escape`, so it can never become markup.
-import type { FlashMessages } from 'nest-sessions';
+import type { FlashMessages, UserSessionInfo } from 'nest-sessions';
 import type { SignedInUser, Theme } from './session-types.js';
 
 type Messages = { [K in keyof FlashMessages]?: FlashMessages[K][] };
@@ -78,13 +78,46 @@ ${LIVE_BADGE}`;
 </form>`;
 }
 
-export function accountBody(user: SignedInUser, expiresAt: Date): string {
+export function accountBody(user: SignedInUser, expiresAt: Date, devices: UserSessionInfo[] | undefined, csrf: string): string {
   return `<dl class="card">
   <dt>Username</dt><dd>${escape(user.name)}</dd>
   <dt>Signed in</dt><dd>${escape(new Date(user.since).toUTCString())}</dd>
   <dt>Remember me</dt><dd>${user.remembered ? 'yes: the session cookie lasts 30 days' : 'no: the session cookie ends with the browser'}</dd>
   <dt>Session expires</dt><dd>${escape(expiresAt.toUTCString())} unless you come back before</dd>
-</dl>`;
+</dl>
+${devicesBody(devices, csrf)}`;
+}
+
+/** The signed-in devices, each with a sign-out button, and "sign out everywhere else". */
+function devicesBody(devices: UserSessionInfo[] | undefined, csrf: string): string {
+  if (devices === undefined) {
+    return `<section class="card devices"><h2>Signed-in devices</h2>
+<p class="hint">This store keeps sessions in the browser's cookie, so the server cannot list or sign out other devices. Run the sample with a server-side store (e.g. <code>SESSION_STORE=memory</code>) to see them.</p></section>`;
+  }
+  const rows = devices
+    .map(
+      (device) => `<li class="device${device.current ? ' current' : ''}">
+  <div><strong>${escape(browserOf(device.userAgent))}</strong>${device.current ? ' <span class="tag">this device</span>' : ''}
+  <span class="hint">${escape(device.ip ?? 'address unknown')} · signed in ${escape(device.createdAt.toUTCString())} · last seen ${escape(device.lastSeenAt.toUTCString())}</span></div>
+  ${device.current ? '' : `<form method="post" action="/account/sign-out-device">${csrfField(csrf)}<input type="hidden" name="handle" value="${escape(device.handle)}"><button>Sign out</button></form>`}
+</li>`,
+    )
+    .join('\n');
+  const others = devices.some((device) => !device.current);
+  return `<section class="card devices"><h2>Signed-in devices</h2>
+<ul>
+${rows}
+</ul>
+${others ? `<form method="post" action="/account/sign-out-others">${csrfField(csrf)}<button>Sign out everywhere else</button></form>` : '<p class="hint">Only this device is signed in.</p>'}
+</section>`;
+}
+
+/** A short name for a user agent: the browser and the system, when recognisable. */
+function browserOf(userAgent: string | undefined): string {
+  if (userAgent === undefined) return 'Unknown browser';
+  const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrome\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : 'Browser';
+  const system = /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Windows/.test(userAgent) ? 'Windows' : /Mac OS X/.test(userAgent) ? 'macOS' : /Linux/.test(userAgent) ? 'Linux' : undefined;
+  return system === undefined ? browser : `${browser} on ${system}`;
 }
 
 /**
@@ -133,4 +166,10 @@ dd { margin: 0; }
 .live { display: inline-block; padding: .2rem .7rem; border-radius: 999px; border: 1px solid var(--line); color: var(--muted); font-size: .9rem; }
 .live[data-state="on"] { border-color: #3a9a5b; color: var(--fg); }
 .live[data-state="ended"] { border-color: #c94a4a; }
+.devices { margin-top: 1.5rem; }
+.devices ul { list-style: none; padding: 0; margin: 0 0 1rem; }
+.device { display: flex; justify-content: space-between; align-items: center; gap: 1rem; padding: .6rem 0; border-bottom: 1px solid var(--line); }
+.device .hint { display: block; }
+.device form { margin: 0; }
+.tag { font-size: .8rem; padding: .1rem .4rem; border: 1px solid var(--accent); border-radius: 4px; color: var(--accent); }
 `;

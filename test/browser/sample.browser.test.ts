@@ -317,6 +317,43 @@ describe('the sample app in Chromium', () => {
     await follow(page.getByRole('button', { name: 'Dark theme' })); // the page's own form works
     expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
   });
+
+  it('lists the signed-in devices on the account page and signs out everywhere else', async () => {
+    // A second browser (its own cookies) signs in as the same user.
+    const other = await browser!.newContext({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 19_0 like Mac OS X) Version/19.0 Mobile/15E148 Safari/604.1' });
+    try {
+      const phone = await other.newPage();
+      await phone.goto(`${base}/`);
+      await phone.getByLabel('Username').fill('demo');
+      await phone.getByLabel('Password').fill('demo');
+      await Promise.all([phone.waitForEvent('load'), phone.getByRole('button', { name: 'Sign in' }).click()]);
+      expect(await phone.locator('h1').innerText()).toBe('Hello, demo');
+
+      await signInAsDemo(false);
+      await page.goto(`${base}/account`);
+      const devices = page.locator('.device');
+      expect(await devices.count()).toBeGreaterThanOrEqual(2);
+      expect(await page.locator('.device.current').count()).toBe(1);
+      expect(await page.locator('.device.current').innerText()).toContain('this device');
+      expect(await page.locator('.devices').innerText()).toContain('Safari on iOS');
+      await screenshot('account-devices');
+
+      await follow(page.getByRole('button', { name: 'Sign out everywhere else' }));
+      expect(new URL(page.url()).pathname).toBe('/account');
+      expect((await flashes())[0]).toMatch(/^Signed out \d+ other devices?\.$/);
+      expect(await devices.count()).toBe(1);
+      expect(await page.locator('.devices').innerText()).toContain('Only this device is signed in.');
+
+      // The phone is signed out on its next request; this browser is not.
+      await phone.goto(`${base}/account`);
+      expect(new URL(phone.url()).pathname).toBe('/');
+      expect(await phone.locator('.flash').allInnerTexts()).toEqual(['Please sign in to see your account.']);
+      await reload();
+      expect(await page.locator('h1').innerText()).toBe('Your account');
+    } finally {
+      await other.close();
+    }
+  });
 });
 
 /** A page served on another port of localhost. */
