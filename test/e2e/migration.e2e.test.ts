@@ -46,6 +46,12 @@ class MigrationController {
     return { data: session.toJSON(), id: session.id };
   }
 
+  @Get('logout')
+  async logout(@Session() session: Session<any>) {
+    await session.destroy();
+    return { ok: true };
+  }
+
   @Get('plain')
   plain() {
     return { ok: true };
@@ -69,6 +75,8 @@ interface OldStore {
   lifetimeLeft(id: string): Promise<number>;
   /** Writes a record as the old store would, bypassing express-session. */
   plant(id: string, text: string, ttl: number): Promise<void>;
+  /** Removes a record, as its expiry would. */
+  remove(id: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -85,6 +93,7 @@ async function connectRedisStore(): Promise<OldStore> {
     text: async (id) => (await client.get(prefix + id)) ?? undefined,
     lifetimeLeft: (id) => client.pttl(prefix + id),
     plant: async (id, text, ttl) => void (await client.set(prefix + id, text, 'PX', ttl)),
+    remove: async (id) => void (await client.del(prefix + id)),
     close: async () => {
       const keys = await client.keys(`${RUN}:*`);
       if (keys.length > 0) await client.del(...keys);
@@ -115,9 +124,23 @@ async function connectPgSimpleStore(): Promise<OldStore> {
     plant: async (id, text, ttl) => {
       await pool.query(`INSERT INTO "${table}" (sid, sess, expire) VALUES ($1, $2, to_timestamp($3))`, [id, text, (Date.now() + ttl) / 1000]);
     },
+    remove: async (id) => void (await pool.query(`DELETE FROM "${table}" WHERE sid = $1`, [id])),
     close: async () => {
       await pool.query(`DROP TABLE IF EXISTS "${table}"`);
       await pool.end();
+    },
+  };
+}
+
+/** Runs before each claim of a source made by `withClaimHook`, when set. */
+let beforeClaim: (() => Promise<void>) | undefined;
+
+function withClaimHook(source: SessionMigrationSource): SessionMigrationSource {
+  return {
+    ...source,
+    claim: async (id, found, newId, lifetime) => {
+      await beforeClaim?.();
+      return source.claim(id, found, newId, lifetime);
     },
   };
 }
@@ -162,7 +185,7 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
     beforeAll(async () => {
       controlled = new ControlledStore();
       store = controlled.inner;
-      app = await platform.create(migratingModule(controlled, old.reader()));
+      app = await platform.create(migratingModule(controlled, withClaimHook(old.reader())));
     });
     afterAll(async () => {
       await app?.close();
@@ -202,6 +225,31 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
       expect(next.body).toEqual({ data: { ...OLD_DATA, visits: 1 }, id: body.id });
       expect(setCookies(next.headers).some((each) => each.name === 'connect.sid')).toBe(false);
       expect(store.size).toBe(sizeBefore + 1);
+    });
+
+    it('the old cookie alone leads to the new session only while its marker lives, and never to one that ended', async () => {
+      const cookie = await old.app.login();
+      const first = await migrate(cookie);
+      // A request of the same page that still had only the old cookie: the same new session.
+      const again = await migrate(cookie);
+      expect(again.body).toEqual(first.body);
+      expect(idOf(ourCookie(again.cookies))).toBe(first.body.id);
+      expectOldCookieCleared(again.cookies);
+      // Signed out of the new session: the old cookie leads nowhere.
+      const logout = await app.http().get('/logout').set('Cookie', `sid=${ourCookie(first.cookies)!.value}`);
+      expect(logout.status).toBe(200);
+      const afterLogout = await migrate(cookie);
+      expect(afterLogout.body).toEqual({ data: {}, id: null });
+      expect(ourCookie(afterLogout.cookies)).toBeUndefined();
+
+      // Once the marker has expired: nothing either.
+      const other = await old.app.login();
+      const moved = await migrate(other);
+      expect(moved.body.data).toEqual(OLD_DATA);
+      await old.remove(other.id);
+      const late = await migrate(other);
+      expect(late.body).toEqual({ data: {}, id: null });
+      expect(late.cookies).toEqual([]);
     });
 
     it('carries the expiry over: the old remaining lifetime, within our idle timeout; a browser-session cookie stays one', async () => {
@@ -296,6 +344,29 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
       expect(store.size).toBe(sizeBefore + 1);
     });
 
+    it('a session the old app changes between our read and our claim is read again, and moved with the change', async () => {
+      const cookie = await old.app.login();
+      const sizeBefore = store.size;
+      // The old app, still running, writes the session after our read, before our first claim.
+      let claims = 0;
+      beforeClaim = async () => {
+        if (claims++ === 0) await old.app.visit(cookie.pair);
+      };
+      let res;
+      try {
+        res = await app.http().get('/me').set('Cookie', cookie.pair);
+      } finally {
+        beforeClaim = undefined;
+      }
+      expect(claims).toBe(2);
+      expect(res.status).toBe(200);
+      expect(res.body.data).toEqual({ ...OLD_DATA, visits: 1 });
+      expectOldCookieCleared(setCookies(res.headers));
+      // The session written for the first attempt was removed.
+      expect(store.size).toBe(sizeBefore + 1);
+      expect(await old.app.whoami(cookie.pair)).toBeNull();
+    });
+
     it('a write to our store that fails answers 503 and loses nothing: the old session stays, and the next request moves it', async () => {
       const cookie = await old.app.login();
       const sizeBefore = store.size;
@@ -310,6 +381,22 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
       expectOldCookieCleared(cookies);
       expect(store.size).toBe(sizeBefore + 1);
     });
+  });
+});
+
+describe('an app without migrateFrom', () => {
+  it.each(platforms)('on $name: a connect.sid cookie is nobody\'s business', async (platform) => {
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET })], controllers: [MigrationController] })
+    class PlainModule {}
+    const app = await platform.create(PlainModule);
+    try {
+      const res = await app.http().get('/me').set('Cookie', oldCookie('some-old-session'));
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ data: {}, id: null });
+      expect(setCookies(res.headers)).toEqual([]);
+    } finally {
+      await app.close();
+    }
   });
 });
 

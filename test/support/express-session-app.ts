@@ -7,6 +7,7 @@ declare module 'express-session' {
     userId: number;
     profile: { name: string; roles: string[] };
     cart: number[];
+    visits: number;
   }
 }
 
@@ -32,6 +33,10 @@ export function expressSessionApp(store: Store, secrets: string[], name = 'conne
     if (typeof req.query.maxAge === 'string') req.session.cookie.maxAge = Number(req.query.maxAge);
     res.json({ ok: true });
   });
+  app.get('/visit', (req, res) => {
+    req.session.visits = (req.session.visits ?? 0) + 1;
+    res.json({ visits: req.session.visits });
+  });
   app.get('/whoami', (req, res) => {
     res.json({ userId: req.session.userId ?? null });
   });
@@ -46,6 +51,11 @@ export function expressSessionApp(store: Store, secrets: string[], name = 'conne
       const pair = header.split(';')[0];
       const value = decodeURIComponent(pair.slice(name.length + 1));
       return { pair, id: value.slice(2, value.lastIndexOf('.')) };
+    },
+    /** A request to the old app that changes the session (an instance of it still running). */
+    async visit(cookie: string): Promise<void> {
+      const res = await request(app).get('/visit').set('Cookie', cookie);
+      if (res.status !== 200) throw new Error(`the express-session app answered ${res.status}`);
     },
     /** What the old app sees with `cookie`. */
     async whoami(cookie: string): Promise<number | null> {
