@@ -163,6 +163,17 @@ describe.each(cases.map((each, index) => ({ ...each, index })))('gateways: $name
     expect((await http('get', '/me')).body).toMatchObject({ userId: 11, current: true });
   });
 
+  it.runIf(transport === 'socket.io')('socket.io over HTTP long-polling reads and saves the session the same way, and is ended by a logout', async () => {
+    await login(12);
+    const client = await connect(transport, t.url, jar.header(), { polling: true });
+    open.push(client);
+    expect(await client.request('whoami')).toMatchObject({ userId: 12, isNew: false });
+    expect(await client.request('visit')).toBe(1);
+    expect((await http('get', '/me')).body).toMatchObject({ userId: 12, visits: 1 });
+    await http('post', '/logout');
+    await client.closed;
+  });
+
   it('regenerate() over a socket is refused with SessionSocketError; the session is untouched', async () => {
     await login(3);
     const client = await socket();
@@ -239,6 +250,32 @@ describe.each(kinds.flatMap((kind) => transports.map((transport) => ({ kind, tra
       expect(await client.request('flash')).toMatchObject({ error: 'SessionSocketError' });
       expect(await client.request('regenerate')).toMatchObject({ error: 'SessionSocketError' });
       expect(await client.request('whoami')).toEqual({ userId: 9, note: null, visits: 0, isNew: false });
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe.each(transports)("gateways with interceptor: 'global': %s on express", (transport) => {
+  let t: GatewayApp;
+  let store: ControlledStore;
+  beforeAll(async () => {
+    store = new ControlledStore();
+    t = await createGatewayApp('express', transport, gatewayModule({ store, interceptor: 'global' }));
+  });
+  afterAll(() => t?.close());
+
+  it('handlers that ask get their session (SessionService.current() too); those that do not run none of it', async () => {
+    const jar = new CookieJar();
+    jar.take(await request(t.server).post('/login?user=13'));
+    const client = await connect(transport, t.url, jar.header());
+    try {
+      store.reset();
+      expect(await client.request('untouched')).toBe('pong');
+      expect(store.calls).toEqual([]);
+      expect(await client.request('current')).toBe(13);
+      expect(await client.request('visit')).toBe(1);
+      expect((await request(t.server).get('/me').set('Cookie', jar.header())).body).toMatchObject({ userId: 13, visits: 1, current: true });
     } finally {
       client.close();
     }

@@ -203,10 +203,12 @@ export interface SocketTestClient {
   close(): void;
 }
 
-export async function connect(transport: Transport, url: string, cookie: string): Promise<SocketTestClient> {
+/** `polling`: socket.io's handshake over HTTP long-polling (its default start) rather than a WebSocket. */
+export async function connect(transport: Transport, url: string, cookie: string, options: { polling?: boolean } = {}): Promise<SocketTestClient> {
   const headers: Record<string, string> = cookie === '' ? {} : { Cookie: cookie };
   if (transport === 'socket.io') {
-    const socket: IoClient = io(`http://${url}`, { transports: ['websocket'], extraHeaders: headers, reconnection: false, forceNew: true });
+    const transports: ('polling' | 'websocket')[] = options.polling === true ? ['polling'] : ['websocket'];
+    const socket: IoClient = io(`http://${url}`, { transports, extraHeaders: headers, reconnection: false, forceNew: true });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('connect_error', reject);
