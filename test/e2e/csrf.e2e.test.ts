@@ -263,6 +263,7 @@ describe('CSRF options', () => {
     [{ cookie: { name: 'a;b' } }, /csrf\.cookie\.name/],
     [{ cookie: { headerName: 'x-csrf-token' } }, /csrf\.cookie\.headerName/],
     ['yes' as never, /^csrf must be an object/],
+    [{ cookie: { name: '__Host-XSRF', path: '/app' } }, /csrf\.cookie\.name '__Host-XSRF'/],
   ];
   it.each(bad)('refuses %j at startup, naming the option', async (csrf, message) => {
     await expect(platform.create(csrfModule({ csrf }))).rejects.toThrow(message);
