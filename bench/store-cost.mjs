@@ -47,6 +47,17 @@ const SESSIONS = {
     visits: 7,
   },
   'signed-in': { userId: 'u-1234567890' },
+  // Values over 64 bytes (Redis's hash-max-listpack-value): the hash is kept as a hash table instead.
+  large: {
+    userId: 'u-1234567890',
+    name: 'Ada Lovelace',
+    email: 'ada@example.com',
+    roles: ['editor', 'reviewer', 'billing-admin', 'support'],
+    cart: Array.from({ length: 6 }, (_, i) => ({ sku: `SKU-${1000 + i}`, qty: i + 1, price: 1999 + i })),
+    recent: Array.from({ length: 5 }, (_, i) => `/products/category-${i}/item-${1000 + i}`),
+    preferences: { theme: 'dark', locale: 'en-GB', currency: 'GBP', newsletter: true, density: 'compact' },
+    visits: 7,
+  },
 };
 const jsonBytes = (value) => Buffer.byteLength(JSON.stringify(value));
 
@@ -82,6 +93,11 @@ async function redisMemory(redisUrl) {
       // nest-sessions: one hash per session.
       for (let i = 0; i < N; i++) await ours.set(ourId(i), record(data));
       rows.ours = { bytes: median(await Promise.all(Array.from({ length: 50 }, (_, i) => usage(`sess:${ourId(i * 7)}`)))), encoding: await client.object('ENCODING', `sess:${ourId(0)}`) };
+      // The same hashes with Redis keeping hashes of values up to 1 KiB as listpacks (a server setting).
+      await client.config('SET', 'hash-max-listpack-value', '1024');
+      for (let i = 0; i < 50; i++) await ours.set(ourId(i * 7), record(data));
+      rows.oursListpack = { bytes: median(await Promise.all(Array.from({ length: 50 }, (_, i) => usage(`sess:${ourId(i * 7)}`)))), encoding: await client.object('ENCODING', `sess:${ourId(0)}`) };
+      await client.config('SET', 'hash-max-listpack-value', '64');
       // connect-redis: one JSON string holding express-session's cookie and the data.
       await new Promise((resolve, reject) => {
         let left = N;
@@ -350,19 +366,20 @@ const lines = [
     `${fmt.int(N)} sessions per figure. Sizes are exact (no timing noise). Raw figures: \`${raw.slice(raw.indexOf('bench/'))}\`.`,
   '',
   `The sessions: **typical**, ${Object.keys(SESSIONS.typical).length} keys (user id, name, e-mail, role, locale, theme, a two-line cart, a counter), ${r.typical.json} bytes of JSON; ` +
-    `**signed-in**, a user id alone (${r['signed-in'].json} bytes of JSON). Keys: \`sess:\` and the id (43 characters for nest-sessions, 32 for express-session).`,
+    `**signed-in**, a user id alone (${r['signed-in'].json} bytes of JSON); **large**, ${Object.keys(SESSIONS.large).length} keys, ${r.large.json} bytes of JSON, five values over Redis's 64-byte \`hash-max-listpack-value\`. Keys: \`sess:\` and the id (43 characters for nest-sessions, 32 for express-session).`,
   '',
-  '| bytes per session | typical | signed-in |',
-  '|---|---|---|',
-  `| Redis \`MEMORY USAGE\`: nest-sessions (one hash, ${r.typical.ours.encoding}) | ${b(r.typical.ours.bytes)} | ${b(r['signed-in'].ours.bytes)} |`,
-  `| Redis \`MEMORY USAGE\`: connect-redis 10 + express-session (one JSON string with the cookie object, ${r.typical.connectRedis.value} / ${r['signed-in'].connectRedis.value} bytes) | ${b(r.typical.connectRedis.bytes)} | ${b(r['signed-in'].connectRedis.bytes)} |`,
-  `| Redis \`MEMORY USAGE\`: nest-sessions' record as one JSON string (${r.typical.string.value} / ${r['signed-in'].string.value} bytes), not what the store writes | ${b(r.typical.string.bytes)} | ${b(r['signed-in'].string.bytes)} |`,
-  `| Redis \`used_memory\` growth / sessions: nest-sessions | ${b(r.typical.ours.usedPerSession)} | ${b(r['signed-in'].ours.usedPerSession)} |`,
-  `| Redis \`used_memory\` growth / sessions: connect-redis | ${b(r.typical.connectRedis.usedPerSession)} | ${b(r['signed-in'].connectRedis.usedPerSession)} |`,
-  `| PostgreSQL \`pg_total_relation_size\` / rows (heap + TOAST + both indexes) | ${b(results.postgres.typical.perRow)} | ${b(results.postgres['signed-in'].perRow)} |`,
-  `| … of which the heap / the indexes (primary key, \`expires_at\`) | ${b(results.postgres.typical.heapPerRow)} / ${b(results.postgres.typical.indexesPerRow)} | ${b(results.postgres['signed-in'].heapPerRow)} / ${b(results.postgres['signed-in'].indexesPerRow)} |`,
-  `| FileStore on disk (blocks allocated; file size in brackets; ${results.file.typical.blockSize}-byte blocks, ${process.platform} ${tmpdir()}) | ${b(results.file.typical.onDisk)} (${b(results.file.typical.apparent)}) | ${b(results.file['signed-in'].onDisk)} (${b(results.file['signed-in'].apparent)}) |`,
-  `| MemoryStore heap (\`process.memoryUsage().heapUsed\` after GC, median of 3) | ${b(results.memory.typical.perSession)} | ${b(results.memory['signed-in'].perSession)} |`,
+  '| bytes per session | typical | signed-in | large |',
+  '|---|---|---|---|',
+  `| Redis \`MEMORY USAGE\`: nest-sessions (one hash, ${r.typical.ours.encoding}) | ${b(r.typical.ours.bytes)} | ${b(r['signed-in'].ours.bytes)} | ${b(r.large.ours.bytes)} (${r.large.ours.encoding}) |`,
+  `| … the same with \`hash-max-listpack-value 1024\` in redis.conf (default 64) | ${b(r.typical.oursListpack.bytes)} | ${b(r['signed-in'].oursListpack.bytes)} | ${b(r.large.oursListpack.bytes)} (${r.large.oursListpack.encoding}) |`,
+  `| Redis \`MEMORY USAGE\`: connect-redis 10 + express-session (one JSON string with the cookie object, ${r.typical.connectRedis.value} / ${r['signed-in'].connectRedis.value} / ${r.large.connectRedis.value} bytes) | ${b(r.typical.connectRedis.bytes)} | ${b(r['signed-in'].connectRedis.bytes)} | ${b(r.large.connectRedis.bytes)} |`,
+  `| Redis \`MEMORY USAGE\`: nest-sessions' record as one JSON string (${r.typical.string.value} / ${r['signed-in'].string.value} / ${r.large.string.value} bytes), not what the store writes | ${b(r.typical.string.bytes)} | ${b(r['signed-in'].string.bytes)} | ${b(r.large.string.bytes)} |`,
+  `| Redis \`used_memory\` growth / sessions: nest-sessions | ${b(r.typical.ours.usedPerSession)} | ${b(r['signed-in'].ours.usedPerSession)} | ${b(r.large.ours.usedPerSession)} |`,
+  `| Redis \`used_memory\` growth / sessions: connect-redis | ${b(r.typical.connectRedis.usedPerSession)} | ${b(r['signed-in'].connectRedis.usedPerSession)} | ${b(r.large.connectRedis.usedPerSession)} |`,
+  `| PostgreSQL \`pg_total_relation_size\` / rows (heap + TOAST + both indexes) | ${b(results.postgres.typical.perRow)} | ${b(results.postgres['signed-in'].perRow)} | ${b(results.postgres.large.perRow)} |`,
+  `| … of which the heap / the indexes (primary key, \`expires_at\`) | ${b(results.postgres.typical.heapPerRow)} / ${b(results.postgres.typical.indexesPerRow)} | ${b(results.postgres['signed-in'].heapPerRow)} / ${b(results.postgres['signed-in'].indexesPerRow)} | ${b(results.postgres.large.heapPerRow)} / ${b(results.postgres.large.indexesPerRow)} |`,
+  `| FileStore on disk (blocks allocated; file size in brackets; ${results.file.typical.blockSize}-byte blocks, ${process.platform} ${tmpdir()}) | ${b(results.file.typical.onDisk)} (${b(results.file.typical.apparent)}) | ${b(results.file['signed-in'].onDisk)} (${b(results.file['signed-in'].apparent)}) | ${b(results.file.large.onDisk)} (${b(results.file.large.apparent)}) |`,
+  `| MemoryStore heap (\`process.memoryUsage().heapUsed\` after GC, median of 3) | ${b(results.memory.typical.perSession)} | ${b(results.memory['signed-in'].perSession)} | ${b(results.memory.large.perSession)} |`,
   '',
   `A patch of one key on the typical session, median µs over loopback: the store's hash script ${fmt.fixed(r.patch.hashUs, 0)}, ` +
     `a Lua script that decodes, changes and re-encodes a JSON string ${fmt.fixed(r.patch.stringUs, 0)} (timings: noisy on a shared machine).`,

@@ -22,7 +22,7 @@ export interface RedisCluster {
   readonly nodes: { host: string; port: number }[];
   /** SIGKILLs one node (a crash) and waits until its port refuses connections. */
   kill(port: number): Promise<void>;
-  /** The ports the node on `askPort` currently sees as masters serving slots and not failed. */
+  /** The ports the node on `askPort` currently sees as masters serving slots and not failed (see `servingMasters`). */
   masters(askPort: number): Promise<number[]>;
   /** Kills every node and removes the temporary directory; safe to call twice. */
   stop(): Promise<void>;
@@ -126,16 +126,20 @@ async function startRedisClusterOn(free: number[], count: number, options: Redis
       replicaOf,
       nodes: all.map((port) => ({ host: '127.0.0.1', port })),
       kill: async (port) => nodes.get(port)?.stop(),
-      masters: async (askPort) =>
-        parseNodes(await cli(askPort, 'cluster', 'nodes'))
-          .filter((node) => node.master && node.slots && !node.failed)
-          .map((node) => node.port),
+      masters: async (askPort) => servingMasters(await cli(askPort, 'cluster', 'nodes')),
       stop,
     };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+/** The ports of the masters that serve slots and are not failed, in a `CLUSTER NODES` reply. */
+export function servingMasters(clusterNodes: string): number[] {
+  return parseNodes(clusterNodes)
+    .filter((node) => node.master && node.slots && !node.failed)
+    .map((node) => node.port);
 }
 
 interface NodeLine {
