@@ -295,6 +295,18 @@ interface Feed {
     expect((await feed.next(1))[0]).toEqual({ data: { badge: { userId: 3, messages: ['Welcome 3'] } } });
   });
 
+  it.runIf(driver.endedBy === 'close')('a query or a mutation sent over the WebSocket (graphql-ws runs them too) reads the same session, read-only', async () => {
+    await login(11);
+    const logged = captureErrors();
+    const socket = client();
+    const query = subscribe(socket, '{ userId }');
+    expect((await query.next(1))[0]).toEqual({ data: { userId: 11 } });
+    const mutation = subscribe(socket, 'mutation { login(userId: 12) }');
+    expect(await startErrors(mutation)).toEqual([expect.stringMatching(/read-only in a GraphQL subscription: session\.regenerate\(\) cannot send the new id/)]);
+    expect(logged()).toEqual([expect.stringMatching(/read-only/)]);
+    expect((await gql('{ userId }')).data).toEqual({ userId: 11 });
+  });
+
   it('a closed connection leaves nothing registered on its session (no leak), and many subscriptions of one connection register once', async () => {
     await login(9);
     const one = client();

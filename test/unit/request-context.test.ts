@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { graphqlSessions, registerEngine, sessionsOf } from '../../src/transports/request-context.js';
 import { RequestSessions } from '../../src/lifecycle/request-sessions.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
-import { Flash, Session, SessionError, SessionReadOnlyError, SessionService } from '../../src/index.js';
+import { Flash, Session, SessionError, SessionReadOnlyError, SessionService, SessionSocketError } from '../../src/index.js';
 import { SubscriptionSessions } from '../../src/subscriptions/subscription-sessions.js';
 import { SessionLoader } from '../../src/nest/session.guard.js';
 
@@ -166,5 +166,63 @@ describe('request context: where a request comes from', () => {
     const mercurius = { request, reply: { request }, pubsub: { close() {}, subscribe() {} }, id: 1 };
     expect(sessionsOf(engine, contextOf('graphql', [{}, {}, mercurius, {}]))).toBeInstanceOf(SubscriptionSessions);
     expect(RequestSessions.find(request)).toBeUndefined();
+  });
+});
+
+describe('a session read over a GraphQL WebSocket', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('reads as on HTTP, and refuses every change with SessionReadOnlyError naming the call, before anything changes', async () => {
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const { EventEmitter } = await import('node:events');
+    const { MemoryStore } = await import('../../src/index.js');
+    const store = new MemoryStore({ sweepInterval: 0 });
+    const own = new SessionEngine({ secret: SECRET, store });
+    const http = expressPair();
+    const written = RequestSessions.of(own, http.req, http.res);
+    const state = await written.load('default');
+    state.set('userId', 5);
+    state.flash.add('info', 'hello');
+    await state.save();
+    const cookie = `sid=${(state as unknown as { cookieValue: string }).cookieValue ?? own.definition('default').signer.sign(state.id)}`;
+
+    const socket = Object.assign(new EventEmitter(), { readyState: 1, close() {} });
+    const context = { req: { extra: { socket, request: { headers: { cookie } } } } };
+    const session = await new SessionService(own).load(context);
+    expect(session.get('userId')).toBe(5);
+    expect(session.has('userId')).toBe(true);
+    expect(session.isNew).toBe(false);
+    expect(session.toJSON()).toEqual({ userId: 5 });
+    expect(session.flash.peek('info')).toEqual(['hello']);
+    expect(session.flash.has('info')).toBe(true);
+    const refusals: [string, () => unknown][] = [
+      ['set', () => session.set('userId', 6)],
+      ['delete', () => session.delete('userId')],
+      ['clear', () => session.clear()],
+      ['setMaxAge', () => session.setMaxAge(1000)],
+      ['touch', () => session.touch()],
+      ['flash', () => session.flash.add('info', 'more')],
+      ['flash', () => session.flash.get('info')],
+      ['flash', () => session.flash.all()],
+    ];
+    for (const [operation, change] of refusals) {
+      expect(change).toThrow(SessionReadOnlyError);
+      try {
+        change();
+      } catch (error) {
+        expect((error as SessionReadOnlyError).operation).toBe(operation);
+      }
+    }
+    for (const [operation, change] of [['regenerate', () => session.regenerate()], ['destroy', () => session.destroy()], ['save', () => session.save()]] as const) {
+      await expect(change()).rejects.toMatchObject({ name: 'SessionReadOnlyError', operation });
+    }
+    expect(new SessionReadOnlyError('x', 'set')).toBeInstanceOf(SessionSocketError);
+    // Nothing changed, in the session or in the store.
+    expect(session.get('userId')).toBe(5);
+    expect(session.flash.peek('info')).toEqual(['hello']);
+    const stored = store.get(state.id);
+    expect(stored?.data).toEqual({ userId: '5' });
+    expect(stored?.meta.flash).toEqual({ info: ['hello'] });
+    store.close();
   });
 });
