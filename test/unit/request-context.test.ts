@@ -201,6 +201,7 @@ describe('a session read over a GraphQL WebSocket', () => {
       ['clear', () => session.clear()],
       ['setMaxAge', () => session.setMaxAge(1000)],
       ['touch', () => session.touch()],
+      ['setUser', () => session.setUser(1)],
       ['flash', () => session.flash.add('info', 'more')],
       ['flash', () => session.flash.get('info')],
       ['flash', () => session.flash.all()],
