@@ -1,6 +1,8 @@
 export { SessionModule } from './nest/session.module.js';
 export { Session, Flash, UseSession } from './nest/session.decorators.js';
 export type { SessionData, FlashMessages, SessionKey, SessionValue } from './session/session.interface.js';
+export type { SessionOf, SessionDataOf } from './schema/schema.types.js';
+export type { StandardSchemaV1 } from './schema/standard-schema.js';
 export { SessionService } from './nest/session.service.js';
 export type { UserSessionInfo, EndSessionsOptions } from './user-sessions/user-sessions.js';
 export { SessionInterceptor } from './nest/session.interceptor.js';

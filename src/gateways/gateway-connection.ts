@@ -1,6 +1,6 @@
 import { parse } from 'cookie';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
-import { checked, isThenable } from '../lifecycle/session-engine.js';
+import { checked, isThenable, matching } from '../lifecycle/session-engine.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { reported, SessionError, SessionSocketError } from '../session/session.errors.js';
 import { SessionState, type SessionHost } from '../session/session.js';
@@ -188,7 +188,7 @@ export class GatewayConnection implements SessionHost {
     if (def.clientSide) {
       const sealed = entry.sealed;
       const record = sealed === undefined ? undefined : checked(sealed.record, def);
-      return record === undefined ? new SessionState(def, this) : new SessionState(def, this, sealed!.id, record);
+      return record === undefined ? new SessionState(def, this) : matching(def, this, record, () => new SessionState(def, this, sealed!.id, record));
     }
     if (entry.id === undefined) return new SessionState(def, this);
     return this.engine.readStored(def, this, entry.id, entry.currentKey, entry.cookieValue);

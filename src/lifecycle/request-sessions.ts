@@ -214,6 +214,14 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       const next = this.engine.plan(session, this, headersSent);
       if (next !== undefined) plans.push(next);
     }
+    let checks: Promise<void>[] | undefined;
+    for (const each of plans) if (each.check !== undefined) (checks ??= []).push(each.check);
+    // Every schema has answered before any session is written: one that refuses stops them all.
+    if (checks !== undefined) return Promise.all(checks).then(() => this.performAll(plans));
+    return this.performAll(plans);
+  }
+
+  private performAll(plans: SavePlan[]): string[] | undefined | Promise<string[] | undefined> {
     let cookies: string[] | undefined;
     let pending: Promise<void>[] | undefined;
     for (const each of plans) {

@@ -1,6 +1,6 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError } from '../session/session.errors.js';
+import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError, SessionValidationError } from '../session/session.errors.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {
@@ -289,8 +289,8 @@ const BODY_HEADERS = new Set([
 
 /** The session could not be saved: the response becomes the error's status with a generic body. */
 function fail(res: GatedResponse, gate: Gate, error: unknown): void {
-  if (!(error instanceof SessionStoreError || error instanceof SessionTooLargeError)) {
-    // Store failures and sizes were logged where they happened; anything else is logged here.
+  if (!(error instanceof SessionStoreError || error instanceof SessionTooLargeError || error instanceof SessionValidationError)) {
+    // Store failures, sizes and refused values were logged where they happened; anything else is logged here.
     logger.error(`Saving the session failed: ${(error as Error)?.message ?? String(error)}`, (error as Error)?.stack);
   }
   // What really went out, not what a held response shows the app.

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { DEFAULT_SESSION, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from '../session/session.constants.js';
+import { DEFAULT_SESSION, isInternalKey, SESSION_MODULE_OPTIONS, TOUCH_FRACTION } from '../session/session.constants.js';
 import { CLIENT_STORE_MESSAGE, reported, SessionError, SessionStoreError, SessionTooLargeError } from '../session/session.errors.js';
 import type { SessionModuleOptions } from '../nest/session.options.js';
 import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
@@ -14,6 +14,7 @@ import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
 import { routeInfoOf, type RouteInfo } from '../nest/route-info.js';
 import { SessionMigration } from '../migration/session-migration.js';
+import type { IssueSet } from '../schema/session-schema.js';
 
 /**
  * One session's part of a save, decided for every session of the request before any of them is
@@ -30,6 +31,8 @@ export interface SavePlan {
   readonly patch: SessionPatch | undefined;
   /** The `Set-Cookie` value to send with the response's head. */
   readonly cookie: string | undefined;
+  /** A schema answering with a promise: nothing of the request may be written before it resolves. */
+  readonly check?: Promise<void>;
 }
 
 /** Where a session is served from, as `SessionService.current()` sees it: a request, or a socket's message. */
@@ -168,10 +171,13 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       const opened = (def.store as ClientSessionStore).open(value);
       const record = opened === undefined ? undefined : checked(opened.record, def);
       if (record === undefined) return new SessionState(def, request);
-      const session = new SessionState(def, request, opened!.id, record);
-      // The cookie it came in tells its size: a few bytes of margin for a longer expiry.
-      session.sizeHeadroom = def.cookieLimit - (def.cookieName.length + 1 + value.length) - 16;
-      return def.userVersion === undefined ? session : this.checkVersion(def, request, session);
+      const open = (): SessionState => {
+        const session = new SessionState(def, request, opened!.id, record);
+        // The cookie it came in tells its size: a few bytes of margin for a longer expiry.
+        session.sizeHeadroom = def.cookieLimit - (def.cookieName.length + 1 + value.length) - 16;
+        return session;
+      };
+      return this.checkedVersion(def, request, matching(def, request, record, open));
     }
     const signed = def.signer.unsign(value);
     if (signed === undefined) return new SessionState(def, request);
@@ -184,12 +190,14 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
    */
   readStored(def: SessionDefinition, host: SessionHost, id: string, currentKey: boolean, cookieValue: string): SessionState | Promise<SessionState> {
     const found = this.call(def, 'read a session', (store) => store.get(id));
-    if (def.userVersion !== undefined) {
-      if (isThenable(found)) return Promise.resolve(found).then((record) => this.checkVersion(def, host, adopt(def, host, id, currentKey, cookieValue, record)));
-      return this.checkVersion(def, host, adopt(def, host, id, currentKey, cookieValue, found));
-    }
-    if (isThenable(found)) return Promise.resolve(found).then((record) => adopt(def, host, id, currentKey, cookieValue, record));
-    return adopt(def, host, id, currentKey, cookieValue, found);
+    if (isThenable(found)) return Promise.resolve(found).then((record) => this.checkedVersion(def, host, adopt(def, host, id, currentKey, cookieValue, record)));
+    return this.checkedVersion(def, host, adopt(def, host, id, currentKey, cookieValue, found));
+  }
+
+  /** The session, checked against its user's version when `userVersion` is set. */
+  private checkedVersion(def: SessionDefinition, host: SessionHost, session: SessionState | Promise<SessionState>): SessionState | Promise<SessionState> {
+    if (def.userVersion === undefined) return session;
+    return session instanceof Promise ? session.then((loaded) => this.checkVersion(def, host, loaded)) : this.checkVersion(def, host, session);
   }
 
   /**
@@ -229,6 +237,9 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       changes = session.changes();
       if (kind === 'touch') kind = 'update';
     }
+    // The data that changed must match the schema as a whole before anything of the request is written.
+    const check = def.schema !== undefined && changes !== undefined && changesData(changes) ? def.schema.checkSave(session.dataAfter(changes)) : undefined;
+    check?.catch(() => undefined); // awaited by the save; a plan dropped by a later error must not leave it unhandled
     const id = session.id;
     if (def.clientSide) {
       const record = session.record(expiresAt, changes);
@@ -242,6 +253,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
         record: undefined,
         patch: undefined,
         cookie: this.cookie(session, request, value, expiresAt, now),
+        check,
       };
     }
     const record = kind === 'create' ? session.record(expiresAt, changes) : undefined;
@@ -257,6 +269,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       record,
       patch,
       cookie: resend && !headersSent ? this.cookie(session, request, this.signedValue(session), expiresAt, now) : undefined,
+      check,
     };
   }
 
@@ -265,6 +278,12 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
    * confirmed it. A promise only when there is a write to wait for.
    */
   perform(plan: SavePlan): Promise<void> | undefined {
+    // A schema answering with a promise has the last word before the store call.
+    if (plan.check !== undefined) return plan.check.then(() => this.performChecked(plan));
+    return this.performChecked(plan);
+  }
+
+  private performChecked(plan: SavePlan): Promise<void> | undefined {
     const { session, write, id } = plan;
     if (write === undefined) return undefined;
     const def = session.definition;
@@ -461,13 +480,37 @@ export function adopt(
   currentKey: boolean,
   cookieValue: string,
   found: SessionRecord | undefined,
-): SessionState {
+): SessionState | Promise<SessionState> {
   const record = checked(found, def);
   if (record === undefined) return new SessionState(def, request);
-  const session = new SessionState(def, request, id, record);
-  if (currentKey) session.cookieValue = cookieValue;
-  else session.signedWithOldKey = true;
-  return session;
+  const open = (): SessionState => {
+    const session = new SessionState(def, request, id, record);
+    if (currentKey) session.cookieValue = cookieValue;
+    else session.signedWithOldKey = true;
+    return session;
+  };
+  return matching(def, request, record, open);
+}
+
+/** The session `open` makes when the record's data matches the schema (if any), else a fresh one (as for a bad cookie). */
+export function matching(def: SessionDefinition, request: SessionHost, record: SessionRecord, open: () => SessionState): SessionState | Promise<SessionState> {
+  const schema = def.schema;
+  if (schema === undefined) return open();
+  const made = (verdict: IssueSet | false | undefined): SessionState => {
+    if (verdict === false) return new SessionState(def, request);
+    const session = open();
+    session.schemaIssues = verdict;
+    return session;
+  };
+  const verdict = schema.acceptStored(record.data);
+  return verdict instanceof Promise ? verdict.then(made) : made(verdict);
+}
+
+/** The patch changes the user's data, not only the library's own keys, flash messages or the max age. */
+function changesData(changes: SessionPatch): boolean {
+  for (const key in changes.set) if (!isInternalKey(key)) return true;
+  for (const key of changes.unset) if (!isInternalKey(key)) return true;
+  return false;
 }
 
 /**

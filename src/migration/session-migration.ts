@@ -76,6 +76,8 @@ export class SessionMigration {
       if ('migratedTo' in found) return this.follow(request, found.migratedTo);
       const record = this.recordOf(found, Date.now());
       if (record === undefined) return new SessionState(def, request);
+      // Data the session's schema refuses is not moved in (and stays where it is), as a stored session that does not match reads as none.
+      if (def.schema !== undefined && (await def.schema.acceptStored(record.data)) === false) return new SessionState(def, request);
       const id = generateSessionId();
       // In our store before the marker names it, so a request that loses the claim finds it.
       await this.engine.call(def, 'save a session', (store) => store.set(id, record));
@@ -101,14 +103,14 @@ export class SessionMigration {
   private async follow(request: RequestSessions, id: string): Promise<SessionState> {
     const def = this.definition;
     const record = await this.engine.call(def, 'read a session', (store) => store.get(id));
-    const session = adopt(def, request, id, false, '', record);
+    const session = await adopt(def, request, id, false, '', record);
     // Whether or not it is still there, the old cookie has served its purpose.
     request.addCookie(this.source.cookieName, this.source.clearCookie);
     return session;
   }
 
-  private adopted(request: RequestSessions, id: string, record: SessionRecord): SessionState {
-    const session = adopt(this.definition, request, id, false, '', record);
+  private async adopted(request: RequestSessions, id: string, record: SessionRecord): Promise<SessionState> {
+    const session = await adopt(this.definition, request, id, false, '', record);
     // Its expiry is the old session's remaining lifetime: the request that moved it does not extend it.
     session.storedThisRequest = true;
     request.addCookie(this.source.cookieName, this.source.clearCookie);

@@ -2,6 +2,7 @@ import type { ModuleMetadata, InjectionToken, OptionalFactoryDependency } from '
 import type { AnySessionStore } from '../stores/session-store.interface.js';
 import type { CsrfOptions } from '../csrf/csrf.options.js';
 import type { SessionMigrationSource } from '../migration/session-migration.source.js';
+import type { StandardSchemaV1 } from '../schema/standard-schema.js';
 
 /** Attributes of a session cookie. Durations are in milliseconds. */
 export interface SessionCookieOptions {
@@ -64,6 +65,12 @@ export interface SessionOptions {
    * rejects gives the request a 503, like a failed store.
    */
   userVersion?: (userId: string) => string | number | undefined | PromiseLike<string | number | undefined>;
+  /**
+   * A Standard Schema (zod, valibot, arktype...) the session's data must match, as an object of
+   * keys. A stored session that does not match reads as no session; `set()` of a value that does
+   * not fit throws `SessionValidationError`. Not inherited: each named session has its own or none.
+   */
+  schema?: StandardSchemaV1;
 }
 
 export interface SessionModuleOptions extends SessionOptions {

@@ -14,6 +14,7 @@ import type { SessionCookieOptions, SessionModuleOptions, SessionOptions } from 
 import { isClientSideStore, type AnySessionStore } from '../stores/session-store.interface.js';
 import { MemoryStore } from '../stores/memory.store.js';
 import { SessionHandles } from '../user-sessions/session-handle.js';
+import { SessionSchema } from '../schema/session-schema.js';
 
 /** One session kind (the default one or a named one), its options checked and resolved once at startup. */
 export interface SessionDefinition {
@@ -45,6 +46,8 @@ export interface SessionDefinition {
   readonly userVersion: ((userId: string) => string | number | undefined | PromiseLike<string | number | undefined>) | undefined;
   /** Seals and opens the handles `SessionService.sessionsOf()` lists (made on first use). */
   readonly handles: () => SessionHandles;
+  /** The schema the session's data must match, if one was given. */
+  readonly schema: SessionSchema | undefined;
 }
 
 export interface ResolvedSessions {
@@ -145,6 +148,7 @@ function define(
   if (options.userVersion !== undefined && typeof options.userVersion !== 'function') {
     throw new SessionConfigError(`${path}userVersion must be a function (userId) => the user's current version, got ${describe(options.userVersion)}`);
   }
+  const schema = SessionSchema.from(options.schema, `${path}schema`, name);
 
   let handles: SessionHandles | undefined;
   const base: SerializeOptions = {
@@ -179,6 +183,7 @@ function define(
     recordIp: device !== false && device.ip !== false,
     userVersion: options.userVersion,
     handles: () => (handles ??= new SessionHandles(signingSecrets, name)),
+    schema,
   };
 }
 

@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
+import type { StandardSchemaV1 } from '../schema/standard-schema.js';
 
 /**
  * The base of every error nest-sessions throws. It is an `HttpException`, so Nest answers with its
@@ -40,17 +41,22 @@ export class SessionTooLargeError extends SessionError {
 
 /**
  * A value the session cannot hold: one that JSON cannot represent (a function, a BigInt, a
- * circular object, a throwing `toJSON`), or an option out of range (`setMaxAge(0.5)`). `path` names
- * what was refused. Thrown where the value is given, before anything is written.
+ * circular object, a throwing `toJSON`), one the session's schema refuses, or an option out of
+ * range (`setMaxAge(0.5)`). `path` names what was refused. Thrown where the value is given, before
+ * anything is written (or, for what only the whole data can tell, as the response leaves).
  */
 export class SessionValidationError extends SessionError {
+  /** The schema's own issues, values included (not in the message, which is logged): for the app's code. */
+  readonly issues: readonly StandardSchemaV1.Issue[] | undefined;
+
   constructor(
     message: string,
-    /** The session key (or `maxAge`) whose value was refused. */
+    /** The session key (or `maxAge`) whose value was refused; for a schema, the path of its first issue (`cart.items[0].price`; '' for a rule on the whole data). */
     readonly path: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; issues?: readonly StandardSchemaV1.Issue[] },
   ) {
-    super(message, HttpStatus.INTERNAL_SERVER_ERROR, options);
+    super(message, HttpStatus.INTERNAL_SERVER_ERROR, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.issues = options?.issues;
   }
 }
 

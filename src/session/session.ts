@@ -5,6 +5,7 @@ import type { Session } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
 import { putData, type SessionMeta, type SessionPatch, type SessionRecord, type SessionUser } from '../stores/session-store.interface.js';
+import { putValue, type IssueSet } from '../schema/session-schema.js';
 
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {
@@ -75,6 +76,8 @@ export class SessionState implements Session<any>, FlashHolder {
   sizeHeadroom: number | undefined;
   /** `setUser()` tied the session while `userVersion` is configured: the user's version is read before the save. */
   versionDue = false;
+  /** With a schema: the issues the data has as last checked (a change may not add one); undefined: not known yet. */
+  schemaIssues: IssueSet | undefined;
 
   constructor(
     readonly definition: SessionDefinition,
@@ -180,22 +183,30 @@ export class SessionState implements Session<any>, FlashHolder {
 
   private write(key: string, value: unknown): void {
     const text = jsonOf(value, `session.set('${key}')`, key);
+    const schema = this.definition.schema;
+    // Checked as it will read back (parsed from its JSON), before anything changes.
+    const issues =
+      schema === undefined || isInternalKey(key)
+        ? undefined
+        : schema.checkChange(key, this.userData(key, text), () => this.currentIssues(), `session.set('${key}')`);
     const values = (this.values ??= new Map());
     const had = values.has(key);
     const previous = values.get(key);
     const wasRemoved = this.removed?.delete(key) === true;
     values.set(key, value);
-    if (!this.definition.clientSide) return;
-    try {
-      // At most what the key and value add to the sealed text: exact checks only near the limit.
-      this.host.checkSize(this, Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2);
-    } catch (error) {
-      // A value that does not fit leaves the session as it was.
-      if (had) values.set(key, previous);
-      else values.delete(key);
-      if (wasRemoved) this.removed!.add(key);
-      throw error;
+    if (this.definition.clientSide) {
+      try {
+        // At most what the key and value add to the sealed text: exact checks only near the limit.
+        this.host.checkSize(this, Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2);
+      } catch (error) {
+        // A value that does not fit leaves the session as it was.
+        if (had) values.set(key, previous);
+        else values.delete(key);
+        if (wasRemoved) this.removed!.add(key);
+        throw error;
+      }
     }
+    if (schema !== undefined && !isInternalKey(key)) this.schemaIssues = issues;
   }
 
   has(key: string): boolean {
@@ -207,6 +218,10 @@ export class SessionState implements Session<any>, FlashHolder {
   delete(key: string): void {
     refuseInternal(key, 'delete');
     this.host.refuseChange?.(this, 'change');
+    const schema = this.definition.schema;
+    if (schema !== undefined && this.has(key)) {
+      this.schemaIssues = schema.checkChange(key, this.userData(key), () => this.currentIssues(), `session.delete('${key}')`);
+    }
     this.remove(key);
   }
 
@@ -218,6 +233,7 @@ export class SessionState implements Session<any>, FlashHolder {
   /** Deletes every key of the user's; the library's own keys stay. */
   clear(): void {
     this.host.refuseChange?.(this, 'change');
+    this.schemaIssues = undefined;
     if (this.values !== undefined) {
       for (const key of this.values.keys()) if (!isInternalKey(key)) this.values.delete(key);
     }
@@ -294,6 +310,7 @@ export class SessionState implements Session<any>, FlashHolder {
     this.values = undefined;
     this.removed = undefined;
     this.metaValue = this.storedMeta = freshMeta(this.definition);
+    this.schemaIssues = undefined;
     this.destroyed = true;
     this.versionDue = false;
   }
@@ -376,6 +393,38 @@ export class SessionState implements Session<any>, FlashHolder {
     if (maxAgeChanged) patch.maxAge = meta.maxAge ?? null;
     if (userChanged) patch.user = meta.user ?? null;
     return patch;
+  }
+
+  /**
+   * The user's data as the schema sees it (values parsed, the library's own keys left out), with `key` set to
+   * the value of JSON `text`, or removed when `text` is undefined; undefined when it is empty.
+   */
+  private userData(key?: string, text?: string): Record<string, unknown> | undefined {
+    let data: Record<string, unknown> | undefined;
+    const values = this.values;
+    for (const name of Object.keys(this.raw)) {
+      if (name === key || isInternalKey(name) || values?.has(name) === true || this.removed?.has(name) === true) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(this.raw[name]);
+      } catch {
+        continue; // reads as absent, as get() has it
+      }
+      putValue((data ??= {}), name, value);
+    }
+    if (values !== undefined) for (const [name, value] of values) if (name !== key && !isInternalKey(name)) putValue((data ??= {}), name, value);
+    if (key !== undefined && text !== undefined) putValue((data ??= {}), key, JSON.parse(text));
+    return data;
+  }
+
+  /** The issues the data has now, found when not known. */
+  private currentIssues(): IssueSet | undefined {
+    return (this.schemaIssues ??= this.definition.schema?.issuesOf(this.userData()));
+  }
+
+  /** The data's JSON texts as a save with `changes` would store them. */
+  dataAfter(changes: SessionPatch): Record<string, string> {
+    return applyChanges(this.raw, changes);
   }
 
   /** The whole session as it should be stored now. */

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { MemoryStore, Session, SessionModule, type SessionMigrationSource } from '../../src/index.js';
 import { expressSessionReader } from '../../src/migration/express-session.js';
 import { ControlledStore } from '../support/controlled-store.js';
@@ -449,6 +450,50 @@ describe('migrating while the old store is down', () => {
       // The server came back empty: no session to move, and no error.
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ data: {}, id: null });
+    }
+  });
+});
+
+describe('migrating into a session with a schema', () => {
+  let old: OldStore;
+  const apps: { name: string; app: TestApp; store: MemoryStore }[] = [];
+  const accepting = z.object({ userId: z.number(), profile: z.object({ name: z.string(), roles: z.array(z.string()) }), cart: z.array(z.number()) });
+  const refusing = z.object({ userId: z.string() });
+
+  beforeAll(async () => {
+    old = await connectRedisStore();
+    for (const platform of platforms) {
+      for (const [name, schema] of [['accepting', accepting], ['refusing', refusing]] as const) {
+        const store = new MemoryStore({ sweepInterval: 0 });
+        @Module({
+          imports: [SessionModule.forRoot({ secret: SECRET, store, schema, migrateFrom: old.reader(), cookie: { secure: false } })],
+          controllers: [MigrationController],
+        })
+        class SchemaMigratingModule {}
+        apps.push({ name: `${name} on ${platform.name}`, app: await platform.create(SchemaMigratingModule), store });
+      }
+    }
+  });
+  afterAll(async () => {
+    await Promise.all(apps.map(({ app }) => app.close()));
+    await old?.close();
+  });
+
+  it('moves in data the schema accepts; data it refuses is not moved, and the old session stays where it is', async () => {
+    for (const { name, app, store } of apps) {
+      const cookie = await old.app.login();
+      const res = await app.http().get('/me').set('Cookie', cookie.pair);
+      expect(res.status, name).toBe(200);
+      if (name.startsWith('accepting')) {
+        expect(res.body.data, name).toEqual(OLD_DATA);
+        expect(store.size, name).toBe(1);
+        expect(await old.app.whoami(cookie.pair), name).toBeNull();
+      } else {
+        expect(res.body, name).toEqual({ data: {}, id: null });
+        expect(setCookies(res.headers), name).toEqual([]);
+        expect(store.size, name).toBe(0);
+        expect(await old.app.whoami(cookie.pair), name).toBe(42);
+      }
     }
   });
 });
