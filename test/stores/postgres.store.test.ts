@@ -347,9 +347,9 @@ describe('PostgresStore', () => {
     );
     await vi.waitFor(async () => expect(await count(tableName)).toBeLessThan(2000), { timeout: 5000, interval: 10 });
     s.close();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the batch in flight at close() ends
     const left = await count(tableName);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 300));
     expect(left).toBeGreaterThan(0);
     expect(await count(tableName)).toBe(left);
   });
