@@ -56,7 +56,8 @@ export class CsrfProtection implements ResponseCookieSource {
   private readonly header: string;
   private readonly field: string;
   private readonly cookie: CsrfCookie | undefined;
-  private readonly exempt = new WeakMap<object, boolean>();
+  /** Controller → handler → `@SkipCsrf()`: an inherited handler serves controllers that may differ. */
+  private readonly exempt = new WeakMap<object, WeakMap<object, boolean>>();
   private readonly logger = new Logger('SessionModule');
 
   constructor(
@@ -199,10 +200,16 @@ export class CsrfProtection implements ResponseCookieSource {
 
   private skipped(context: ExecutionContext): boolean {
     const handler = context.getHandler();
-    let skip = this.exempt.get(handler);
+    const controller = context.getClass();
+    let handlers = this.exempt.get(controller);
+    if (handlers === undefined) {
+      handlers = new WeakMap();
+      this.exempt.set(controller, handlers);
+    }
+    let skip = handlers.get(handler);
     if (skip === undefined) {
-      skip = Reflect.getMetadata(SKIP_CSRF_METADATA, handler) === true || Reflect.getMetadata(SKIP_CSRF_METADATA, context.getClass()) === true;
-      this.exempt.set(handler, skip);
+      skip = Reflect.getMetadata(SKIP_CSRF_METADATA, handler) === true || Reflect.getMetadata(SKIP_CSRF_METADATA, controller) === true;
+      handlers.set(handler, skip);
     }
     return skip;
   }

@@ -58,7 +58,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   readonly context = new AsyncLocalStorage<SessionScope>();
   readonly definitions: ReadonlyMap<string, SessionDefinition>;
   readonly logger = new Logger('SessionModule');
-  private readonly routes = new WeakMap<object, RouteInfo>();
+  /** Controller → handler → what the route asks for: an inherited handler serves controllers that may ask for other sessions. */
+  private readonly routes = new WeakMap<object, WeakMap<object, RouteInfo>>();
   private readonly writes = new Set<Promise<unknown>>();
   /** Sockets and subscriptions hanging on stored sessions here: ended with their session. */
   readonly connections = new SessionConnections();
@@ -109,11 +110,16 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
 
   /** What a route asks for, read from its metadata once. */
   route(handler: object, controller: object): RouteInfo {
-    let info = this.routes.get(handler);
+    let handlers = this.routes.get(controller);
+    if (handlers === undefined) {
+      handlers = new WeakMap();
+      this.routes.set(controller, handlers);
+    }
+    let info = handlers.get(handler);
     if (info === undefined) {
       info = routeInfoOf(handler, controller, this.globalContext);
       for (const name of info.names) this.definition(name);
-      this.routes.set(handler, info);
+      handlers.set(handler, info);
     }
     return info;
   }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionModuleOptions } from '../../src/index.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
-import { csrfModule, globalCsrfModule } from './csrf.fixture.js';
+import { csrfModule, globalCsrfModule, inheritedCsrfModule } from './csrf.fixture.js';
 
 const REFUSED = { statusCode: 403, error: 'Forbidden', message: 'Invalid or missing CSRF token', code: 'CSRF_TOKEN_INVALID' };
 const TOKEN = /^[A-Za-z0-9_-]{86}$/;
@@ -194,6 +194,32 @@ describe.each(platforms)('CSRF app-wide (APP_GUARD) on $name', (platform) => {
     const token = await visitor.token();
     expect((await visitor.post('/open', { 'x-csrf-token': token })).status).toBe(200);
     expect((await app.http().post('/webhooks/incoming')).status).toBe(200); // @SkipCsrf() on the controller
+  });
+});
+
+describe.each(platforms)('@SkipCsrf() on one of two controllers inheriting a handler, on $name', (platform) => {
+  // Each order on a fresh app: what the first request decides must not carry over to the other controller.
+  it.each([
+    ['the skipped controller first', ['/inherited-webhook/delete', '/inherited-account/delete']],
+    ['the checked controller first', ['/inherited-account/delete', '/inherited-webhook/delete']],
+  ])('skips only the controller marked, %s', async (_order, paths) => {
+    const app = await platform.create(inheritedCsrfModule());
+    try {
+      for (const path of [...paths, ...paths]) {
+        const response = await app.http().post(path);
+        if (path === '/inherited-webhook/delete') {
+          expect(response.status).toBe(200);
+        } else {
+          expect(response.status).toBe(403);
+          expect(response.body).toEqual(REFUSED);
+        }
+      }
+      const visitor = new Visitor(app);
+      const token = await visitor.token();
+      expect((await visitor.post('/inherited-account/delete', { 'x-csrf-token': token })).status).toBe(200);
+    } finally {
+      await app.close();
+    }
   });
 });
 

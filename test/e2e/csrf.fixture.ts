@@ -150,6 +150,33 @@ export class WebhookController {
   }
 }
 
+/** One guarded handler, inherited by a skipped controller and by a checked one. */
+@UseGuards(CsrfGuard)
+class InheritedRoutes {
+  @HttpCode(200)
+  @Post('delete')
+  remove() {
+    return { ok: true };
+  }
+}
+
+@Controller('inherited-webhook')
+@SkipCsrf()
+export class InheritedWebhookController extends InheritedRoutes {}
+
+@Controller('inherited-account')
+export class InheritedAccountController extends InheritedRoutes {}
+
+/** Two controllers that share an inherited handler; only one of them is `@SkipCsrf()`. */
+export function inheritedCsrfModule(): Type<unknown> {
+  @Module({
+    imports: [SessionModule.forRoot({ secret: SECRET })],
+    controllers: [TokenController, InheritedWebhookController, InheritedAccountController],
+  })
+  class InheritedCsrfAppModule {}
+  return InheritedCsrfAppModule;
+}
+
 /** Per route and per controller. */
 export function csrfModule(options: SessionModuleOptions = {}): Type<unknown> {
   @Module({
