@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, opendir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, open, opendir, readFile, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SessionConfigError, SessionError, SessionStoreError } from '../session/session.errors.js';
-import type { SessionMeta, SessionPatch, SessionRecord, SessionStore } from './session-store.interface.js';
+import { encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 import { applyPatch } from './record-patch.js';
 
 export interface FileStoreOptions {
@@ -29,6 +29,9 @@ const TRANSIENT = new Set(['EPERM', 'EACCES', 'EBUSY']);
 const SWEEP_CONCURRENCY = 8;
 /** Directory entries read per call while sweeping: the directory is never listed in one go. */
 const SWEEP_DIR_BUFFER = 128;
+/** The directory (inside the session directory) of the user index: `users/<sha256 of the user id>/<session id>`, empty marker files. */
+const USERS = 'users';
+const USER_DIR = /^[0-9a-f]{64}$/;
 
 /**
  * Sessions as files in a directory, one JSON file per session: durable across restarts, for one
@@ -78,14 +81,24 @@ export class FileStore implements SessionStore {
       // The id itself stays out of the message: messages are logged, ids never are.
       throw new SessionError(`FileStore refuses a session id of ${id.length} characters: ids must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-" (a custom id generator must produce such ids)`);
     }
-    await this.serial(id, () => this.write(id, record));
+    await this.serial(id, async () => {
+      await this.write(id, record);
+      // A set replacing a session tied to another user leaves a marker there: dropped when listed or swept.
+      if (record.meta.user !== undefined && record.expiresAt > Date.now()) await this.mark(record.meta.user.id, id);
+    });
   }
 
   async patch(id: string, patch: SessionPatch): Promise<void> {
     if (!ID.test(id)) return;
     await this.serial(id, async () => {
       const current = await this.read(id);
-      if (current !== undefined) await this.write(id, applyPatch(current, patch));
+      if (current === undefined) return;
+      await this.write(id, applyPatch(current, patch));
+      if (patch.user === undefined) return;
+      const before = current.meta.user?.id;
+      const after = patch.user?.id;
+      if (before !== undefined && before !== after) await this.unmark(before, id);
+      if (after !== undefined && before !== after) await this.mark(after, id);
     });
   }
 
@@ -99,12 +112,42 @@ export class FileStore implements SessionStore {
 
   async destroy(id: string): Promise<void> {
     if (!ID.test(id)) return;
-    await this.serial(id, () => this.remove(this.path(id)));
+    await this.serial(id, async () => {
+      const user = (await this.read(id, true))?.meta.user?.id;
+      await this.remove(this.path(id));
+      if (user !== undefined) await this.unmark(user, id);
+    });
+  }
+
+  /** The live sessions tied to `userId`, from the markers in its index directory; a marker whose session is gone, expired or re-tied is deleted. */
+  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+    const dir = this.userDir(userId);
+    let ids: string[];
+    try {
+      ids = (await readdir(dir)).filter((name) => ID.test(name));
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw this.failure("list a user's sessions", "check the directory's permissions", error);
+    }
+    const found: UserSessionEntry[] = [];
+    for (let i = 0; i < ids.length; i += SWEEP_CONCURRENCY) {
+      await Promise.all(
+        ids.slice(i, i + SWEEP_CONCURRENCY).map((id) =>
+          // In the id's queue: a marker written by a set running now is never taken for a stale one.
+          this.serial(id, async () => {
+            const record = await this.read(id);
+            if (record?.meta.user?.id === userId) found.push({ id, meta: record.meta, expiresAt: record.expiresAt });
+            else await this.unmark(userId, id);
+          }),
+        ),
+      );
+    }
+    return found;
   }
 
   /** Deletes expired session files and temp files left by a crash; stray files are left alone. */
   reclaim(): Promise<void> {
-    this.sweeping ??= this.sweep().finally(() => {
+    this.sweeping ??= this.sweep().then(() => this.sweepUsers().catch(() => undefined)).finally(() => {
       this.sweeping = undefined;
     });
     return this.sweeping;
@@ -123,6 +166,26 @@ export class FileStore implements SessionStore {
     return join(this.directory, `${id}.json`);
   }
 
+  private userDir(userId: string): string {
+    return join(this.directory, USERS, userHash(userId));
+  }
+
+  /** Adds the session to its user's index. */
+  private async mark(userId: string, id: string): Promise<void> {
+    const dir = this.userDir(userId);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const handle = await open(join(dir, id), 'w', this.fileMode);
+      await handle.close();
+    } catch (error) {
+      throw this.failure("index a user's session", 'check that the directory is writable and the disk not full', error);
+    }
+  }
+
+  private async unmark(userId: string, id: string): Promise<void> {
+    await this.remove(join(this.userDir(userId), id));
+  }
+
   /** Runs `work` after every earlier write to the same id has finished. */
   private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
     const run = (this.queues.get(id) ?? Promise.resolve()).then(work);
@@ -137,8 +200,8 @@ export class FileStore implements SessionStore {
     return run;
   }
 
-  /** The live session in `id`'s file; undefined when missing, expired or not a session record. */
-  private async read(id: string): Promise<SessionRecord | undefined> {
+  /** The live session in `id`'s file; undefined when missing, expired (unless `expiredToo`) or not a session record. */
+  private async read(id: string, expiredToo = false): Promise<SessionRecord | undefined> {
     let text: string;
     try {
       text = await retry(() => readFile(this.path(id), 'utf8'));
@@ -147,7 +210,7 @@ export class FileStore implements SessionStore {
       throw this.failure('read a session file', "check the directory's permissions", error);
     }
     const record = parseRecord(text);
-    return record !== undefined && record.expiresAt > Date.now() ? record : undefined;
+    return record !== undefined && (expiredToo || record.expiresAt > Date.now()) ? record : undefined;
   }
 
   /** Replaces the file atomically: readers and a crash see the old version or the new one, never a mix. */
@@ -238,6 +301,33 @@ export class FileStore implements SessionStore {
     }
   }
 
+  /** Deletes markers of the user index whose session is gone (a crash between two writes), and empty user directories. */
+  private async sweepUsers(): Promise<void> {
+    const root = join(this.directory, USERS);
+    let users: string[];
+    try {
+      users = (await readdir(root)).filter((name) => USER_DIR.test(name));
+    } catch (error) {
+      if (isMissing(error)) return;
+      throw error;
+    }
+    for (const user of users) {
+      const dir = join(root, user);
+      const ids = (await readdir(dir).catch(() => [] as string[])).filter((name) => ID.test(name));
+      for (let i = 0; i < ids.length; i += SWEEP_CONCURRENCY) {
+        await Promise.all(
+          ids.slice(i, i + SWEEP_CONCURRENCY).map((id) =>
+            this.serial(id, async () => {
+              const tie = (await this.read(id))?.meta.user?.id;
+              if (tie === undefined || userHash(tie) !== user) await this.remove(join(dir, id));
+            }).catch(() => undefined),
+          ),
+        );
+      }
+      await rmdir(dir).catch(() => undefined); // only when empty
+    }
+  }
+
   private async sweepEntry(name: string): Promise<void> {
     if (TEMP_FILE.test(name)) {
       const file = join(this.directory, name);
@@ -255,7 +345,10 @@ export class FileStore implements SessionStore {
         if (isMissing(error)) return;
         throw error;
       }
-      if (record !== undefined && record.expiresAt <= Date.now()) await this.remove(this.path(id));
+      if (record !== undefined && record.expiresAt <= Date.now()) {
+        await this.remove(this.path(id));
+        if (record.meta.user !== undefined) await this.unmark(record.meta.user.id, id);
+      }
     });
   }
 }
@@ -274,7 +367,13 @@ function parseRecord(text: string): SessionRecord | undefined {
   if (!isNumber(meta.createdAt) || (meta.maxAge !== undefined && !isNumber(meta.maxAge))) return undefined;
   if (meta.session !== undefined && typeof meta.session !== 'string') return undefined;
   if (meta.flash !== undefined && !(isObject(meta.flash) && Object.values(meta.flash).every(Array.isArray))) return undefined;
+  if (meta.user !== undefined && !isUserTie(meta.user)) return undefined;
   return { data: value.data as Record<string, string>, meta: meta as unknown as SessionMeta, expiresAt: value.expiresAt };
+}
+
+/** The name of a user's index directory: any user id, even one UTF-8 cannot carry exactly, gets its own. */
+function userHash(userId: string): string {
+  return createHash('sha256').update(encodeStoreKey(userId), 'utf8').digest('hex');
 }
 
 function isNumber(value: unknown): value is number {

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
-import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from './session-store.interface.js';
+import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type SessionUser, type UserSessionEntry } from './session-store.interface.js';
 
 export interface PostgresStoreOptions {
   /** A `pg` Pool you own: the store never ends it. */
@@ -10,7 +10,7 @@ export interface PostgresStoreOptions {
   tableName?: string;
   /** Default: the first schema of the connection's `search_path` (usually `public`). Same rules as `tableName`, at most 63 characters. */
   schemaName?: string;
-  /** Create the table and its index if missing, on first use. Default `true`. */
+  /** Create the table and its indexes if missing (and add the `user_id` column to a table made before it), on first use. Default `true`. */
   createTable?: boolean;
   /** How often expired rows are deleted, in ms. Default 15 minutes; `0` disables the sweep (call `reclaim()` yourself). */
   sweepInterval?: number;
@@ -39,9 +39,11 @@ const LOCK_NAMESPACE = 0x6e657373;
  *   id text PRIMARY KEY,
  *   data jsonb NOT NULL,        -- { key: JSON text of its value }
  *   meta jsonb NOT NULL,        -- { createdAt, maxAge?, session?, flash?: { key: JSON text of its list } }
- *   expires_at bigint NOT NULL  -- epoch ms
+ *   expires_at bigint NOT NULL, -- epoch ms
+ *   user_id text                -- the user the session is tied to (session.setUser()), encoded
  * );
  * CREATE INDEX IF NOT EXISTS "sessions_expires_at_idx" ON "sessions" (expires_at);
+ * CREATE INDEX IF NOT EXISTS "sessions_user_id_idx" ON "sessions" (user_id) WHERE user_id IS NOT NULL;
  * ```
  *
  * Each value and each flash list is kept as its exact JSON text inside the `data` and `meta.flash`
@@ -55,6 +57,7 @@ export class PostgresStore implements SessionStore {
   private readonly pool: Pool;
   private readonly table: string;
   private readonly indexName: string;
+  private readonly userIndexName: string;
   private readonly tableLabel: string;
   private readonly createTable: boolean;
   private readonly sweepBatchSize: number;
@@ -88,6 +91,7 @@ export class PostgresStore implements SessionStore {
     this.table = (schemaName === undefined ? '' : `"${schemaName}".`) + `"${tableName}"`;
     this.tableLabel = schemaName === undefined ? tableName : `${schemaName}.${tableName}`;
     this.indexName = `"${tableName}_expires_at_idx"`;
+    this.userIndexName = `"${tableName}_user_id_idx"`;
     this.createTable = createTable;
     if (sweepInterval > 0) {
       this.timer = setInterval(() => void this.sweep(), sweepInterval);
@@ -111,16 +115,23 @@ export class PostgresStore implements SessionStore {
     if (meta.maxAge !== undefined) fields.push(['maxAge', JSON.stringify(meta.maxAge)]);
     if (meta.session !== undefined) fields.push(['session', JSON.stringify(encodeStoreKey(meta.session))]);
     if (meta.flash !== undefined) fields.push(['flash', flashText(meta.flash)]);
+    if (meta.user !== undefined) fields.push(['user', tieText(meta.user)]);
     await this.query(
       'set',
-      `INSERT INTO ${this.table} (id, data, meta, expires_at) VALUES ($1, $2::jsonb, $3::jsonb, $4)
-       ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta, expires_at = EXCLUDED.expires_at`,
-      [encodeStoreKey(id), dataText(record.data), jsonObject(fields), Math.floor(record.expiresAt)],
+      `INSERT INTO ${this.table} (id, data, meta, expires_at, user_id) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
+       ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, meta = EXCLUDED.meta, expires_at = EXCLUDED.expires_at, user_id = EXCLUDED.user_id`,
+      [encodeStoreKey(id), dataText(record.data), jsonObject(fields), Math.floor(record.expiresAt), meta.user === undefined ? null : encodeStoreKey(meta.user.id)],
     );
   }
 
   async patch(id: string, patch: SessionPatch): Promise<void> {
-    const { maxAge, flash } = patch;
+    const { maxAge, flash, user } = patch;
+    const metaSet: [string, string][] = [];
+    if (typeof maxAge === 'number') metaSet.push(['maxAge', JSON.stringify(maxAge)]);
+    if (user) metaSet.push(['user', tieText(user)]);
+    const metaUnset: string[] = [];
+    if (maxAge === null) metaUnset.push('maxAge');
+    if (user === null) metaUnset.push('user');
     // One statement: the row lock orders concurrent patches and each applies to the latest row, so
     // only the data keys, flash keys and maxAge named here change.
     await this.query(
@@ -128,18 +139,21 @@ export class PostgresStore implements SessionStore {
       `UPDATE ${this.table} SET
          data = (data - $2::text[]) || $3::jsonb,
          meta = jsonb_set((meta - $4::text[]) || $5::jsonb, '{flash}', (COALESCE(meta->'flash', '{}'::jsonb) - $6::text[]) || $7::jsonb),
-         expires_at = $8
+         expires_at = $8,
+         user_id = CASE WHEN $10::boolean THEN $11 ELSE user_id END
        WHERE id = $1 AND expires_at > $9`,
       [
         encodeStoreKey(id),
         patch.unset.map(encodeStoreKey),
         dataText(patch.set),
-        maxAge === null ? ['maxAge'] : [],
-        typeof maxAge === 'number' ? jsonObject([['maxAge', JSON.stringify(maxAge)]]) : '{}',
+        metaUnset,
+        jsonObject(metaSet),
         flash.unset.map(encodeStoreKey),
         flashText(flash.set),
         Math.floor(patch.expiresAt),
         Date.now(),
+        user !== undefined,
+        user ? encodeStoreKey(user.id) : null,
       ],
     );
   }
@@ -154,6 +168,21 @@ export class PostgresStore implements SessionStore {
 
   async destroy(id: string): Promise<void> {
     await this.query('destroy', `DELETE FROM ${this.table} WHERE id = $1`, [encodeStoreKey(id)]);
+  }
+
+  /** The live sessions tied to `userId`, through the index on `user_id`. */
+  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+    const { rows } = await this.query<{ id: string; meta: unknown; expires_at: string }>(
+      'listByUser',
+      `SELECT id, meta, expires_at FROM ${this.table} WHERE user_id = $1 AND expires_at > $2`,
+      [encodeStoreKey(userId), Date.now()],
+    );
+    const found: UserSessionEntry[] = [];
+    for (const row of rows) {
+      const record = readRecord({}, row.meta, Number(row.expires_at));
+      if (record?.meta.user?.id === userId) found.push({ id: decodeStoreKey(row.id), meta: record.meta, expiresAt: record.expiresAt });
+    }
+    return found;
   }
 
   /**
@@ -217,6 +246,12 @@ export class PostgresStore implements SessionStore {
       return await this.pool.query<R & Record<string, unknown>>(text, values);
     } catch (err) {
       if (err instanceof SessionStoreError) throw err;
+      if ((err as { code?: string })?.code === '42703' && /user_id/.test((err as Error).message)) {
+        throw new SessionStoreError(
+          `PostgresStore: table "${this.tableLabel}" has no user_id column (it was created by an earlier version). Add it: ALTER TABLE ${this.table} ADD COLUMN user_id text; CREATE INDEX ${this.userIndexName} ON ${this.table} (user_id) WHERE user_id IS NOT NULL; or set createTable: true, which adds them.`,
+          { cause: err },
+        );
+      }
       if ((err as { code?: string })?.code === '42P01') {
         throw new SessionStoreError(
           `PostgresStore: table "${this.tableLabel}" does not exist. Create it with the SQL in the PostgresStore documentation, or set createTable: true.`,
@@ -251,10 +286,14 @@ export class PostgresStore implements SessionStore {
            id text PRIMARY KEY,
            data jsonb NOT NULL,
            meta jsonb NOT NULL,
-           expires_at bigint NOT NULL
+           expires_at bigint NOT NULL,
+           user_id text
          )`,
       );
       await client.query(`CREATE INDEX IF NOT EXISTS ${this.indexName} ON ${this.table} (expires_at)`);
+      // A table made by a version without user ties gains the column and its index here.
+      await client.query(`ALTER TABLE ${this.table} ADD COLUMN IF NOT EXISTS user_id text`);
+      await client.query(`CREATE INDEX IF NOT EXISTS ${this.userIndexName} ON ${this.table} (user_id) WHERE user_id IS NOT NULL`);
       await client.query('COMMIT');
     } catch (err) {
       // A connection that cannot even roll back is discarded rather than returned to the pool.
@@ -290,7 +329,7 @@ function readRecord(rawData: unknown, rawMeta: unknown, expiresAt: number): Sess
     if (typeof text !== 'string') return undefined;
     define(data, decodeStoreKey(key), text);
   }
-  const { createdAt, maxAge, session, flash: rawFlash } = rawMeta;
+  const { createdAt, maxAge, session, flash: rawFlash, user } = rawMeta;
   if (typeof createdAt !== 'number') return undefined;
   const meta: SessionMeta = { createdAt };
   if (maxAge !== undefined) {
@@ -311,7 +350,25 @@ function readRecord(rawData: unknown, rawMeta: unknown, expiresAt: number): Sess
     }
     if (Object.keys(flash).length > 0) meta.flash = flash;
   }
+  if (user !== undefined) {
+    const tie = typeof user === 'string' ? parseJson(user) : undefined;
+    if (!isUserTie(tie)) return undefined;
+    meta.user = tie;
+  }
   return { data, meta, expiresAt };
+}
+
+/** `meta.user`: the tie's JSON text, as a string (jsonb cannot hold every string a user id or user agent may carry). */
+function tieText(user: SessionUser): string {
+  return JSON.stringify(JSON.stringify(user));
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A flash list as stored: its JSON text, or (rows written before lists were kept as text) the list itself. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Redis, type Cluster } from 'ioredis';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
-import { decodeStoreKey, encodeStoreKey, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore } from './session-store.interface.js';
+import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 
 export interface RedisStoreOptions {
   /**
@@ -26,6 +26,12 @@ export interface RedisStoreOptions {
   url?: string;
   /** Prepended to every session id to form the Redis key. Default `'sess:'`. */
   prefix?: string;
+  /**
+   * Prepended to a user id to form the key of the set of that user's sessions (`session.setUser()`).
+   * Default: `prefix` followed by `user:` (`'sess:user:'`), which no session id the library makes
+   * can produce.
+   */
+  userPrefix?: string;
 }
 
 /** What the store needs from a client; both `Redis` and `Cluster` have it. */
@@ -33,7 +39,9 @@ interface RedisCommands {
   evalsha(sha: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
   eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
   hgetall(key: string): Promise<Record<string, string> | string[]>;
-  del(key: string): Promise<number>;
+  hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
+  smembers(key: string): Promise<string[]>;
+  srem(key: string, ...members: string[]): Promise<number>;
 }
 
 // Field names. Data and flash keys live under prefixes of their own, so they never collide with each
@@ -45,6 +53,8 @@ const CREATED = 'c';
 const MAX_AGE = 'a';
 const NAME = 'n';
 const EXPIRES = 'e';
+const USER = 'u';
+const TIE = 't';
 
 /** A Lua script called by its SHA, sent whole only when Redis does not know it yet (NOSCRIPT). */
 class Script {
@@ -81,9 +91,14 @@ local stored = tonumber(redis.call('HGET', KEYS[1], '${EXPIRES}'))
 if stored == nil or stored <= tonumber(ARGV[2]) then return 0 end
 `;
 
+// The user the session was tied to before the change ('' for none), so that the store can move the
+// session between users' sets; 0 when the session is not live.
+const OLD_USER = `local old = redis.call('HGET', KEYS[1], '${USER}') or ''
+`;
+
 // ARGV: expiresAt, now, maxAge ('' unchanged, '-' removed, else the new value), count of field/value
 // pairs to set, the pairs, then fields to delete. Only the named fields change.
-const PATCH = new Script(`${LIVE}
+const PATCH = new Script(`${LIVE}${OLD_USER}
 local i = 5
 for _ = 1, tonumber(ARGV[4]) do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -99,13 +114,28 @@ elseif ARGV[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], '${EXPIRES}', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1
+return old
 `);
 
 // ARGV: expiresAt, now. The stored expiry field moves with the TTL so `get` reads a consistent value.
-const TOUCH = new Script(`${LIVE}
+const TOUCH = new Script(`${LIVE}${OLD_USER}
 redis.call('HSET', KEYS[1], '${EXPIRES}', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+return old
+`);
+
+// Deletes the session; answers the user it was tied to ('' for none).
+const DESTROY = new Script(`${OLD_USER}
+redis.call('DEL', KEYS[1])
+return old
+`);
+
+// On a user's set: ARGV: a session's key part, its expiresAt, now. Adds the session and keeps the set
+// alive at least as long as it (the set lives in another slot than the session: its own command).
+const INDEX = new Script(`
+redis.call('SADD', KEYS[1], ARGV[1])
+local want = tonumber(ARGV[2]) - tonumber(ARGV[3])
+if want > 0 and redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
 return 1
 `);
 
@@ -126,13 +156,14 @@ export class RedisStore implements SessionStore {
   private readonly client: RedisCommands;
   private readonly owned: Redis | undefined;
   private readonly prefix: string;
+  private readonly userPrefix: string;
   private closed = false;
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') {
       throw new SessionConfigError('RedisStore: pass an options object with `client` (an ioredis Redis or Cluster) or `url`.');
     }
-    const { client, url, prefix = 'sess:' } = options;
+    const { client, url, prefix = 'sess:', userPrefix = `${typeof prefix === 'string' ? prefix : ''}user:` } = options;
     if (client !== undefined && url !== undefined) {
       throw new SessionConfigError('RedisStore: give either `client` or `url`, not both.');
     }
@@ -142,7 +173,11 @@ export class RedisStore implements SessionStore {
     if (typeof prefix !== 'string') {
       throw new SessionConfigError('RedisStore: `prefix` must be a string, such as "sess:".');
     }
+    if (typeof userPrefix !== 'string' || userPrefix === prefix) {
+      throw new SessionConfigError('RedisStore: `userPrefix` must be a string other than `prefix`, such as "sess:user:".');
+    }
     this.prefix = prefix;
+    this.userPrefix = userPrefix;
     if (client !== undefined) {
       if (client === null || typeof (client as Partial<RedisCommands>).hgetall !== 'function' || typeof (client as Partial<RedisCommands>).evalsha !== 'function') {
         throw new SessionConfigError('RedisStore: `client` must be an ioredis Redis or Cluster instance.');
@@ -167,9 +202,12 @@ export class RedisStore implements SessionStore {
     const args: (string | number)[] = [Math.floor(record.expiresAt), CREATED, JSON.stringify(meta.createdAt)];
     if (meta.maxAge !== undefined) args.push(MAX_AGE, JSON.stringify(meta.maxAge));
     if (meta.session !== undefined) args.push(NAME, JSON.stringify(meta.session));
+    if (meta.user !== undefined) args.push(USER, encodeStoreKey(meta.user.id), TIE, JSON.stringify(meta.user));
     if (meta.flash !== undefined) for (const key of Object.keys(meta.flash)) args.push(FLASH + encodeStoreKey(key), JSON.stringify(meta.flash[key]));
     for (const key of Object.keys(record.data)) args.push(DATA + encodeStoreKey(key), record.data[key]);
     await this.call('set', () => SET.run(this.client, this.key(id), args));
+    // A set replacing a session tied to another user leaves an id in that user's set: dropped when listed.
+    if (meta.user !== undefined) await this.index(meta.user.id, id, record.expiresAt);
   }
 
   async patch(id: string, patch: SessionPatch): Promise<void> {
@@ -177,20 +215,51 @@ export class RedisStore implements SessionStore {
     const maxAgeArg = maxAge === undefined ? '' : maxAge === null ? '-' : JSON.stringify(maxAge);
     const setKeys = Object.keys(set);
     const flashKeys = Object.keys(flash.set);
-    const args: (string | number)[] = [Math.floor(patch.expiresAt), Date.now(), maxAgeArg, setKeys.length + flashKeys.length];
+    const user = patch.user;
+    const pairs = setKeys.length + flashKeys.length + (user ? 2 : 0);
+    const args: (string | number)[] = [Math.floor(patch.expiresAt), Date.now(), maxAgeArg, pairs];
     for (const key of setKeys) args.push(DATA + encodeStoreKey(key), set[key]);
     for (const key of flashKeys) args.push(FLASH + encodeStoreKey(key), JSON.stringify(flash.set[key]));
+    if (user) args.push(USER, encodeStoreKey(user.id), TIE, JSON.stringify(user));
     for (const key of unset) args.push(DATA + encodeStoreKey(key));
     for (const key of flash.unset) args.push(FLASH + encodeStoreKey(key));
-    await this.call('patch', () => PATCH.run(this.client, this.key(id), args));
+    if (user === null) args.push(USER, TIE);
+    const old = await this.call('patch', () => PATCH.run(this.client, this.key(id), args));
+    if (typeof old !== 'string') return; // not live: nothing changed
+    const before = old === '' ? undefined : decodeStoreKey(old);
+    await this.reindex(id, before, user === undefined ? before : user?.id, patch.expiresAt);
   }
 
   async touch(id: string, expiresAt: number): Promise<void> {
-    await this.call('touch', () => TOUCH.run(this.client, this.key(id), [Math.floor(expiresAt), Date.now()]));
+    const old = await this.call('touch', () => TOUCH.run(this.client, this.key(id), [Math.floor(expiresAt), Date.now()]));
+    if (typeof old === 'string' && old !== '') await this.index(decodeStoreKey(old), id, expiresAt);
   }
 
   async destroy(id: string): Promise<void> {
-    await this.call('destroy', () => this.client.del(this.key(id)));
+    const old = await this.call('destroy', () => DESTROY.run(this.client, this.key(id), []));
+    if (typeof old === 'string' && old !== '') await this.call('destroy', () => this.client.srem(this.userKey(decodeStoreKey(old)), encodeStoreKey(id)));
+  }
+
+  /**
+   * The live sessions tied to `userId`, read from the user's set one session at a time (each is a
+   * key of its own, in its own slot on a Cluster); ids whose session is gone, expired or tied to
+   * someone else now are removed from the set on the way.
+   */
+  async listByUser(userId: string): Promise<UserSessionEntry[]> {
+    const key = this.userKey(userId);
+    const members = await this.call('listByUser', () => this.client.smembers(key));
+    const user = encodeStoreKey(userId);
+    const now = Date.now();
+    const found: UserSessionEntry[] = [];
+    const stale: string[] = [];
+    const rows = await this.call('listByUser', () => Promise.all(members.map((member) => this.client.hmget(this.prefix + member, CREATED, EXPIRES, MAX_AGE, NAME, USER, TIE))));
+    rows.forEach((row, i) => {
+      const entry = row[4] === user ? readEntry(decodeStoreKey(members[i]), row) : undefined;
+      if (entry === undefined || !(entry.expiresAt > now) || entry.meta.user?.id !== userId) stale.push(members[i]);
+      else found.push(entry);
+    });
+    if (stale.length > 0) await this.call('listByUser', () => this.client.srem(key, ...stale));
+    return found;
   }
 
   /** Nothing to do: Redis deletes expired sessions itself. */
@@ -214,6 +283,23 @@ export class RedisStore implements SessionStore {
   /** The session's Redis key; an id that UTF-8 cannot carry exactly is encoded, so two ids never share a key. */
   private key(id: string): string {
     return this.prefix + encodeStoreKey(id);
+  }
+
+  /** The key of the set of a user's sessions (members: their ids, encoded as in their keys). */
+  private userKey(userId: string): string {
+    return this.userPrefix + encodeStoreKey(userId);
+  }
+
+  private async index(userId: string, id: string, expiresAt: number): Promise<void> {
+    await this.call('index', () => INDEX.run(this.client, this.userKey(userId), [encodeStoreKey(id), Math.floor(expiresAt), Date.now()]));
+  }
+
+  /** Moves a session from one user's set to another's after a write that re-tied it (or refreshes its set). */
+  private async reindex(id: string, before: string | undefined, after: string | undefined, expiresAt: number): Promise<void> {
+    const work: Promise<unknown>[] = [];
+    if (before !== undefined && before !== after) work.push(this.call('index', () => this.client.srem(this.userKey(before), encodeStoreKey(id))));
+    if (after !== undefined) work.push(this.index(after, id, expiresAt));
+    await Promise.all(work);
   }
 
   private async call<T>(operation: string, run: () => Promise<T>): Promise<T> {
@@ -266,6 +352,11 @@ function readRecord(hash: Record<string, string>, expiresAt: number): SessionRec
     if (typeof name !== 'string') return undefined;
     meta.session = name;
   }
+  if (hash[TIE] !== undefined) {
+    const user = parse(hash[TIE]);
+    if (!isUserTie(user)) return undefined;
+    meta.user = user;
+  }
   const data: Record<string, string> = {};
   let flash: Record<string, unknown[]> | undefined;
   for (const field of Object.keys(hash)) {
@@ -279,6 +370,26 @@ function readRecord(hash: Record<string, string>, expiresAt: number): SessionRec
   }
   if (flash !== undefined) meta.flash = flash;
   return { data, meta, expiresAt };
+}
+
+/** A listed session from its fields (createdAt, expiresAt, maxAge, name, user, tie), or undefined when one is not what the store writes. */
+function readEntry(id: string, [created, expires, maxAge, name, , tie]: (string | null)[]): UserSessionEntry | undefined {
+  const createdAt = parse(created ?? undefined);
+  const expiresAt = Number(expires);
+  const user = parse(tie ?? undefined);
+  if (typeof createdAt !== 'number' || !Number.isFinite(expiresAt) || !isUserTie(user)) return undefined;
+  const meta: SessionMeta = { createdAt, user };
+  if (maxAge !== null) {
+    const value = parse(maxAge);
+    if (typeof value !== 'number') return undefined;
+    meta.maxAge = value;
+  }
+  if (name !== null) {
+    const value = parse(name);
+    if (typeof value !== 'string') return undefined;
+    meta.session = value;
+  }
+  return { id, meta, expiresAt };
 }
 
 /** The JSON value in `text`, or undefined when it is missing or not JSON. */

@@ -42,7 +42,7 @@ export interface SessionUser {
   version?: string;
 }
 
-/** A session of a user, as `listByUser` returns it: enough to list it, without its data. */
+/** A session of a user, as `listByUser` returns it: enough to list it, without its data (and `meta.flash` may be left out). */
 export interface UserSessionEntry {
   id: string;
   meta: SessionMeta;

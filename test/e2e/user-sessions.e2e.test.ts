@@ -6,7 +6,8 @@ import { shiftableClock } from '../support/clock.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { SECRET } from './app.fixture.js';
-import { serverStoreKinds, type StoreKind } from './user-sessions.stores.js';
+import { postgresUrl, redisUrl } from '../support/services.js';
+import { memoryStoreKind, serverStoreKinds, type StoreKind } from './user-sessions.stores.js';
 
 const HOUR = 60 * 60 * 1000;
 
@@ -103,7 +104,7 @@ interface Listed {
   current: boolean;
 }
 
-describe.each(serverStoreKinds)('a user\'s sessions on $name', (kind: StoreKind) => {
+describe.each(serverStoreKinds(redisUrl(), postgresUrl()))('a user\'s sessions on $name', (kind: StoreKind) => {
   beforeAll(() => kind.setup());
   afterAll(() => kind.teardown());
 
@@ -262,7 +263,7 @@ describe.each(serverStoreKinds)('a user\'s sessions on $name', (kind: StoreKind)
 });
 
 describe('the address of a tied session', () => {
-  const kind = serverStoreKinds[0];
+  const kind = memoryStoreKind;
   it.each(platforms)('is the socket\'s when the app does not trust a proxy ($name)', async (platform) => {
     const t = await platform.create(moduleWith(kind.create(`noproxy-${platform.name}`)));
     try {
@@ -339,7 +340,7 @@ describe('a store that cannot list a user\'s sessions', () => {
 describe('userVersion: signing a user out everywhere on any store, the cookie store included', () => {
   const stores = [
     { name: 'CookieStore', create: async () => new (await import('../../src/index.js')).CookieStore({ secret: SECRET }) },
-    { name: 'MemoryStore', create: async () => serverStoreKinds[0].create('versions') },
+    { name: 'MemoryStore', create: async () => memoryStoreKind.create('versions') },
   ];
   describe.each(platforms.flatMap((platform) => stores.map((store) => ({ platform, store, name: `${store.name} on ${platform.name}` }))))('$name', ({ platform, store }) => {
     const versions = new Map<string, number>();

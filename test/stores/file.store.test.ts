@@ -29,6 +29,8 @@ const tree = (dir: string): string[] =>
 const filesOutside = (sandbox: string, directory: string): string[] =>
   existsSync(sandbox) ? tree(sandbox).filter((p) => !p.endsWith('/') && !join(sandbox, p).startsWith(directory + sep)) : [];
 const patch = (set: Record<string, string>, expiresAt = LATER()): SessionPatch => ({ set, unset: [], flash: { set: {}, unset: [] }, expiresAt });
+/** The marker files of the user index: `users/<hash>/<id>`. */
+const markers = (dir: string): string[] => (existsSync(join(dir, 'users')) ? tree(join(dir, 'users')).filter((p) => !p.endsWith('/')) : []);
 
 afterEach(async () => {
   await Promise.all(stores.splice(0).map((s) => s.close()));
@@ -49,11 +51,32 @@ defineSessionStoreTests(
   {
     title: 'FileStore conformance',
     countSessions: async (store) => (await sessionFiles(store.directory)).length,
+    countIndexed: (store) => markers(store.directory).length,
     writtenOutside: (store) => filesOutside(sandboxes.get(store)!, store.directory),
   },
 );
 
 describe('FileStore', () => {
+  it("keeps a user's index as marker files, survives a restart, and sweeps markers a crash left behind", async () => {
+    const directory = freshDir();
+    const store = track(new FileStore({ directory, sweepInterval: 0 }));
+    const tied = (user: string, expiresAt = LATER()): SessionRecord => ({ ...record({ a: 1 }, expiresAt), meta: { createdAt: Date.now(), user: { id: user } } });
+    await store.set('one', tied('ada'));
+    await store.set('two', tied('ada'));
+    expect(markers(directory)).toHaveLength(2);
+    // Another process (a restart) reads the same index.
+    const restarted = track(new FileStore({ directory, sweepInterval: 0 }));
+    expect((await restarted.listByUser('ada')).map((e) => e.id).sort()).toEqual(['one', 'two']);
+    // A crash between removing a session file and its marker leaves a marker: swept.
+    rmSync(join(directory, 'two.json'));
+    await restarted.reclaim();
+    expect(markers(directory)).toHaveLength(1);
+    await restarted.destroy('one');
+    await restarted.reclaim();
+    expect(markers(directory)).toEqual([]);
+    expect(readdirSync(join(directory, 'users'))).toEqual([]); // the empty user directory went too
+  });
+
   it('refuses bad options with a SessionConfigError naming the option', () => {
     expect(() => new FileStore({ directory: '' })).toThrow(SessionConfigError);
     expect(() => new FileStore({ directory: '  ' })).toThrow(/"directory"/);

@@ -71,10 +71,54 @@ defineSessionStoreTests(
     caseTables.set(caseStore, tableName);
     return caseStore;
   },
-  { title: 'PostgresStore conformance', countSessions: (s) => count(caseTables.get(s)!) },
+  {
+    title: 'PostgresStore conformance',
+    countSessions: (s) => count(caseTables.get(s)!),
+    countIndexed: async (s) => Number((await pool.query(`SELECT count(*) FROM "${caseTables.get(s)!}" WHERE user_id IS NOT NULL`)).rows[0].count),
+  },
 );
 
 describe('PostgresStore', () => {
+  it('adds the user_id column and its index to a table made by the previous version, keeping its sessions', async () => {
+    const tableName = newTable();
+    await pool.query(`CREATE TABLE "${tableName}" (id text PRIMARY KEY, data jsonb NOT NULL, meta jsonb NOT NULL, expires_at bigint NOT NULL)`);
+    await pool.query(`CREATE INDEX "${tableName}_expires_at_idx" ON "${tableName}" (expires_at)`);
+    await pool.query(`INSERT INTO "${tableName}" VALUES ('old', '{"a":"1"}', $1, $2)`, [JSON.stringify({ createdAt: 1 }), hour()]);
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    expect(await s.get('old')).toMatchObject({ data: { a: '1' }, meta: { createdAt: 1 } });
+    const columns = await pool.query(`SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`, [tableName]);
+    expect(columns.rows.map((r) => r.column_name)).toEqual(['id', 'data', 'meta', 'expires_at', 'user_id']);
+    const indexes = await pool.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = $1`, [tableName]);
+    expect(indexes.rows.map((r) => r.indexdef)).toContainEqual(expect.stringMatching(/\(user_id\) WHERE \(user_id IS NOT NULL\)$/));
+    await s.patch('old', { ...patch({}), user: { id: 'ada', lastSeenAt: 5 } });
+    expect(await s.listByUser('ada')).toEqual([{ id: 'old', meta: { createdAt: 1, user: { id: 'ada', lastSeenAt: 5 } }, expiresAt: expect.any(Number) }]);
+    // A second store (another instance starting) finds everything in place.
+    const again = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    expect((await again.listByUser('ada')).map((e) => e.id)).toEqual(['old']);
+  });
+
+  it('lists a user through the user_id index', async () => {
+    const tableName = newTable();
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    await s.set('one', { ...record({}), meta: { createdAt: 1, user: { id: 'ada' } } });
+    await pool.query(`SET enable_seqscan = off`);
+    try {
+      const plan = await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN SELECT id, meta, expires_at FROM "${tableName}" WHERE user_id = 'ada' AND expires_at > 0`);
+      expect(plan.rows.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Index Scan using "?[a-z0-9_]+_user_id_idx"?|Bitmap Index Scan on "?[a-z0-9_]+_user_id_idx"?/);
+    } finally {
+      await pool.query(`RESET enable_seqscan`);
+    }
+  });
+
+  it('with createTable: false, a table without user_id answers a store error that gives the SQL to add it', async () => {
+    const tableName = newTable();
+    await pool.query(`CREATE TABLE "${tableName}" (id text PRIMARY KEY, data jsonb NOT NULL, meta jsonb NOT NULL, expires_at bigint NOT NULL)`);
+    const s = new PostgresStore({ pool, tableName, sweepInterval: 0, createTable: false });
+    const failure = s.set('x', record({}));
+    await expect(failure).rejects.toBeInstanceOf(SessionStoreError);
+    await expect(s.listByUser('ada')).rejects.toThrow(/ADD COLUMN user_id text/);
+  });
+
   it('creates its table and the expiry index on first use', async () => {
     const tableName = newTable();
     const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
@@ -85,6 +129,7 @@ describe('PostgresStore', () => {
       { column_name: 'data', data_type: 'jsonb', is_nullable: 'NO' },
       { column_name: 'meta', data_type: 'jsonb', is_nullable: 'NO' },
       { column_name: 'expires_at', data_type: 'bigint', is_nullable: 'NO' },
+      { column_name: 'user_id', data_type: 'text', is_nullable: 'YES' },
     ]);
     const indexes = await pool.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE tablename = $1`, [tableName]);
     expect(indexes.rows.map((r) => r.indexdef)).toContainEqual(expect.stringMatching(/\(expires_at\)$/));

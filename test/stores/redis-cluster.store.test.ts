@@ -49,10 +49,35 @@ defineSessionStoreTests(
     casePrefixes.set(caseStore, casePrefix);
     return caseStore;
   },
-  { title: 'RedisStore conformance on Redis Cluster', countSessions: (s) => countKeys(`${casePrefixes.get(s)}*`) },
+  {
+    title: 'RedisStore conformance on Redis Cluster',
+    countSessions: async (s) => (await countKeys(`${casePrefixes.get(s)}*`)) - (await countKeys(`${casePrefixes.get(s)}user:*`)),
+    countIndexed: async (s) => {
+      const sizes = await Promise.all(
+        client.nodes('master').map(async (node) => {
+          const sets = await node.keys(`${casePrefixes.get(s)}user:*`);
+          return (await Promise.all(sets.map(async (key) => node.scard(key)))).reduce((a, b) => a + b, 0);
+        }),
+      );
+      return sizes.reduce((a, b) => a + b, 0);
+    },
+  },
 );
 
 describe('RedisStore on a three-master Redis Cluster', () => {
+  it("keeps a user's set and their sessions in different slots, and lists and ends them there", async () => {
+    const store = new RedisStore({ client, prefix: `${prefix}users:` });
+    const user = { id: 'ada', lastSeenAt: Date.now() };
+    const ids = Array.from({ length: 12 }, (_, i) => `device-${i}`);
+    await Promise.all(ids.map((id) => store.set(id, { ...record({ n: '1' }), meta: { createdAt: Date.now(), user } })));
+    const slots = new Set(await Promise.all([`${prefix}users:user:ada`, ...ids.map((id) => `${prefix}users:${id}`)].map(async (key) => await client.cluster('KEYSLOT', key))));
+    expect(slots.size).toBeGreaterThan(3);
+    expect((await store.listByUser('ada')).map((e) => e.id).sort()).toEqual([...ids].sort());
+    await Promise.all(ids.slice(0, 10).map((id) => store.destroy(id)));
+    expect((await store.listByUser('ada')).map((e) => e.id).sort()).toEqual(ids.slice(10).sort());
+    expect(await client.scard(`${prefix}users:user:ada`)).toBe(2);
+  });
+
   it('stores sessions whose keys land on every master, each session in one slot', async () => {
     const store = new RedisStore({ client, prefix });
     const ids = Array.from({ length: 30 }, (_, i) => `spread-${i}`);
