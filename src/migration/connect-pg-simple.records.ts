@@ -25,15 +25,18 @@ export class ConnectPgSimpleRecords {
       .map((part) => `"${part}"`)
       .join('.');
     // Times as connect-pg-simple writes and compares them: to_timestamp of the app's clock, in seconds.
-    this.select = `SELECT sess::text AS sess FROM ${quoted} WHERE sid = $1 AND expire >= to_timestamp($2)`;
+    this.select = `SELECT sess::text AS sess, (extract(epoch from expire) * 1000)::float8 AS expire FROM ${quoted} WHERE sid = $1 AND expire >= to_timestamp($2)`;
     this.update = `UPDATE ${quoted} SET sess = $3, expire = to_timestamp($4) WHERE sid = $1 AND sess::text = $2 AND expire >= to_timestamp($5) RETURNING sid`;
   }
 
   async find(id: string): Promise<FoundRecord | undefined> {
     const now = Date.now();
     const result = await this.pool.query(this.select, [id, now / 1000]);
-    const row = result.rows[0] as { sess?: unknown } | undefined;
-    return typeof row?.sess === 'string' ? parseExpressSession(row.sess, now) : undefined;
+    const row = result.rows[0] as { sess?: unknown; expire?: unknown } | undefined;
+    if (typeof row?.sess !== 'string') return undefined;
+    // The row's own end: the session's, also for a browser-session cookie, whose `sess` names none.
+    const expire = typeof row.expire === 'number' && Number.isFinite(row.expire) ? row.expire : undefined;
+    return parseExpressSession(row.sess, now, expire);
   }
 
   async claim(id: string, found: FoundSession, newId: string, lifetime: number): Promise<true | FoundRecord | undefined> {

@@ -5,10 +5,12 @@ const MIGRATED_TO = 'nest-sessions:migratedTo';
 
 /**
  * What a stored express-session session's JSON text holds: its data (everything but `cookie`) and
- * the expiry in `cookie.expires`; or a marker left by a migration. Undefined for anything else
- * (not JSON, not an object, an expiry that is not a date) and for a session that has expired.
+ * the expiry in `cookie.expires`, or else `storeExpiresAt`, when the store itself ends the record
+ * (a browser-session cookie's record lives the store's `ttl`); or a marker left by a migration.
+ * Undefined for anything else (not JSON, not an object, an expiry that is not a date) and for a
+ * session that has expired.
  */
-export function parseExpressSession(text: string, now: number): FoundRecord | undefined {
+export function parseExpressSession(text: string, now: number, storeExpiresAt?: number): FoundRecord | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -37,7 +39,12 @@ export function parseExpressSession(text: string, now: number): FoundRecord | un
     if (key === 'cookie') continue;
     Object.defineProperty(data, key, { value: record[key], enumerable: true, writable: true, configurable: true });
   }
-  return { data, expiresAt, persistent: expiresAt !== undefined, version: text };
+  const persistent = expiresAt !== undefined;
+  if (expiresAt === undefined && storeExpiresAt !== undefined) {
+    if (storeExpiresAt <= now) return undefined;
+    expiresAt = storeExpiresAt;
+  }
+  return { data, expiresAt, persistent, version: text };
 }
 
 /**

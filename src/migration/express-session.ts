@@ -70,7 +70,7 @@ export function expressSessionReader(options: ExpressSessionReaderOptions): Sess
   }
   if (options.redis !== undefined) {
     const client = options.redis as Partial<ExpressSessionRedisClient> | null;
-    if (client === null || typeof client !== 'object' || typeof client.get !== 'function' || typeof client.eval !== 'function') {
+    if (client === null || typeof client !== 'object' || typeof client.eval !== 'function') {
       throw new SessionConfigError('expressSessionReader: redis must be an ioredis Redis or Cluster client');
     }
     if (options.table !== undefined) throw new SessionConfigError('expressSessionReader: table is for connect-pg-simple (pool), not redis');

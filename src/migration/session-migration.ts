@@ -8,20 +8,16 @@ import type { RequestSessions } from '../lifecycle/request-sessions.js';
 import { adopt, type SessionEngine } from '../lifecycle/session-engine.js';
 import type { FoundRecord, FoundSession, SessionMigrationSource } from './session-migration.source.js';
 
-/**
- * How long the marker left in the old store leads a request with the old cookie to the new
- * session: long enough for the requests a page fires at once, and for a retry of a response that
- * failed; after it the old cookie leads nowhere.
- */
-export const MARKER_LIFETIME = 60_000;
-
 /** The old library's app changed the session between our read and our claim this many times in a row: give up. */
 const CLAIM_ATTEMPTS = 3;
 
 /**
  * Moves sessions of the library an app comes from into the default session, once each: a request
  * that brings the old cookie and none of ours gets the old session's data under a new id, the old
- * record is swapped for a short-lived marker naming the new id, and the old cookie is cleared.
+ * record is swapped for a marker naming the new id, and the old cookie is cleared. The marker lives
+ * as long as the old session had left (at most as long as the new one): following it only ever
+ * leads to a live session of ours, so it grants an old cookie nothing it could not do before, and a
+ * client that never received the response that moved its session keeps it.
  *
  * Concurrent first requests of one old session all read it; each writes a new session to our store,
  * then tries to swap the old record for its marker; the store lets one win. The others delete what
@@ -72,9 +68,14 @@ export class SessionMigration {
     const oldId = this.source.verify(cookieValue);
     if (oldId === undefined) return new SessionState(def, request);
     let found: FoundRecord | undefined = await this.engine.call(def, 'read a session to migrate', () => this.source.find(oldId), this.source.description);
-    for (let attempt = 0; attempt < CLAIM_ATTEMPTS && found !== undefined; attempt++) {
+    for (let attempt = 0; found !== undefined; attempt++) {
       if ('migratedTo' in found) return this.follow(request, found.migratedTo);
-      const record = this.recordOf(found, Date.now());
+      if (attempt === CLAIM_ATTEMPTS) {
+        this.engine.logger.warn(`A session of ${this.source.description} changed under every attempt to migrate it; the request goes on without it`);
+        break;
+      }
+      const now = Date.now();
+      const record = this.recordOf(found, now);
       if (record === undefined) return new SessionState(def, request);
       // Data the session's schema refuses is not moved in (and stays where it is), as a stored session that does not match reads as none.
       if (def.schema !== undefined && (await def.schema.acceptStored(record.data)) === false) return new SessionState(def, request);
@@ -84,19 +85,33 @@ export class SessionMigration {
       let claimed: true | FoundRecord | undefined;
       try {
         const session = found;
-        claimed = await this.engine.call(def, 'claim a session to migrate', () => this.source.claim(oldId, session, id, MARKER_LIFETIME), this.source.description);
+        const markerLifetime = record.expiresAt - now;
+        claimed = await this.engine.call(def, 'claim a session to migrate', () => this.source.claim(oldId, session, id, markerLifetime), this.source.description);
       } catch (error) {
-        await this.discard(id);
-        throw error;
+        return this.afterFailedClaim(request, oldId, id, record, error);
       }
       if (claimed === true) return this.adopted(request, id, record);
       await this.discard(id);
       found = claimed;
     }
-    if (found !== undefined) {
-      this.engine.logger.warn(`A session of ${this.source.description} changed under every attempt to migrate it; the request goes on without it`);
-    }
     return new SessionState(def, request);
+  }
+
+  /**
+   * A claim whose answer did not arrive may still have landed (or land later): the session written
+   * for it stays, as a marker may name it. If the old store now shows our marker, the move is done;
+   * otherwise the request fails (503) and the next one with the old cookie finds the old session or
+   * our marker. A session of ours no marker names holds no cookie of anyone's and expires.
+   */
+  private async afterFailedClaim(request: RequestSessions, oldId: string, id: string, record: SessionRecord, error: unknown): Promise<SessionState> {
+    let now: FoundRecord | undefined;
+    try {
+      now = await this.engine.call(this.definition, 'read a session to migrate', () => this.source.find(oldId), this.source.description);
+    } catch {
+      throw error;
+    }
+    if (now !== undefined && 'migratedTo' in now && now.migratedTo === id) return this.adopted(request, id, record);
+    throw error;
   }
 
   /** Another request migrated the session: its new one, if our store still holds it. */
@@ -117,7 +132,7 @@ export class SessionMigration {
     return session;
   }
 
-  /** Removes a session this request wrote but did not get to keep; one left behind only expires. */
+  /** Removes a session this request wrote and that no marker names; one left behind only expires. */
   private async discard(id: string): Promise<void> {
     try {
       await this.engine.call(this.definition, 'destroy a session', (store) => store.destroy(id));

@@ -15,7 +15,7 @@ import { ControlledStore } from '../support/controlled-store.js';
 import { setCookies, type ParsedSetCookie } from '../support/cookie-jar.js';
 import { expressSessionApp, type OldSessionCookie } from '../support/express-session-app.js';
 import { platforms, type TestApp } from '../support/platforms.js';
-import { startRedisServer } from '../support/redis-server.js';
+import { startDurableRedisServer, type DurableRedisServer } from '../support/durable-redis-server.js';
 import { postgresUrl, redisUrl } from '../support/services.js';
 import { SECRET } from './app.fixture.js';
 
@@ -133,16 +133,32 @@ async function connectPgSimpleStore(): Promise<OldStore> {
   };
 }
 
-/** Runs before each claim of a source made by `withClaimHook`, when set. */
+/** Run, when set, before each read and around each claim of a source made by `withHooks`. */
+let beforeFind: (() => Promise<void>) | undefined;
 let beforeClaim: (() => Promise<void>) | undefined;
+let afterClaim: (() => Promise<void>) | undefined;
 
-function withClaimHook(source: SessionMigrationSource): SessionMigrationSource {
+function withHooks(source: SessionMigrationSource): SessionMigrationSource {
   return {
     ...source,
+    find: async (id) => {
+      await beforeFind?.();
+      return source.find(id);
+    },
     claim: async (id, found, newId, lifetime) => {
       await beforeClaim?.();
-      return source.claim(id, found, newId, lifetime);
+      const result = await source.claim(id, found, newId, lifetime);
+      await afterClaim?.();
+      return result;
     },
+  };
+}
+
+/** Throws once, as a connection that drops would, then never again. */
+function failOnce(clear: () => void): () => Promise<void> {
+  return async () => {
+    clear();
+    throw new Error('connection reset');
   };
 }
 
@@ -186,7 +202,7 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
     beforeAll(async () => {
       controlled = new ControlledStore();
       store = controlled.inner;
-      app = await platform.create(migratingModule(controlled, withClaimHook(old.reader())));
+      app = await platform.create(migratingModule(controlled, withHooks(old.reader())));
     });
     afterAll(async () => {
       await app?.close();
@@ -213,11 +229,14 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
       // Moved into our store, as a session of ours.
       expect(store.size).toBe(sizeBefore + 1);
       expect(store.get(body.id!)?.data).toEqual({ userId: '42', profile: '{"name":"Ada","roles":["admin"]}', cart: '[1,2,3]' });
-      // The old store holds no data of it any more: a marker that lives a minute at most.
+      // The old store holds no data of it any more: a marker that lives as long as the new session
+      // has left (the old one had a day, as connect-redis and connect-pg-simple give by default).
       const left = await old.text(cookie.id);
       expect(left).not.toContain('Ada');
       expect(left).not.toContain('userId');
-      expect(await old.lifetimeLeft(cookie.id)).toBeLessThanOrEqual(60_000);
+      const newLifetime = store.get(body.id!)!.expiresAt - Date.now();
+      expect(newLifetime).toBeGreaterThan(DAY - 60_000);
+      expect(Math.abs((await old.lifetimeLeft(cookie.id)) - newLifetime)).toBeLessThan(2000);
       expect(await old.app.whoami(cookie.pair)).toBeNull();
 
       // From now on the client comes with our cookie: the same session, nothing about the old one.
@@ -272,6 +291,16 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
       const sessionCookie = await migrate(browser);
       expect(ourCookie(sessionCookie.cookies)!.attributes['max-age']).toBeUndefined();
       expect(ourCookie(sessionCookie.cookies)!.attributes.expires).toBeUndefined();
+
+      // A browser-session record names no end; its store ends it (connect-redis's and
+      // connect-pg-simple's ttl, here 2 hours): so does the new session, and so does its marker.
+      const planted = `browser-${randomBytes(6).toString('hex')}`;
+      await old.plant(planted, JSON.stringify({ cookie: { originalMaxAge: null, expires: null, httpOnly: true, path: '/' }, ...OLD_DATA }), 2 * HOUR);
+      const storeEnded = await migrate({ id: planted, pair: oldCookie(planted) });
+      expect(storeEnded.body.data).toEqual(OLD_DATA);
+      expect(Math.abs(store.get(storeEnded.body.id!)!.expiresAt - (Date.now() + 2 * HOUR))).toBeLessThan(5000);
+      expect(ourCookie(storeEnded.cookies)!.attributes['max-age']).toBeUndefined();
+      expect(Math.abs((await old.lifetimeLeft(planted)) - 2 * HOUR)).toBeLessThan(5000);
     });
 
     it('a request with our cookie never looks at the old one', async () => {
@@ -368,6 +397,78 @@ describe.each(oldStores)('migrating from express-session with $name', ({ make })
       expect(await old.app.whoami(cookie.pair)).toBeNull();
     });
 
+    it('the old session changed under every claim but the last, which lost to another request: its session is followed', async () => {
+      const cookie = await old.app.login();
+      const sizeBefore = store.size;
+      // The old app writes the session before our first two claims; before the third, another
+      // request with the same cookie moves it.
+      let claims = 0;
+      let other: Awaited<ReturnType<typeof migrate>> | undefined;
+      beforeClaim = async () => {
+        const n = claims++;
+        if (n < 2) await old.app.visit(cookie.pair);
+        else if (n === 2) other = await migrate(cookie);
+      };
+      let res;
+      try {
+        res = await app.http().get('/me').set('Cookie', cookie.pair);
+      } finally {
+        beforeClaim = undefined;
+      }
+      expect(claims).toBe(4);
+      expect(other!.body.data).toEqual({ ...OLD_DATA, visits: 2 });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual(other!.body);
+      const cookies = setCookies(res.headers);
+      expect(idOf(ourCookie(cookies))).toBe(other!.body.id);
+      expectOldCookieCleared(cookies);
+      expect(store.size).toBe(sizeBefore + 1);
+    });
+
+    it('a claim that lands but whose answer is lost moves the session all the same', async () => {
+      const cookie = await old.app.login();
+      const sizeBefore = store.size;
+      afterClaim = failOnce(() => (afterClaim = undefined));
+      let res;
+      try {
+        res = await app.http().get('/me').set('Cookie', cookie.pair);
+      } finally {
+        afterClaim = undefined;
+      }
+      expect(res.status).toBe(200);
+      expect(res.body.data).toEqual(OLD_DATA);
+      const cookies = setCookies(res.headers);
+      expect(idOf(ourCookie(cookies))).toBe(res.body.id);
+      expectOldCookieCleared(cookies);
+      expect(store.size).toBe(sizeBefore + 1);
+      expect(await old.app.whoami(cookie.pair)).toBeNull();
+      // A request that still had only the old cookie: the same session.
+      expect((await migrate(cookie)).body).toEqual(res.body);
+    });
+
+    it('a claim that lands with its answer lost and the old store unreadable after it answers 503; the retry gets the old session', async () => {
+      const cookie = await old.app.login();
+      afterClaim = failOnce(() => {
+        afterClaim = undefined;
+        beforeFind = failOnce(() => (beforeFind = undefined));
+      });
+      let failed;
+      try {
+        failed = await app.http().get('/me').set('Cookie', cookie.pair);
+      } finally {
+        afterClaim = undefined;
+        beforeFind = undefined;
+      }
+      expect(failed.status).toBe(503);
+      expect(setCookies(failed.headers)).toEqual([]);
+      const { body, cookies } = await migrate(cookie);
+      expect(body.data).toEqual(OLD_DATA);
+      expect(idOf(ourCookie(cookies))).toBe(body.id);
+      expectOldCookieCleared(cookies);
+      const next = await app.http().get('/me').set('Cookie', `sid=${ourCookie(cookies)!.value}`);
+      expect(next.body).toEqual(body);
+    });
+
     it('a write to our store that fails answers 503 and loses nothing: the old session stays, and the next request moves it', async () => {
       const cookie = await old.app.login();
       const sizeBefore = store.size;
@@ -402,14 +503,14 @@ describe('an app without migrateFrom', () => {
 });
 
 describe('migrating while the old store is down', () => {
-  let server: Awaited<ReturnType<typeof startRedisServer>>;
+  let server: DurableRedisServer;
   let writer: ReturnType<typeof createClient>;
   let client: Redis;
   let oldApp: ReturnType<typeof expressSessionApp>;
   const apps: TestApp[] = [];
 
   beforeAll(async () => {
-    server = await startRedisServer();
+    server = await startDurableRedisServer();
     const url = `redis://127.0.0.1:${server.port}`;
     writer = createClient({ url, socket: { reconnectStrategy: 50 } });
     writer.on('error', () => undefined);
@@ -425,13 +526,15 @@ describe('migrating while the old store is down', () => {
     await Promise.all(apps.map((app) => app.close()));
     client?.disconnect();
     await writer?.close().catch(() => undefined);
-    await server?.stop();
+    await server?.dispose();
   });
 
   it('answers 503 to a request that brings an old cookie, serves every other request, and recovers when the store is back', async () => {
-    const cookie = await oldApp.login();
-    await server.stop();
-    for (const app of apps) {
+    // One old session per app: each app has a store of its own.
+    const cookies = await Promise.all(apps.map(() => oldApp.login()));
+    await server.kill();
+    for (const [i, app] of apps.entries()) {
+      const cookie = cookies[i];
       const res = await app.http().get('/me').set('Cookie', cookie.pair);
       expect(res.status).toBe(503);
       expect(setCookies(res.headers)).toEqual([]);
@@ -440,16 +543,21 @@ describe('migrating while the old store is down', () => {
       expect(plain.status).toBe(200);
       expect(setCookies(plain.headers)).toEqual([]);
     }
-    await server.restart();
-    for (const app of apps) {
+    await server.start();
+    for (const [i, app] of apps.entries()) {
+      const cookie = cookies[i];
       let res = await app.http().get('/me').set('Cookie', cookie.pair);
       for (let i = 0; i < 40 && res.status === 503; i++) {
         await new Promise((resolve) => setTimeout(resolve, 50));
         res = await app.http().get('/me').set('Cookie', cookie.pair);
       }
-      // The server came back empty: no session to move, and no error.
+      // The old session was kept for later: it moves now.
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ data: {}, id: null });
+      expect(res.body.data).toEqual(OLD_DATA);
+      expect(res.body.id).toEqual(expect.any(String));
+      const moved = setCookies(res.headers);
+      expect(idOf(ourCookie(moved))).toBe(res.body.id);
+      expectOldCookieCleared(moved);
     }
   });
 });

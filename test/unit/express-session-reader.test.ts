@@ -74,6 +74,15 @@ describe('a stored express-session session', () => {
     expect(parseExpressSession(browser, now)).toEqual({ data: { userId: 1 }, expiresAt: undefined, persistent: false, version: browser });
   });
 
+  it("ends a browser-session cookie's session when its store ends the record; the cookie's own expiry comes first", () => {
+    const browser = JSON.stringify({ cookie: { originalMaxAge: null, expires: null }, userId: 1 });
+    expect(parseExpressSession(browser, now, now + 5000)).toEqual({ data: { userId: 1 }, expiresAt: now + 5000, persistent: false, version: browser });
+    expect(parseExpressSession(browser, now, now)).toBeUndefined();
+    const expires = new Date(now + 60_000).toISOString();
+    const persistent = JSON.stringify({ cookie: { expires }, userId: 1 });
+    expect(parseExpressSession(persistent, now, now + 5000)).toMatchObject({ expiresAt: Date.parse(expires), persistent: true });
+  });
+
   it('keeps keys such as __proto__ as plain data', () => {
     const found = parseExpressSession('{"cookie":{},"__proto__":{"polluted":true},"constructor":1}', now);
     expect(found && 'data' in found && Object.keys(found.data)).toEqual(['__proto__', 'constructor']);
