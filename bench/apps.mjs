@@ -228,7 +228,13 @@ async function graphqlApp(platform, withSessions) {
 // ---------------------------------------------------------------------------------------------
 // Variants
 
-async function nestSessionsApp(platform, storeKind) {
+/** The session's shape as a zod schema (a Standard Schema), for the rows that validate it. */
+async function sessionSchema() {
+  const { z } = await import('zod');
+  return z.object({ hits: z.number().int().nonnegative().optional() });
+}
+
+async function nestSessionsApp(platform, storeKind, { schema = false } = {}) {
   const { SessionModule, Session, MemoryStore } = await fromDist('index.js');
   let store;
   let cleanup = async () => {};
@@ -269,7 +275,7 @@ async function nestSessionsApp(platform, storeKind) {
       throw new Error(`unknown store ${storeKind}`);
   }
   const AppModule = module(class AppModule {}, {
-    imports: [SessionModule.forRoot({ secret: SECRET, store })],
+    imports: [SessionModule.forRoot({ secret: SECRET, store, ...(schema ? { schema: await sessionSchema() } : {}) })],
     controllers: [nestSessionsController(Session)],
   });
   const app = await create(platform, AppModule);
@@ -322,6 +328,7 @@ export const VARIANTS = {
     },
   },
   'fastify/ns-memory': { platform: 'fastify', label: 'nest-sessions MemoryStore', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('fastify', 'memory') },
+  'fastify/ns-memory+schema': { platform: 'fastify', label: 'nest-sessions MemoryStore, zod schema', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('fastify', 'memory', { schema: true }) },
   'fastify/ns-cookie': { platform: 'fastify', label: 'nest-sessions CookieStore', kind: 'ours', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('fastify', 'cookie') },
   'fastify/ns-redis': { platform: 'fastify', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('fastify', 'redis') },
   'fastify/secure-session': {
@@ -359,6 +366,7 @@ export const VARIANTS = {
   'express/control': { platform: 'express', kind: 'control', routes: BASELINE_ROUTES, label: 'no session, second app (control)', start: simple('express', baselineController) },
   ...floors('express'),
   'express/ns-memory': { platform: 'express', label: 'nest-sessions MemoryStore', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('express', 'memory') },
+  'express/ns-memory+schema': { platform: 'express', label: 'nest-sessions MemoryStore, zod schema', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('express', 'memory', { schema: true }) },
   'express/ns-cookie': { platform: 'express', label: 'nest-sessions CookieStore', kind: 'ours', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('express', 'cookie') },
   'express/ns-file': { platform: 'express', label: 'nest-sessions FileStore', kind: 'ours', ours: 'file', needs: 'stores/file.store.js', start: () => nestSessionsApp('express', 'file') },
   'express/ns-redis': { platform: 'express', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis') },
