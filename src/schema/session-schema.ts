@@ -92,9 +92,10 @@ export class SessionSchema {
     const issues = result.issues;
     if (issues === undefined) return NO_ISSUES;
     const known = before();
-    // Without the issues from before, only those under the key are the change's own.
+    // An issue under the key is the change's own (the key's value is wholly the new one, or gone),
+    // even when its message is the one a missing key had; elsewhere, only issues the data had not.
     const fresh = issues.filter((issue) =>
-      issue instanceof ThrownIssue ? true : known === undefined ? keyOf(issue.path?.[0]) === key : !known.has(signature(issue)),
+      issue instanceof ThrownIssue || keyOf(issue.path?.[0]) === key ? true : known !== undefined && !known.has(signature(issue)),
     );
     if (fresh.length > 0) {
       const issue = fresh[0];

@@ -102,6 +102,18 @@ describe('set() and delete() with a schema', () => {
     expect(def.schema!.checkSave(session.dataAfter(session.changes()!))).toBeUndefined();
   });
 
+  it('refuses a wrong value for a required key not set yet, even when its message is the one the missing key had', () => {
+    // A custom message is the same whether the key is missing or has a value of the wrong type.
+    const def = definition(z.object({ userId: z.number({ message: 'userId is required' }), theme: z.string().optional() }));
+    const session = new SessionState(def, host);
+    session.set('theme', 'dark'); // the data now has its issue: userId missing
+    const error = refusal(() => session.set('userId', 'alice'));
+    expect(error.path).toBe('userId');
+    expect(session.toJSON()).toEqual({ theme: 'dark' });
+    session.set('userId', 7);
+    expect(session.toJSON()).toEqual({ theme: 'dark', userId: 7 });
+  });
+
   it('checks the value as it will read back (after JSON), so a value JSON changes is refused at once', () => {
     const session = new SessionState(definition(z.object({ at: z.date().optional() })), host);
     expect(refusal(() => session.set('at', new Date())).path).toBe('at');
