@@ -195,9 +195,17 @@ function asResult(value: unknown): Result {
   if (value !== null && typeof value === 'object') {
     const issues = (value as { issues?: unknown }).issues;
     if (issues === undefined || issues === null) return value as Result;
-    if (Array.isArray(issues)) return { issues: issues.length > 0 ? (issues as Issue[]) : [{ message: 'the schema failed without an issue' }] };
+    if (Array.isArray(issues)) return { issues: issues.length > 0 ? issues.map(asIssue) : [{ message: 'the schema failed without an issue' }] };
   }
   return { issues: [{ message: 'the schema gave no Standard Schema result' }] };
+}
+
+/** An issue as the Standard Schema spec has it, whatever the schema gave: a malformed one is an issue at the root. */
+function asIssue(value: unknown): Issue {
+  if (value === null || typeof value !== 'object') return { message: 'the schema gave a malformed issue' };
+  const { message, path } = value as { message?: unknown; path?: unknown };
+  if (path === undefined || Array.isArray(path)) return value as Issue;
+  return { message: typeof message === 'string' ? message : '' };
 }
 
 /** The user's data parsed from its stored JSON texts, without the library's own keys; undefined when there is none. */

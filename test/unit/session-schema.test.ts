@@ -138,6 +138,17 @@ describe('set() and delete() with a schema', () => {
   });
 });
 
+describe('a schema whose answer is malformed', () => {
+  it('reads a stored session as none, and refuses the save, rather than throwing a TypeError', () => {
+    vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    for (const issues of [[null], [42], [{ message: 'bad', path: 5 }], [{ message: 'bad', path: [null] }]]) {
+      const def = definition({ '~standard': { version: 1, vendor: 'x', validate: () => ({ issues }) } });
+      expect(def.schema!.acceptStored({ k: '1' })).toBe(false);
+      expect(() => def.schema!.checkSave({ k: '1' })).toThrow(SessionValidationError);
+    }
+  });
+});
+
 describe('a stored session that does not match', () => {
   it('is logged once per cause, remembering a bounded number of causes', () => {
     const warnings: string[] = [];
