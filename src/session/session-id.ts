@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { randomSlice } from './random-pool.js';
 import { DEFAULT_SESSION } from './session.constants.js';
@@ -19,6 +20,11 @@ export class SessionIdSigner {
   private readonly keys: KeyObject[];
   /** cookie value → [id, signed with the first key] */
   private readonly verified = new Map<string, [string, boolean]>();
+
+  /** Keys and the cookie values it verified stay out of logs. */
+  [inspect.custom](): string {
+    return 'SessionIdSigner {}';
+  }
 
   /**
    * `sessionName` goes into every key: a value signed for one session (`sid`) is no value at all

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { FlashBox, type FlashHolder } from './flash.js';
 import { CSRF_SECRET_KEY, DEFAULT_SESSION, INTERNAL_KEY_PREFIX, isInternalKey, MAX_LIFETIME } from './session.constants.js';
 import { reported, SessionValidationError } from './session.errors.js';
@@ -90,6 +91,15 @@ export class SessionState implements Session<any>, FlashHolder {
     this.raw = record?.data ?? EMPTY;
     this.metaValue = this.storedMeta = record?.meta ?? freshMeta(definition);
     this.storedExpiresAt = record?.expiresAt ?? 0;
+  }
+
+  /**
+   * What `console.log(session)` and `util.inspect()` show: whether it is new and the data the
+   * Session API shows; never the id, the cookie, internal keys (the CSRF secret) or the definition
+   * (whose signer remembers other clients' cookie values).
+   */
+  [inspect.custom](): unknown {
+    return { isNew: this.isNew, data: this.toJSON() };
   }
 
   get id(): string {
