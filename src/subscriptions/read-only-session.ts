@@ -98,7 +98,7 @@ function rejected(error: SessionReadOnlyError): Promise<void> {
 
 function refused(state: SessionState, operation: string, what: string): SessionReadOnlyError {
   return reported(new SessionReadOnlyError(
-    `Session '${state.definition.name}' is read-only in a GraphQL subscription: ${what}, since a WebSocket has no response to carry a cookie. Change the session in a query or mutation over HTTP.`,
+    `Session '${state.definition.name}' is read-only over a GraphQL WebSocket (a subscription, or a query or mutation sent over it): ${what}, since a WebSocket has no response to carry a cookie. Change the session in a query or mutation over HTTP.`,
     operation,
   ));
 }

@@ -60,15 +60,28 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
     if (known !== undefined) return known;
     const inFlight = this.loading?.get(name);
     if (inFlight !== undefined) return inFlight;
-    const result = this.engine.read(this.engine.definition(name), this);
-    if (!(result instanceof Promise)) return this.keep(result);
+    const def = this.engine.definition(name);
+    // A stored session's cookie registers before the store read: an end confirmed while the read is
+    // in flight still ends this subscription. Removed again when the store does not know the id.
+    const value = def.clientSide ? undefined : this.incomingCookie(def);
+    const signed = value === undefined ? undefined : def.signer.unsign(value);
+    const early = signed === undefined ? undefined : { id: signed[0], release: this.hangOn(name, signed[0]) };
+    let result: SessionState | Promise<SessionState>;
+    try {
+      result = signed === undefined ? this.engine.read(def, this) : this.engine.readStored(def, this, signed[0], signed[1], value!);
+    } catch (error) {
+      early?.release?.();
+      throw error;
+    }
+    if (!(result instanceof Promise)) return this.keep(result, early);
     const promise = result.then(
       (state) => {
         this.loading?.delete(name);
-        return this.keep(state);
+        return this.keep(state, early);
       },
       (error: unknown) => {
         this.loading?.delete(name);
+        early?.release?.();
         throw error;
       },
     );
@@ -105,35 +118,50 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
     // nothing is ever written from here
   }
 
-  private keep(state: SessionState): ReadOnlySession {
+  private keep(state: SessionState, early: { id: string; release: (() => void) | undefined } | undefined): ReadOnlySession {
     const session = new ReadOnlySession(state);
     this.sessions.set(state.definition.name, session);
-    if (state.stored && !state.definition.clientSide) this.hangOn(state.definition.name, state.id);
+    const hangs = state.stored && !state.definition.clientSide;
+    if (hangs && early?.id === state.id) return session;
+    early?.release?.();
+    if (hangs) this.hangOn(state.definition.name, state.id);
     return session;
   }
 
-  /** Ends this subscription when the session `name`/`id` ends here, for as long as the connection is open. */
-  private hangOn(name: string, id: string): void {
+  /**
+   * Ends this subscription when the session `name`/`id` ends here, for as long as the connection is
+   * open and the subscription runs. Returns what takes this subscription's end off again (undefined
+   * when nothing was added: a closed connection, or a connection-wide end already there).
+   */
+  private hangOn(name: string, id: string): (() => void) | undefined {
     const connection = this.connection;
-    if (!connection.isOpen()) return;
+    if (!connection.isOpen()) return undefined;
+    const engine = this.engine;
     const holder = connection.holder as { [kHanging]?: Map<string, Hanging> };
     let hanging = holder[kHanging];
     if (hanging === undefined) {
-      const all = (hanging = new Map());
+      const all = (hanging = new Map<string, Hanging>());
       Object.defineProperty(holder, kHanging, { value: all, configurable: true });
       connection.onClose(() => {
-        for (const each of all.values()) each.remove();
+        for (const each of all.values()) {
+          each.remove();
+          counted(engine, -each.ends.size);
+          each.ends.clear();
+        }
         all.clear();
       });
     }
+    const all = hanging;
     const key = `${name}\u0000${id}`;
-    let entry = hanging.get(key);
+    let entry = all.get(key);
     if (entry === undefined) {
       const ends = new Set<() => void>();
-      const all = hanging;
-      const remove = this.engine.connections.add(name, id, () => {
+      const remove = engine.connections.add(name, id, () => {
         all.delete(key);
-        for (const end of ends) {
+        counted(engine, -ends.size);
+        const each = [...ends];
+        ends.clear();
+        for (const end of each) {
           try {
             end();
           } catch {
@@ -141,14 +169,41 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
           }
         }
       });
-      hanging.set(key, (entry = { remove, ends }));
+      all.set(key, (entry = { remove, ends }));
     }
-    entry.ends.add(connection.end);
+    const end = connection.end;
+    if (entry.ends.has(end)) return undefined;
+    entry.ends.add(end);
+    counted(engine, 1);
+    const mine = entry;
+    const release = () => {
+      if (!mine.ends.delete(end)) return;
+      counted(engine, -1);
+      if (mine.ends.size === 0 && all.get(key) === mine) {
+        all.delete(key);
+        mine.remove();
+      }
+    };
+    // A subscription that ends on its own (Mercurius: stopped by the client) takes its end off.
+    connection.onEnd?.(release);
+    return release;
   }
 }
 
+/** How many subscription ends are kept, per engine: what the tests watch for leaks. */
+const endsKept = new WeakMap<SessionEngine, number>();
+
+function counted(engine: SessionEngine, change: number): void {
+  if (change !== 0) endsKept.set(engine, (endsKept.get(engine) ?? 0) + change);
+}
+
+/** @internal How many ends of subscriptions hang on sessions of `engine`'s, on every open connection. */
+export function subscriptionEndsKept(engine: SessionEngine): number {
+  return endsKept.get(engine) ?? 0;
+}
+
 function readOnly(session: SessionState, operation: string): SessionReadOnlyError {
-  return reported(new SessionReadOnlyError(`Session '${session.definition.name}' is read-only in a GraphQL subscription: it cannot be ${operation === 'save' ? 'saved' : 'destroyed'} there`, operation));
+  return reported(new SessionReadOnlyError(`Session '${session.definition.name}' is read-only over a GraphQL WebSocket (a subscription, or a query or mutation sent over it): it cannot be ${operation === 'save' ? 'saved' : 'destroyed'} there`, operation));
 }
 
 function parseCookies(header: string): Record<string, string | undefined> {

@@ -25,6 +25,11 @@ export interface SubscriptionConnection {
    * or this one subscription (Mercurius). The same function for every subscription it ends at once.
    */
   readonly end: () => void;
+  /**
+   * Calls `listener` once, when this one subscription ends on its own, where a connection carries
+   * subscriptions of their own ends (Mercurius); absent where `end` is the connection's (graphql-ws).
+   */
+  onEnd?(listener: () => void): void;
 }
 
 /** The WebSocket close code and reason a connection gets when its session ends (graphql-ws' Forbidden: its client reconnects). */
@@ -76,7 +81,35 @@ function mercuriusConnection(request: any, pubsub: { close(): unknown }): Subscr
     isOpen: () => tcp.destroyed !== true,
     onClose: (listener) => tcp.once('close', listener),
     end: () => void pubsub.close(),
+    onEnd: (listener) => onPubSubClose(pubsub, listener),
   };
+}
+
+const kClosing = Symbol('nest-sessions:closing');
+
+/**
+ * Calls `listener` once when Mercurius closes this subscription's `pubsub` (its SubscriptionContext):
+ * it does on every end of the subscription (the client's stop, its completion, the connection's
+ * close, `end` above). The pubsub's `close` is wrapped once; the listeners go with the pubsub.
+ */
+function onPubSubClose(pubsub: { close(): unknown; [kClosing]?: (() => void)[] }, listener: () => void): void {
+  let listeners = pubsub[kClosing];
+  if (listeners === undefined) {
+    const all: (() => void)[] = (listeners = []);
+    Object.defineProperty(pubsub, kClosing, { value: all, configurable: true });
+    const close = pubsub.close;
+    pubsub.close = function (this: unknown, ...args: unknown[]) {
+      for (const each of all.splice(0)) {
+        try {
+          each();
+        } catch {
+          // the subscription closes all the same
+        }
+      }
+      return (close as (...a: unknown[]) => unknown).apply(this, args);
+    };
+  }
+  listeners.push(listener);
 }
 
 const OPEN = 1;

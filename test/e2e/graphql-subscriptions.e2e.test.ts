@@ -6,9 +6,11 @@ import { createClient, type Client } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { MemoryStore, SessionReadOnlyError, type SessionStore } from '../../src/index.js';
+import { MemoryStore, type SessionStore } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
+import { subscriptionEndsKept } from '../../src/subscriptions/subscription-sessions.js';
+import { ControlledStore } from '../support/controlled-store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
 import { redisUrl } from '../support/services.js';
@@ -135,8 +137,8 @@ interface Feed {
     await Promise.all(clients.splice(0).map((client) => Promise.resolve(client.dispose())));
   });
 
-  async function gql(query: string, cookies: CookieJar = jar) {
-    const response = await t.http().post('/graphql').set('Cookie', cookies.header()).send({ query });
+  async function gql(query: string, cookies: CookieJar = jar, app: TestApp = t) {
+    const response = await app.http().post('/graphql').set('Cookie', cookies.header()).send({ query });
     cookies.take(response);
     return response.body as { data?: Record<string, unknown>; errors?: { message: string }[] };
   }
@@ -146,14 +148,14 @@ interface Feed {
   }
 
   /** A graphql-ws client whose WebSocket (node's `ws`) sends the jar's cookies as they are when it connects. */
-  function client(cookies: CookieJar = jar, options: { retryAttempts?: number } = {}): Client {
+  function client(cookies: CookieJar = jar, options: { retryAttempts?: number; url?: string } = {}): Client {
     class CookieWebSocket extends WebSocket {
       constructor(address: string, protocols?: string | string[]) {
         const header = cookies.header();
         super(address, protocols, { headers: header === '' ? {} : { cookie: header } });
       }
     }
-    const created = createClient({ url, webSocketImpl: CookieWebSocket, retryAttempts: options.retryAttempts ?? 0, retryWait: async () => undefined, lazy: true });
+    const created = createClient({ url: options.url ?? url, webSocketImpl: CookieWebSocket, retryAttempts: options.retryAttempts ?? 0, retryWait: async () => undefined, lazy: true });
     clients.push(created);
     return created;
   }
@@ -277,9 +279,9 @@ interface Feed {
     const logged = captureErrors();
     await login(3);
     for (const [what, pattern] of [
-      ['set', /read-only in a GraphQL subscription: session\.set\('visits'\) cannot be saved/],
-      ['flash', /read-only in a GraphQL subscription: flash messages cannot be added or consumed/],
-      ['regenerate', /read-only in a GraphQL subscription: session\.regenerate\(\) cannot send the new id/],
+      ['set', /read-only over a GraphQL WebSocket \(a subscription, or a query or mutation sent over it\): session\.set\('visits'\) cannot be saved/],
+      ['flash', /read-only over a GraphQL WebSocket \(a subscription, or a query or mutation sent over it\): flash messages cannot be added or consumed/],
+      ['regenerate', /read-only over a GraphQL WebSocket \(a subscription, or a query or mutation sent over it\): session\.regenerate\(\) cannot send the new id/],
     ] as const) {
       const feed = subscribe(client(), `subscription { counting(what: "${what}") { userId } }`);
       const messages = await startErrors(feed);
@@ -288,7 +290,11 @@ interface Feed {
     }
     expect(logged()).toHaveLength(3);
     expect(logged().every((line) => line.includes('read-only'))).toBe(true);
-    expect(new SessionReadOnlyError('x', 'set')).toBeInstanceOf(Error);
+    // What the client reads in full: what was refused, why, and where to do it instead.
+    const set = subscribe(client(), 'subscription { counting(what: "set") { userId } }');
+    expect(await startErrors(set)).toEqual([
+      "Session 'default' is read-only over a GraphQL WebSocket (a subscription, or a query or mutation sent over it): session.set('visits') cannot be saved, since a WebSocket has no response to carry a cookie. Change the session in a query or mutation over HTTP.",
+    ]);
     // The session was neither changed nor regenerated: the HTTP cookie still reads it, flash included.
     expect((await gql('{ userId }')).data).toEqual({ userId: 3 });
     const feed = subscribe(client(), 'subscription { badge { userId messages } }');
@@ -302,7 +308,7 @@ interface Feed {
     const query = subscribe(socket, '{ userId }');
     expect((await query.next(1))[0]).toEqual({ data: { userId: 11 } });
     const mutation = subscribe(socket, 'mutation { login(userId: 12) }');
-    expect(await startErrors(mutation)).toEqual([expect.stringMatching(/read-only in a GraphQL subscription: session\.regenerate\(\) cannot send the new id/)]);
+    expect(await startErrors(mutation)).toEqual(["Session 'default' is read-only over a GraphQL WebSocket (a subscription, or a query or mutation sent over it): session.regenerate() cannot send the new id, since a WebSocket has no response to carry a cookie. Change the session in a query or mutation over HTTP."]);
     expect(logged()).toEqual([expect.stringMatching(/read-only/)]);
     expect((await gql('{ userId }')).data).toEqual({ userId: 11 });
   });
@@ -323,6 +329,71 @@ interface Feed {
     feeds.forEach((feed) => feed.stop());
     await two.dispose();
     await vi.waitFor(() => expect(engine().connections.count('default', ids[0])).toBe(0));
+  });
+
+  it('a subscription that ends leaves nothing of itself behind while its connection stays open: one kept open and 50 stopped keep one end, not 51', async () => {
+    const kept = () => subscriptionEndsKept(engine());
+    await vi.waitFor(() => expect(kept()).toBe(0));
+    await login(21);
+    const socket = client();
+    const open = subscribe(socket, 'subscription { badge { sessionId } }');
+    const id = (await open.next(1))[0].data!.badge.sessionId!;
+    for (let i = 0; i < 50; i++) {
+      const feed = subscribe(socket, 'subscription { badge { sessionId } }');
+      await feed.next(1);
+      feed.stop();
+    }
+    await vi.waitFor(() => expect(kept()).toBe(1));
+    expect(engine().connections.count('default', id)).toBe(1);
+    // The one still open still ends with its session.
+    await gql('mutation { logout }');
+    const ended = await open.ended;
+    if (driver.endedBy === 'close') expect(ended).toMatchObject({ how: 'error', error: { code: 4403 } });
+    else expect(ended).toEqual({ how: 'complete' });
+    expect(kept()).toBe(0);
+    expect(engine().connections.count('default', id)).toBe(0);
+  });
+
+  it('a logout confirmed while a subscription is still reading its session from the store ends that subscription', async () => {
+    // An app of its own, on a store whose calls the test slows down.
+    const store = new ControlledStore<SessionStore>(kind.create(index + 100));
+    const slow = await driver.platform.create(driver.module(store));
+    try {
+      await slow.app.listen(0, '127.0.0.1');
+      const slowUrl = `ws://127.0.0.1:${(slow.server.address() as AddressInfo).port}/graphql`;
+      const own = new CookieJar();
+      await gql('mutation { login(userId: 31) }', own, slow);
+      const id = (await subscribe(client(own, { url: slowUrl }), 'subscription { badge { sessionId } }').next(1))[0].data!.badge.sessionId!;
+      const slowEngine = slow.app.get(SessionEngine);
+      store.reset();
+      store.delay = 400; // the subscription's read answers late...
+      const late = subscribe(client(own, { url: slowUrl }), 'subscription { badge { userId } }');
+      await vi.waitFor(() => expect(store.count('get')).toBe(1), { interval: 5 });
+      store.delay = 0; // ...after the logout, whose calls answer at once, is confirmed.
+      await gql('mutation { logout }', own, slow);
+      expect(slowEngine.connections.count('default', id)).toBe(0);
+      const ended = await Promise.race([late.ended, new Promise((resolve) => setTimeout(() => resolve('still running'), 2000))]);
+      if (driver.endedBy === 'close') expect(ended).toMatchObject({ how: 'error', error: { code: 4403, reason: 'Session ended' } });
+      else expect(ended).toEqual({ how: 'complete' });
+      expect(slowEngine.connections.count('default', id)).toBe(0);
+      await vi.waitFor(() => expect(subscriptionEndsKept(slowEngine)).toBe(0));
+    } finally {
+      await Promise.all(clients.splice(0).map((each) => Promise.resolve(each.dispose())));
+      await slow.close();
+    }
+  });
+
+  it('a cookie whose session the store does not know registers nothing once read', async () => {
+    await login(41);
+    const stale = new CookieJar();
+    stale.set('sid', jar.get('sid')!);
+    const id = (await subscribe(client(jar), 'subscription { badge { sessionId } }').next(1))[0].data!.badge.sessionId!;
+    await gql('mutation { logout }');
+    const kept = subscriptionEndsKept(engine());
+    const unknown = subscribe(client(stale), 'subscription { badge { userId } }');
+    expect((await unknown.next(1))[0]).toEqual({ data: { badge: { userId: null } } });
+    expect(engine().connections.count('default', id)).toBe(0);
+    expect(subscriptionEndsKept(engine())).toBe(kept);
   });
 });
 
