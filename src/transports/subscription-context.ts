@@ -92,7 +92,7 @@ const kClosing = Symbol('nest-sessions:closing');
  * it does on every end of the subscription (the client's stop, its completion, the connection's
  * close, `end` above). The pubsub's `close` is wrapped once; the listeners go with the pubsub.
  */
-function onPubSubClose(pubsub: { close(): unknown; [kClosing]?: (() => void)[] }, listener: () => void): void {
+function onPubSubClose(pubsub: { close: (...args: unknown[]) => unknown; [kClosing]?: (() => void)[] }, listener: () => void): void {
   let listeners = pubsub[kClosing];
   if (listeners === undefined) {
     const all: (() => void)[] = (listeners = []);
@@ -106,7 +106,7 @@ function onPubSubClose(pubsub: { close(): unknown; [kClosing]?: (() => void)[] }
           // the subscription closes all the same
         }
       }
-      return (close as (...a: unknown[]) => unknown).apply(this, args);
+      return close.apply(this, args);
     };
   }
   listeners.push(listener);
