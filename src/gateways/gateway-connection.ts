@@ -32,7 +32,8 @@ interface Entry {
  * `WebSocket`), so they live and die with it. The handshake's cookie is read once; a server-side
  * session is read fresh from its store when a message starts while no other message of the socket
  * is running (messages that overlap share one session object), and what a message changed is saved
- * after its handler. No cookie can be sent over a socket: a `CookieStore` session cannot change,
+ * after its handler. A `CookieStore` session is read from the handshake cookie at every message, and
+ * checked against `userVersion` when configured. No cookie can be sent over a socket: a `CookieStore` session cannot change,
  * `regenerate()` is refused, and a socket without a stored session cannot start one
  * (`SessionSocketError`). The socket hangs on its stored sessions in the engine's connections, so
  * that it is ended when they end (a logout over HTTP), and is taken off when it closes.
@@ -85,7 +86,8 @@ export class GatewayConnection implements SessionHost {
       const seen = ((args as unknown as Record<symbol, Set<string> | undefined>)[kFresh] ??= new Set());
       if (!seen.has(name)) {
         seen.add(name);
-        fresh ||= this.running === 0;
+        // A cookie session is checked again at every message (userVersion may have ended it).
+        fresh ||= this.running === 0 || entry.def.clientSide;
       }
     }
     if (!fresh) return entry.state!;
@@ -188,7 +190,9 @@ export class GatewayConnection implements SessionHost {
     if (def.clientSide) {
       const sealed = entry.sealed;
       const record = sealed === undefined ? undefined : checked(sealed.record, def);
-      return record === undefined ? new SessionState(def, this) : matching(def, this, record, () => new SessionState(def, this, sealed!.id, record));
+      if (record === undefined) return new SessionState(def, this);
+      // userVersion: a user signed out everywhere is signed out of this socket at its next message.
+      return this.engine.checkedVersion(def, this, matching(def, this, record, () => new SessionState(def, this, sealed!.id, record)));
     }
     if (entry.id === undefined) return new SessionState(def, this);
     return this.engine.readStored(def, this, entry.id, entry.currentKey, entry.cookieValue);

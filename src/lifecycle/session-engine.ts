@@ -201,7 +201,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** The session, checked against its user's version when `userVersion` is set. */
-  private checkedVersion(def: SessionDefinition, host: SessionHost, session: SessionState | Promise<SessionState>): SessionState | Promise<SessionState> {
+  checkedVersion(def: SessionDefinition, host: SessionHost, session: SessionState | Promise<SessionState>): SessionState | Promise<SessionState> {
     if (def.userVersion === undefined) return session;
     return session instanceof Promise ? session.then((loaded) => this.checkVersion(def, host, loaded)) : this.checkVersion(def, host, session);
   }

@@ -281,3 +281,28 @@ describe.each(transports)("gateways with interceptor: 'global': %s on express", 
     }
   });
 });
+
+describe.each(kinds.flatMap((kind) => transports.map((transport) => ({ kind, transport }))))('gateways with CookieStore and userVersion: $transport on $kind', ({ kind, transport }) => {
+  let t: GatewayApp;
+  const versions = new Map<string, number>();
+  beforeAll(async () => {
+    const userVersion = (id: string) => versions.get(id);
+    t = await createGatewayApp(kind, transport, gatewayModule({ store: new CookieStore({ secret: 'a-cookie-store-secret-long-enough-0123456789' }), userVersion }));
+  });
+  afterAll(() => t?.close());
+
+  it("a bumped version (sign out everywhere) reaches an open socket: its next message sees no user", async () => {
+    versions.set('21', 1);
+    const jar = new CookieJar();
+    jar.take(await request(t.server).post('/login-user?user=21'));
+    const client = await connect(transport, t.url, jar.header());
+    try {
+      expect(await client.request('whoami')).toEqual({ userId: 21, note: null, visits: 0, isNew: false });
+      versions.set('21', 2);
+      expect(await client.request('whoami')).toEqual({ userId: null, note: null, visits: 0, isNew: true });
+      expect((await request(t.server).get('/me').set('Cookie', jar.header())).body).toMatchObject({ userId: null });
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -24,6 +24,15 @@ export class AuthController {
     return { ok: true };
   }
 
+  /** Signs in tying the session to the user (setUser), as "sign out everywhere" (userVersion) needs. */
+  @Post('login-user')
+  async loginUser(@Session() session: Session, @Query('user') user: string) {
+    await session.regenerate();
+    session.setUser(user);
+    session.set('userId', Number(user));
+    return { ok: true };
+  }
+
   @Post('logout')
   async logout(@Session() session: Session) {
     await session.destroy();
