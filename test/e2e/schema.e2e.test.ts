@@ -86,6 +86,22 @@ class SchemaController {
     return { ok: true };
   }
 
+  /** Changes the stored cart in place, without set(): the save must find it. */
+  @Get('mutate')
+  mutate(@Session() session: Session) {
+    (session.get('cart') as { items: { qty: unknown }[] }).items[0].qty = 'many';
+    return { ok: true };
+  }
+
+  /** Sets a cart that matches, then changes it in place. */
+  @Get('set-then-mutate')
+  setThenMutate(@Session() session: Session) {
+    const cart = { items: [{ sku: 'b-2', qty: 1 }] };
+    session.set('cart', cart);
+    cart.items[0].qty = -1;
+    return { ok: true };
+  }
+
   @Get('try-set')
   trySet(@Session() session: Session, @Query('key') key: string, @Query('value') value: string) {
     return attempt(() => session.set(key, JSON.parse(value)));
@@ -281,6 +297,21 @@ describe.each(libraries)('a $name schema', (library) => {
         expect(refused.status).toBe(500);
         expect(setCookies(refused.headers)).toEqual([]);
         expect((await get('/all', jar)).body).toMatchObject({ data: { visits: 3 }, isNew: false });
+      });
+
+      it('a value changed in place (after get() or set()) so that it no longer matches is refused at the save: a 500, nothing written', async () => {
+        const jar = new CookieJar();
+        const cart = { items: [{ sku: 'a-1', qty: 2 }] };
+        await set({ cart }, jar);
+        const stored = await kind.data(store, 'sid', jar, signer);
+        captureWarnings();
+        for (const path of ['/mutate', '/set-then-mutate']) {
+          const refused = await get(path, jar);
+          expect(refused.status).toBe(500);
+          expect(setCookies(refused.headers)).toEqual([]);
+          expect(await kind.data(store, 'sid', jar, signer)).toEqual(stored);
+        }
+        expect((await get('/all', jar)).body).toMatchObject({ data: { cart }, isNew: false });
       });
 
       it('a stored session that does not match reads as an empty session, logged once per cause without any value', async () => {

@@ -45,6 +45,16 @@ function withArktype(session: SessionOf<typeof arktypeSchema>) {
   session.delete('other');
 }
 
+// What is validated and stored is the schema's input: a transform's output never reaches the session.
+const transformed = z.object({ joinedAt: z.string().transform((text) => new Date(text)).optional() });
+
+function withTransform(session: SessionOf<typeof transformed>) {
+  expectTypeOf(session.get('joinedAt')).toEqualTypeOf<string | undefined>();
+  session.set('joinedAt', new Date().toISOString());
+  // @ts-expect-error the output type, which set() validates against the input and refuses
+  session.set('joinedAt', new Date());
+}
+
 // The README's way to keep the plain `Session` type: an interface extending the schema's data type.
 // eslint-disable-next-line @typescript-eslint/no-empty-object-type
 interface AugmentedData extends SessionDataOf<typeof zodSchema> {}
@@ -57,10 +67,11 @@ function withAugmented(session: Session<AugmentedData>) {
 
 describe('the session type a schema gives', () => {
   it("is the session of the schema's output type", () => {
-    expectTypeOf(withZod).parameter(0).toEqualTypeOf<Session<{ userId?: number | undefined; theme?: 'light' | 'dark' | undefined; visits: number }>>();
+    expectTypeOf(withZod).parameter(0).toEqualTypeOf<Session<{ userId?: number | undefined; theme?: 'light' | 'dark' | undefined; visits?: number | undefined }>>();
     expectTypeOf(withValibot).parameter(0).toEqualTypeOf<Session<{ userId?: number | undefined; theme?: 'light' | 'dark' | undefined }>>();
     expectTypeOf(withArktype).parameter(0).toEqualTypeOf<Session<{ userId?: number; theme?: 'light' | 'dark' }>>();
     expectTypeOf(withAugmented).parameter(0).toExtend<Session<AugmentedData>>();
+    expectTypeOf(withTransform).parameter(0).toEqualTypeOf<Session<{ joinedAt?: string | undefined }>>();
     expectTypeOf<SessionDataOf<typeof valibotSchema>>().toEqualTypeOf<{ userId?: number | undefined; theme?: 'light' | 'dark' | undefined }>();
   });
 
