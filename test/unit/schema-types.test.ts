@@ -78,6 +78,7 @@ describe('the session type a schema gives', () => {
   it('the schema option takes any Standard Schema, and nothing else', () => {
     expectTypeOf({ schema: zodSchema, sessions: { prefs: { schema: valibotSchema } } }).toExtend<SessionModuleOptions>();
     expectTypeOf({ schema: arktypeSchema }).toExtend<SessionModuleOptions>();
+    expectTypeOf({ schema: transformed }).toExtend<SessionModuleOptions>();
     expectTypeOf({ schema: { parse: () => 1 } }).not.toExtend<SessionModuleOptions>();
   });
 });
