@@ -274,7 +274,26 @@ export class PostgresStore implements SessionStore {
     return this.ready;
   }
 
+  /**
+   * Whether the table, its user_id column and both indexes are there already: then nothing is
+   * created and no lock is taken (ALTER TABLE … IF NOT EXISTS takes an ACCESS EXCLUSIVE lock before it
+   * looks, and CREATE INDEX IF NOT EXISTS a SHARE lock: each would queue every session query of every
+   * instance behind any long reader at each process start).
+   */
+  private async complete(): Promise<boolean> {
+    const { rows } = await this.pool.query<{ complete: boolean }>(
+      `SELECT count(*) = 3 AS complete FROM (
+         SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'user_id' AND NOT attisdropped
+         UNION ALL
+         SELECT 1 FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = to_regclass($1) AND c.relname IN ($2, $3)
+       ) AS found`,
+      [this.table, this.indexName.slice(1, -1), this.userIndexName.slice(1, -1)],
+    );
+    return rows[0]?.complete === true;
+  }
+
   private async create(): Promise<void> {
+    if (await this.complete()) return;
     const client = await this.pool.connect();
     let broken = false;
     try {

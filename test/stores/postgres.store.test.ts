@@ -97,6 +97,28 @@ describe('PostgresStore', () => {
     expect((await again.listByUser('ada')).map((e) => e.id)).toEqual(['old']);
   });
 
+  it('starts beside a long reader of an up-to-date table without taking a lock that queues session queries', async () => {
+    const tableName = newTable();
+    const first = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+    await first.set('kept', record({ a: '1' }));
+    // A report, a dump or an idle transaction holds a read lock on the table.
+    const reader = await pool.connect();
+    try {
+      await reader.query('BEGIN');
+      await reader.query(`SELECT count(*) FROM "${tableName}"`);
+      // Another instance starts; then the first one serves a request.
+      const starting = new PostgresStore({ pool, tableName, sweepInterval: 0 });
+      const outcome = await Promise.race([
+        Promise.all([starting.get('kept'), first.set('next', record({ b: '2' }))]).then(() => 'served'),
+        new Promise((done) => setTimeout(() => done('stalled'), 3000)),
+      ]);
+      expect(outcome).toBe('served');
+    } finally {
+      await reader.query('ROLLBACK').catch(() => undefined);
+      reader.release();
+    }
+  });
+
   it('lists a user through the user_id index', async () => {
     const tableName = newTable();
     const s = new PostgresStore({ pool, tableName, sweepInterval: 0 });
