@@ -108,16 +108,12 @@ export class CsrfProtection implements ResponseCookieSource {
     }
     if (req[kVerified] === true || this.skipped(context)) return true;
     let value: unknown;
-    let fromBody = false;
+    let inBody = false;
     try {
       value = this.carriedHeader(req);
-      if (value === undefined) {
-        const body = req.body as Record<string, unknown> | null | undefined;
-        if (body !== null && typeof body === 'object' && Object.hasOwn(body, this.field)) {
-          value = body[this.field];
-          fromBody = true;
-        }
-      }
+      const body = req.body as Record<string, unknown> | null | undefined;
+      inBody = body !== null && typeof body === 'object' && Object.hasOwn(body, this.field);
+      if (value === undefined && inBody) value = body![this.field];
     } catch {
       return this.refuse('malformed'); // a body whose getters throw
     }
@@ -133,8 +129,9 @@ export class CsrfProtection implements ResponseCookieSource {
       if (secret === undefined) return this.refuse('no-secret');
       if (!unmaskedTokenMatches(token, secret, String(req.method), pathOf(req))) return this.refuse('mismatch');
       req[kVerified] = true;
-      // Out of the way of DTO validation (`forbidNonWhitelisted`): the handler has no use for it.
-      if (fromBody) {
+      // Out of the way of DTO validation (`forbidNonWhitelisted`): the handler has no use for it,
+      // whether the token came from it or from the header.
+      if (inBody) {
         try {
           delete (req.body as Record<string, unknown>)[this.field];
         } catch {

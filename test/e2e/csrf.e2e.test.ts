@@ -79,6 +79,14 @@ describe.each(platforms)('CSRF on $name', (platform) => {
     expect(response.body).toEqual({ ok: true, body: { amount: 5 } });
   });
 
+  it('takes the body field out also when the header carried the token', async () => {
+    const visitor = new Visitor(app);
+    const token = await visitor.token();
+    const response = await visitor.post('/transfer', { 'x-csrf-token': token }).send({ amount: 5, _csrf: 'anything' });
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ ok: true, body: { amount: 5 } });
+  });
+
   it('refuses with a 403 CsrfError: no token, a forged one, garbage, a token of another session', async () => {
     const visitor = new Visitor(app);
     const other = new Visitor(app);

@@ -97,6 +97,18 @@ describe('CSRF tokens', () => {
     );
   });
 
+  it('a per-form token ignores the query string and trailing slashes, and nothing else of the path', () => {
+    const key = secret();
+    const token = maskToken(formToken(key, 'POST', '/account/delete'));
+    for (const path of ['/account/delete', '/account/delete/', '/account/delete//', '/account/delete?x=1', '/account/delete/?x=1']) {
+      expect(tokenMatches(token, key, 'POST', path)).toBe(true);
+    }
+    for (const path of ['/', '/account', '/account/delete/x', '/account/deletex', '/Account/delete', '/account%2Fdelete', 'account/delete']) {
+      expect(tokenMatches(token, key, 'POST', path)).toBe(false);
+    }
+    expect(tokenMatches(maskToken(formToken(key, 'POST', '/')), key, 'POST', '/?q=1')).toBe(true);
+  });
+
   it('a secret is 32 random bytes; anything else stored under its key reads as none', () => {
     const text = newCsrfSecret();
     expect(secretBytes(text)).toHaveLength(32);
