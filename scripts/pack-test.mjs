@@ -37,7 +37,8 @@ Get('count')(CounterController.prototype, 'count', Object.getOwnPropertyDescript
 Controller()(CounterController);
 class AppModule {}
 // An express-session session (as connect-redis would hand it over) moved in by the reader.
-const oldStore = { get: async () => JSON.stringify({ cookie: { originalMaxAge: null, expires: null }, visits: 5 }), eval: async () => 1 };
+const oldText = JSON.stringify({ cookie: { originalMaxAge: null, expires: null }, visits: 5 });
+const oldStore = { eval: async (script) => (script.includes("'SET'") ? 1 : [oldText, 60000]) };
 const migrateFrom = expressSession.expressSessionReader({ secret: 'old-secret', redis: oldStore });
 Module({ imports: [SessionModule.forRoot({ secret: 'x'.repeat(40), migrateFrom })], controllers: [CounterController] })(AppModule);
 
