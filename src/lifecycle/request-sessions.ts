@@ -92,12 +92,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   /** Loads several sessions; undefined when all were available at once. */
   loadAll(names: readonly string[]): Promise<unknown> | undefined {
-    let pending: Promise<unknown>[] | undefined;
-    for (const name of names) {
-      const result = this.load(name);
-      if (result instanceof Promise) (pending ??= []).push(result);
-    }
-    return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
+    return loadEach(names, (name) => this.load(name));
   }
 
   // ResponseSaver: the one save of the request, as the response leaves.
@@ -269,4 +264,14 @@ function parseCookies(header: string): Record<string, string | undefined> {
   } catch {
     return {}; // a malformed header means no session, never an error
   }
+}
+
+/** Loads each of `names`; undefined when all were available at once, else a promise of them all. */
+export function loadEach(names: readonly string[], load: (name: string) => unknown): Promise<unknown> | undefined {
+  let pending: Promise<unknown>[] | undefined;
+  for (const name of names) {
+    const result = load(name);
+    if (result instanceof Promise) (pending ??= []).push(result);
+  }
+  return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
 }

@@ -1,6 +1,7 @@
 import { parse } from 'cookie';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
 import type { SessionReader, SessionSource } from '../lifecycle/session-source.js';
+import { loadEach } from '../lifecycle/request-sessions.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { reported, SessionReadOnlyError } from '../session/session.errors.js';
 import type { SessionState } from '../session/session.js';
@@ -90,12 +91,7 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
   }
 
   loadAll(names: readonly string[]): Promise<unknown> | undefined {
-    let pending: Promise<unknown>[] | undefined;
-    for (const name of names) {
-      const result = this.load(name);
-      if (result instanceof Promise) (pending ??= []).push(result);
-    }
-    return pending === undefined ? undefined : Promise.all(pending);
+    return loadEach(names, (name) => this.load(name));
   }
 
   incomingCookie(def: SessionDefinition): string | undefined {
