@@ -159,7 +159,8 @@ async function startAll(plan, config) {
     try {
       const server = await startServer(v.name, config.serverCpu);
       server.requests = v.requests;
-      server.cookie = (await firstCookie(server.port, v.requests?.hit)) ?? DUMMY_COOKIE;
+      const session = v.kind === 'ours' || v.kind === 'peer' || v.kind === 'graphql';
+      server.cookie = (await firstCookie(server.port, { requests: v.requests, needsCookie: session, readsBack: session })) ?? DUMMY_COOKIE;
       servers.push(server);
     } catch (err) {
       if (v.kind === 'baseline') throw err;

@@ -96,23 +96,51 @@ export async function stopServer(server) {
   clearTimeout(timer);
 }
 
-/** GET /hit (or `first`, a GraphQL mutation) without a cookie; the Set-Cookie name=value pairs it answers with form the session cookie. */
-export function firstCookie(port, first) {
-  const what = first === undefined ? 'GET /hit' : `${first.method} /${first.path}`;
+/**
+ * One request as a contender's route sends it: `GET /hit` by default, or `spec` ({ method, path,
+ * body }, a GraphQL POST). Resolves to the status, the body and the Set-Cookie name=value pairs.
+ */
+export function send(port, spec, cookie) {
+  const what = spec === undefined ? 'GET /hit' : `${spec.method} /${spec.path}`;
   return new Promise((resolve, reject) => {
-    const options = first === undefined
-      ? { host: '127.0.0.1', port, path: '/hit', method: 'GET', timeout: 5000 }
-      : { host: '127.0.0.1', port, path: `/${first.path}`, method: first.method, timeout: 5000, headers: { 'content-type': 'application/json' } };
+    const headers = { ...(spec === undefined ? {} : { 'content-type': 'application/json' }), ...(cookie ? { cookie } : {}) };
+    const options = { host: '127.0.0.1', port, path: `/${spec?.path ?? 'hit'}`, method: spec?.method ?? 'GET', timeout: 5000, headers };
     const req = request(options, (res) => {
-      res.resume();
+      const chunks = [];
+      res.on('data', (chunk) => chunks.push(chunk));
       res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`${what} answered ${res.statusCode}`));
-        const pairs = (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]);
-        resolve(pairs.length > 0 ? pairs.join('; ') : undefined);
+        const cookies = (res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]);
+        resolve({ what, status: res.statusCode, body: Buffer.concat(chunks).toString('utf8'), cookie: cookies.length > 0 ? cookies.join('; ') : undefined });
       });
     });
     req.on('timeout', () => req.destroy(new Error(`${what} timed out`)));
     req.on('error', reject);
-    req.end(first?.body);
+    req.end(spec?.body);
   });
+}
+
+/**
+ * The session cookie a contender answers its first `/hit` with (no cookie sent), after checking
+ * that the contender works: a 200; a GraphQL answer with data and no `errors` (GraphQL reports
+ * failures with a 200); a cookie from every session contender; and, sending that cookie back, a
+ * `read` that sees the written counter. A contender that fails here would measure its error path.
+ */
+export async function firstCookie(port, { requests, needsCookie = false, readsBack = false } = {}) {
+  const check = (res) => {
+    if (res.status !== 200) throw new Error(`${res.what} answered ${res.status}: ${res.body.slice(0, 200)}`);
+    if (requests === undefined) return undefined;
+    const answer = JSON.parse(res.body);
+    if (answer.errors !== undefined || answer.data == null) throw new Error(`${res.what} answered GraphQL errors: ${res.body.slice(0, 300)}`);
+    return answer.data;
+  };
+  const first = await send(port, requests?.hit);
+  check(first);
+  if (needsCookie && first.cookie === undefined) throw new Error(`${first.what} set no session cookie`);
+  if (readsBack) {
+    const read = await send(port, requests?.read ?? { method: 'GET', path: 'read' }, first.cookie);
+    const data = check(read);
+    const value = data === undefined ? JSON.parse(read.body).hits : data.read;
+    if (!(value >= 1)) throw new Error(`${read.what} with the first cookie read ${read.body.slice(0, 200)}: the session was not kept`);
+  }
+  return first.cookie;
 }
