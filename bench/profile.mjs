@@ -5,10 +5,10 @@
 // Environment: BENCH_SERVER_CPU (1), BENCH_LOAD_CPU (0), BENCH_CONNECTIONS (32), PROFILE_TOP (25).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, DIST_DIR } from './lib.mjs';
+import { firstCookie } from './servers.mjs';
 
 const TOP = Number(process.env.PROFILE_TOP ?? 25);
 
@@ -60,18 +60,6 @@ export function summarise(file) {
   return lines.join('\n');
 }
 
-function firstCookie(port) {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/hit' }, (res) => {
-      res.resume();
-      res.on('end', () => resolve((res.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ') || 'bench=x'));
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('GET /hit timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 async function profileRoute(variant, route, seconds) {
   const dir = mkdtempSync(join(tmpdir(), 'nest-sessions-prof-'));
   const port = 4900 + (process.pid % 90);
@@ -87,7 +75,7 @@ async function profileRoute(variant, route, seconds) {
       server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     });
     server.removeAllListeners('exit');
-    const cookie = await firstCookie(port);
+    const cookie = (await firstCookie(port)) ?? 'bench=x';
     const load = (s) => spawnSync('taskset', ['-c', process.env.BENCH_LOAD_CPU ?? '0', 'wrk', '-t1', `-c${process.env.BENCH_CONNECTIONS ?? 32}`, `-d${s}s`, '-H', `Cookie: ${cookie}`, `http://127.0.0.1:${port}/${route}`], { encoding: 'utf8', timeout: (s + 30) * 1000 });
     load(2); // warm-up (in the profile too, but short)
     const run = load(seconds);
