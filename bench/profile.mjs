@@ -3,12 +3,13 @@
 //   node bench/profile.mjs <variant> <route> [seconds]      e.g. fastify/ns-memory read 10
 //   node bench/profile.mjs --report <file.cpuprofile>       summarise an existing profile
 // Environment: BENCH_SERVER_CPU (1), BENCH_LOAD_CPU (0), BENCH_CONNECTIONS (32), PROFILE_TOP (25).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BENCH_DIR, DIST_DIR } from './lib.mjs';
 import { firstCookie } from './servers.mjs';
+import { wrk } from './wrk.mjs';
 
 const TOP = Number(process.env.PROFILE_TOP ?? 25);
 
@@ -75,11 +76,13 @@ async function profileRoute(variant, route, seconds) {
       server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     });
     server.removeAllListeners('exit');
-    const cookie = (await firstCookie(port)) ?? 'bench=x';
-    const load = (s) => spawnSync('taskset', ['-c', process.env.BENCH_LOAD_CPU ?? '0', 'wrk', '-t1', `-c${process.env.BENCH_CONNECTIONS ?? 32}`, `-d${s}s`, '-H', `Cookie: ${cookie}`, `http://127.0.0.1:${port}/${route}`], { encoding: 'utf8', timeout: (s + 30) * 1000 });
-    load(2); // warm-up (in the profile too, but short)
-    const run = load(seconds);
-    console.log(run.stdout.split('\n').filter((l) => /Requests\/sec|requests in|Non-2xx/.test(l)).join('\n'));
+    const { VARIANTS } = await import('./apps.mjs');
+    const requests = VARIANTS[variant]?.requests;
+    const cookie = (await firstCookie(port, { requests })) ?? 'bench=x';
+    const load = (seconds) => wrk({ cpu: process.env.BENCH_LOAD_CPU ?? '0', port, route, cookie, seconds, connections: Number(process.env.BENCH_CONNECTIONS ?? 32), request: requests?.[route] });
+    await load(2); // warm-up (in the profile too, but short)
+    const run = await load(seconds);
+    console.log(`${run.requests} requests, ${Math.round(run.rps)} req/s, non-2xx: ${run.non2xx}`);
   } finally {
     const exited = new Promise((resolve) => server.once('exit', resolve));
     server.kill('SIGTERM');
