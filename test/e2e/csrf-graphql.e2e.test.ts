@@ -1,41 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
+import { graphqlSkipReason, type GraphQLBody } from '../support/graphql.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
 
-/** As in graphql.e2e.test.ts: run where the installed @nestjs/graphql line accepts the installed NestJS. */
-function skipReason(): string | undefined {
-  const manifest = (name: string) => {
-    try {
-      return JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as {
-        version: string;
-        peerDependencies?: Record<string, string>;
-      };
-    } catch {
-      return undefined;
-    }
-  };
-  const major = manifest('@nestjs/core')?.version.split('.')[0];
-  for (const name of ['@nestjs/graphql', '@nestjs/apollo', '@nestjs/mercurius']) {
-    const driver = manifest(name);
-    if (driver === undefined) return `${name} is not installed`;
-    const majors = [...(driver.peerDependencies?.['@nestjs/common'] ?? '').matchAll(/\^(\d+)/g)].map((match) => match[1]);
-    if (!majors.includes(major!)) return `${name} ${driver.version} is not for NestJS ${major}`;
-  }
-  return undefined;
-}
-
-const reason = skipReason();
+const reason = graphqlSkipReason();
 if (reason !== undefined) console.warn(`GraphQL CSRF tests skipped: ${reason}`);
 const fixture = reason === undefined ? await import('./csrf-graphql.fixture.js') : undefined;
 
 const REFUSED = { statusCode: 403, error: 'Forbidden', message: 'Invalid or missing CSRF token', code: 'CSRF_TOKEN_INVALID' };
 
-interface GraphQLBody {
-  data?: Record<string, unknown> | null;
-  errors?: { message: string; extensions?: Record<string, unknown> }[];
-}
 
 const drivers: { name: string; platform: Platform; module: (global: boolean) => unknown }[] = [
   { name: 'Apollo on Express', platform: platforms.find((p) => p.name === 'express')!, module: (global) => fixture!.apolloCsrfModule(global) },

@@ -1,46 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Logger } from '@nestjs/common';
 import { createClient, type Client } from 'graphql-ws';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { MemoryStore, type SessionStore } from '../../src/index.js';
+import { type SessionStore } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
-import { RedisStore } from '../../src/stores/redis.store.js';
 import { subscriptionEndsKept } from '../../src/subscriptions/subscription-sessions.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
 import { redisUrl } from '../support/services.js';
+import { graphqlSkipReason, graphqlStores } from '../support/graphql.js';
 
-const REDIS_URL = redisUrl();
 const PREFIX = `test:e2e_subscriptions_${randomBytes(4).toString('hex')}:`;
 
-/** As in graphql.e2e.test.ts: run where the installed @nestjs/graphql line accepts the installed NestJS. */
-function skipReason(): string | undefined {
-  const manifest = (name: string) => {
-    try {
-      return JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as {
-        version: string;
-        peerDependencies?: Record<string, string>;
-      };
-    } catch {
-      return undefined;
-    }
-  };
-  const major = manifest('@nestjs/core')?.version.split('.')[0];
-  for (const name of ['@nestjs/graphql', '@nestjs/apollo', '@nestjs/mercurius']) {
-    const driver = manifest(name);
-    if (driver === undefined) return `${name} is not installed`;
-    const majors = [...(driver.peerDependencies?.['@nestjs/common'] ?? '').matchAll(/\^(\d+)/g)].map((match) => match[1]);
-    if (!majors.includes(major!)) return `${name} ${driver.version} is not for NestJS ${major}`;
-  }
-  return undefined;
-}
-
-const reason = skipReason();
+const reason = graphqlSkipReason();
 if (reason !== undefined) console.warn(`GraphQL subscription tests skipped: ${reason}`);
 const fixture = reason === undefined ? await import('./graphql-subscriptions.fixture.js') : undefined;
 
@@ -77,26 +52,9 @@ const drivers: Driver[] = [
   },
 ];
 
-let redis: Redis | undefined;
-const stores = [
-  { name: 'MemoryStore', create: () => new MemoryStore({ sweepInterval: 0 }) },
-  { name: 'RedisStore', create: (index: number) => new RedisStore({ client: redis!, prefix: `${PREFIX}${index}:` }) },
-];
+const stores = graphqlStores(PREFIX, reason === undefined ? redisUrl() : undefined);
 
 const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store, name: `${driver.name} with ${store.name}` })));
-
-beforeAll(async () => {
-  if (reason !== undefined) return;
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  await redis.ping();
-});
-
-afterAll(async () => {
-  if (redis === undefined) return;
-  const keys = await redis.keys(`${PREFIX}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
 
 interface Badge {
   userId: number | null;

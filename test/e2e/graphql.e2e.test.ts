@@ -1,49 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryStore, type SessionStore } from '../../src/index.js';
-import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
 import { redisUrl } from '../support/services.js';
+import { graphqlSkipReason, graphqlStores, type GraphQLBody } from '../support/graphql.js';
 
-const REDIS_URL = redisUrl();
 const PREFIX = `test:e2e_graphql_${randomBytes(4).toString('hex')}:`;
 
-/**
- * @nestjs/graphql and its drivers come in one major line per NestJS line (14 for NestJS 12, 13 for
- * NestJS 11): the tests run where the installed line accepts the installed NestJS, and skip with
- * the reason elsewhere (CI installs the matching line with NestJS 11: .ci/run).
- */
-function skipReason(): string | undefined {
-  const manifest = (name: string) => {
-    try {
-      return JSON.parse(readFileSync(new URL(`../../node_modules/${name}/package.json`, import.meta.url), 'utf8')) as {
-        version: string;
-        peerDependencies?: Record<string, string>;
-      };
-    } catch {
-      return undefined;
-    }
-  };
-  const core = manifest('@nestjs/core');
-  const major = core?.version.split('.')[0];
-  for (const name of ['@nestjs/graphql', '@nestjs/apollo', '@nestjs/mercurius']) {
-    const driver = manifest(name);
-    if (driver === undefined) return `${name} is not installed`;
-    const accepted = driver.peerDependencies?.['@nestjs/common'] ?? '';
-    const majors = [...accepted.matchAll(/\^(\d+)/g)].map((match) => match[1]);
-    if (!majors.includes(major!)) {
-      return `${name} ${driver.version} is for NestJS ${accepted} and NestJS ${core?.version} is installed: install its line for this NestJS (.ci/run does for NestJS 11)`;
-    }
-  }
-  return undefined;
-}
-
-const reason = skipReason();
+const reason = graphqlSkipReason();
 if (reason !== undefined) console.warn(`GraphQL tests skipped: ${reason}`);
 const fixture = reason === undefined ? await import('./graphql.fixture.js') : undefined;
 
@@ -60,31 +27,9 @@ const drivers: Driver[] = [
   { name: 'Mercurius on Fastify', platform: platforms.find((p) => p.name === 'fastify')!, module: (store) => fixture!.mercuriusModule(store), loadFailureStatus: 503 },
 ];
 
-let redis: Redis | undefined;
-const stores = [
-  { name: 'MemoryStore', create: () => new MemoryStore({ sweepInterval: 0 }) },
-  { name: 'RedisStore', create: (index: number) => new RedisStore({ client: redis!, prefix: `${PREFIX}${index}:` }) },
-];
+const stores = graphqlStores(PREFIX, reason === undefined ? redisUrl() : undefined);
 
 const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store, name: `${driver.name} with ${store.name}` })));
-
-beforeAll(async () => {
-  if (reason !== undefined) return;
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  await redis.ping();
-});
-
-afterAll(async () => {
-  if (redis === undefined) return;
-  const keys = await redis.keys(`${PREFIX}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-});
-
-interface GraphQLBody {
-  data?: Record<string, unknown> | null;
-  errors?: { message: string; extensions?: Record<string, unknown> }[];
-}
 
 (reason === undefined ? describe : describe.skip).each(cases.map((each, index) => ({ ...each, index })))('GraphQL: $name', ({ driver, store: kind, index }) => {
   let t: TestApp;
