@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Redis, type Cluster } from 'ioredis';
+import { MAX_LIFETIME } from '../session/session.constants.js';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
 import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 
@@ -27,7 +28,8 @@ export interface RedisStoreOptions {
   /** Prepended to every session id to form the Redis key. Default `'sess:'`. */
   prefix?: string;
   /**
-   * Prepended to a user id to form the key of the set of that user's sessions (`session.setUser()`).
+   * Prepended to a user id to form the key of that user's index: a sorted set of their sessions
+   * (`session.setUser()`), scored by expiry.
    * Default: `prefix` followed by `user:` (`'sess:user:'`), which no session id the library makes
    * can produce.
    */
@@ -40,8 +42,6 @@ interface RedisCommands {
   eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
   hgetall(key: string): Promise<Record<string, string> | string[]>;
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
-  smembers(key: string): Promise<string[]>;
-  srem(key: string, ...members: string[]): Promise<number>;
 }
 
 // Field names. Data and flash keys live under prefixes of their own, so they never collide with each
@@ -130,14 +130,67 @@ redis.call('DEL', KEYS[1])
 return old
 `);
 
-// On a user's set: ARGV: a session's key part, its expiresAt, now. Adds the session and keeps the set
-// alive at least as long as it (the set lives in another slot than the session: its own command).
-const INDEX = new Script(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local want = tonumber(ARGV[2]) - tonumber(ARGV[3])
-if want > 0 and redis.call('PTTL', KEYS[1]) < want then redis.call('PEXPIRE', KEYS[1], want) end
+// A user's index is a sorted set of their sessions' ids scored by each session's expiry (epoch ms), so
+// that expired members can be dropped by score. The scripts on it take ARGV: a session's key part (or
+// ''), now, a score for members of unknown expiry, then their own. Each first turns an index written as
+// a plain set (by earlier versions) into a sorted set, its members scored by the old set's expiry (it
+// outlived every session in it) or else the score given: they are checked against their sessions when
+// listed, and go by score like the others.
+const UPGRADE = `
+if redis.call('TYPE', KEYS[1])['ok'] == 'set' then
+  local members = redis.call('SMEMBERS', KEYS[1])
+  local ttl = redis.call('PTTL', KEYS[1])
+  local score = ttl > 0 and tonumber(ARGV[2]) + ttl or tonumber(ARGV[3])
+  redis.call('DEL', KEYS[1])
+  for i = 1, #members, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #members) do
+      args[#args + 1] = score
+      args[#args + 1] = members[j]
+    end
+    redis.call('ZADD', KEYS[1], unpack(args))
+  end
+end
+`;
+
+// Drops the members whose session has expired by now (ARGV[2]); the key lives as long as its latest
+// member, so an index whose sessions all expired is gone too.
+const TRIM = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] ~= nil then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+`;
+
+// On a user's index: ARGV[4]: the session's expiresAt. Adds the session (or moves its score to its
+// new expiry) and drops the expired ones, so the index holds no more than the user's live
+// sessions however long one of them stays active. The index lives in another slot than the session:
+// a command of its own, after the session's.
+const INDEX = new Script(`${UPGRADE}
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+${TRIM}
 return 1
 `);
+
+// On a user's index: removes the session.
+const UNINDEX = new Script(`${UPGRADE}
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+`);
+
+// On a user's index: the members whose session has not expired by its score, after dropping the others.
+const MEMBERS = new Script(`${UPGRADE}
+${TRIM}
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`);
+
+// On a user's index: ARGV: the members to remove (those a listing found gone or tied to someone else).
+const PRUNE = new Script(`
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'zset' then return 0 end
+return redis.call('ZREM', KEYS[1], unpack(ARGV))
+`);
+
+/** How many sessions a listing reads at once (one `HMGET` each, sent together), and members a prune removes at once. */
+const CHUNK = 500;
 
 /**
  * Sessions in Redis or Redis Cluster: one hash per session (so a session lives in one slot) with a
@@ -206,7 +259,8 @@ export class RedisStore implements SessionStore {
     if (meta.flash !== undefined) for (const key of Object.keys(meta.flash)) args.push(FLASH + encodeStoreKey(key), JSON.stringify(meta.flash[key]));
     for (const key of Object.keys(record.data)) args.push(DATA + encodeStoreKey(key), record.data[key]);
     await this.call('set', () => SET.run(this.client, this.key(id), args));
-    // A set replacing a session tied to another user leaves an id in that user's set: dropped when listed.
+    // A set replacing a session tied to another user leaves an id in that user's index: dropped when
+    // listed, or once its score passes.
     if (meta.user !== undefined) await this.index(meta.user.id, id, record.expiresAt);
   }
 
@@ -237,28 +291,36 @@ export class RedisStore implements SessionStore {
 
   async destroy(id: string): Promise<void> {
     const old = await this.call('destroy', () => DESTROY.run(this.client, this.key(id), []));
-    if (typeof old === 'string' && old !== '') await this.call('destroy', () => this.client.srem(this.userKey(decodeStoreKey(old)), encodeStoreKey(id)));
+    if (typeof old === 'string' && old !== '') await this.unindex(decodeStoreKey(old), id);
   }
 
   /**
-   * The live sessions tied to `userId`, read from the user's set one session at a time (each is a
-   * key of its own, in its own slot on a Cluster); ids whose session is gone, expired or tied to
-   * someone else now are removed from the set on the way.
+   * The live sessions tied to `userId`: the members of the user's index whose score (expiry) has not
+   * passed, then each session's fields, `CHUNK` sessions at a time (each is a key of its own, in its
+   * own slot on a Cluster). Members whose session is gone, expired or tied to someone else now are
+   * removed from the index on the way.
    */
   async listByUser(userId: string): Promise<UserSessionEntry[]> {
     const key = this.userKey(userId);
-    const members = await this.call('listByUser', () => this.client.smembers(key));
+    const members = await this.call('listByUser', () => MEMBERS.run(this.client, key, this.indexArgs('')));
+    if (!Array.isArray(members)) return [];
     const user = encodeStoreKey(userId);
-    const now = Date.now();
     const found: UserSessionEntry[] = [];
     const stale: string[] = [];
-    const rows = await this.call('listByUser', () => Promise.all(members.map((member) => this.client.hmget(this.prefix + member, CREATED, EXPIRES, MAX_AGE, NAME, USER, TIE))));
-    rows.forEach((row, i) => {
-      const entry = row[4] === user ? readEntry(decodeStoreKey(members[i]), row) : undefined;
-      if (entry === undefined || !(entry.expiresAt > now) || entry.meta.user?.id !== userId) stale.push(members[i]);
-      else found.push(entry);
-    });
-    if (stale.length > 0) await this.call('listByUser', () => this.client.srem(key, ...stale));
+    for (let i = 0; i < members.length; i += CHUNK) {
+      const chunk = (members as string[]).slice(i, i + CHUNK);
+      const rows = await this.call('listByUser', () => Promise.all(chunk.map((member) => this.client.hmget(this.prefix + member, CREATED, EXPIRES, MAX_AGE, NAME, USER, TIE))));
+      const now = Date.now();
+      rows.forEach((row, j) => {
+        const entry = row[4] === user ? readEntry(decodeStoreKey(chunk[j]), row) : undefined;
+        if (entry === undefined || !(entry.expiresAt > now) || entry.meta.user?.id !== userId) stale.push(chunk[j]);
+        else found.push(entry);
+      });
+    }
+    for (let i = 0; i < stale.length; i += CHUNK) {
+      const chunk = stale.slice(i, i + CHUNK);
+      await this.call('listByUser', () => PRUNE.run(this.client, key, chunk));
+    }
     return found;
   }
 
@@ -285,19 +347,29 @@ export class RedisStore implements SessionStore {
     return this.prefix + encodeStoreKey(id);
   }
 
-  /** The key of the set of a user's sessions (members: their ids, encoded as in their keys). */
+  /** The key of a user's index: a sorted set of their sessions' ids (encoded as in their keys) scored by expiry. */
   private userKey(userId: string): string {
     return this.userPrefix + encodeStoreKey(userId);
   }
 
   private async index(userId: string, id: string, expiresAt: number): Promise<void> {
-    await this.call('index', () => INDEX.run(this.client, this.userKey(userId), [encodeStoreKey(id), Math.floor(expiresAt), Date.now()]));
+    await this.call('index', () => INDEX.run(this.client, this.userKey(userId), [...this.indexArgs(encodeStoreKey(id)), Math.floor(expiresAt)]));
   }
 
-  /** Moves a session from one user's set to another's after a write that re-tied it (or refreshes its set). */
+  private async unindex(userId: string, id: string): Promise<void> {
+    await this.call('index', () => UNINDEX.run(this.client, this.userKey(userId), this.indexArgs(encodeStoreKey(id))));
+  }
+
+  /** The arguments every script on a user's index begins with (see UPGRADE). */
+  private indexArgs(member: string): (string | number)[] {
+    const now = Date.now();
+    return [member, now, now + MAX_LIFETIME];
+  }
+
+  /** Moves a session from one user's index to another's after a write that re-tied it (or refreshes its score). */
   private async reindex(id: string, before: string | undefined, after: string | undefined, expiresAt: number): Promise<void> {
     const work: Promise<unknown>[] = [];
-    if (before !== undefined && before !== after) work.push(this.call('index', () => this.client.srem(this.userKey(before), encodeStoreKey(id))));
+    if (before !== undefined && before !== after) work.push(this.unindex(before, id));
     if (after !== undefined) work.push(this.index(after, id, expiresAt));
     await Promise.all(work);
   }

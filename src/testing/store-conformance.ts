@@ -19,7 +19,8 @@ export interface SessionStoreTestOptions<S extends SessionStore = SessionStore> 
   /**
    * Stores with `listByUser()`: how many session ids the store's user index holds, over all users
    * (each store from the factory must start empty); lets the user-index cases see that ended and
-   * expired sessions leave it once listed or reclaimed.
+   * expired sessions leave it once listed or reclaimed, and that the expired sessions of a user who
+   * stays active (their live sessions written again, never listed) leave it too.
    */
   countIndexed?: (store: S) => number | Promise<number>;
   /**

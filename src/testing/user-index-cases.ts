@@ -148,6 +148,22 @@ export const userIndexCases: readonly ConformanceCase[] = [
     sameIds(await idsOf(store, 'ada', 'after reclaim'), [live], 'ada after reclaim');
     if (ctx.countIndexed) assert.equal(await ctx.countIndexed(), 1, 'the user index still holds an expired session (options.countIndexed)');
   }),
+  capability("an active user's expired sessions leave the index without any listing (by the user's next writes, or reclaim)", async (store, ctx) => {
+    const live = newId();
+    const rec = tied('ada');
+    await store.set(live, rec);
+    const expiresAt = Date.now() + ctx.ttl;
+    for (let i = 0; i < 3; i++) await store.set(newId(), tied('ada', [['doomed', true]], {}, expiresAt));
+    await sleep(Math.max(0, expiresAt - Date.now()) + 100);
+    // The user stays active and is never listed: their requests write the live session, a sign-in adds one.
+    await store.patch(live, patchOf(rec, [['seen', 1]], [], { user: tie('ada') }));
+    await store.touch(live, Date.now() + LATER);
+    const signIn = newId();
+    await store.set(signIn, tied('ada'));
+    await store.reclaim?.();
+    if (ctx.countIndexed) assert.equal(await ctx.countIndexed(), 2, 'the user index still holds expired sessions of a user who stays active, never listed (options.countIndexed)');
+    sameIds(await idsOf(store, 'ada', 'after three sessions expired'), [live, signIn], 'ada after three of her sessions expired');
+  }),
   capability('regenerate moves the tie: the new id is listed, the old one is not', async (store) => {
     const old = newId();
     const rec = tied('ada', [['cart', ['x']]]);

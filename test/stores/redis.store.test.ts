@@ -5,6 +5,7 @@ import { SessionConfigError, SessionStoreError } from '../../src/session/session
 import type { SessionPatch, SessionRecord } from '../../src/stores/session-store.interface.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { defineSessionStoreTests } from '../../src/testing/index.js';
+import { indexSize } from '../support/redis-server.js';
 import { redisUrl } from '../support/services.js';
 
 const URL = redisUrl();
@@ -51,8 +52,8 @@ defineSessionStoreTests(
     // Sessions only: the users' sets live under `<prefix>user:`.
     countSessions: async (s) => (await client.keys(`${casePrefixes.get(s)}*`)).filter((key) => !key.startsWith(`${casePrefixes.get(s)}user:`)).length,
     countIndexed: async (s) => {
-      const sets = await client.keys(`${casePrefixes.get(s)}user:*`);
-      return (await Promise.all(sets.map(async (key) => client.scard(key)))).reduce((a, b) => a + b, 0);
+      const indexes = await client.keys(`${casePrefixes.get(s)}user:*`);
+      return (await Promise.all(indexes.map(async (key) => indexSize(client, key)))).reduce((a, b) => a + b, 0);
     },
   },
 );
@@ -234,6 +235,62 @@ describe('RedisStore', () => {
     await client.script('FLUSH');
     await store.patch('flush', patch({ b: '2' }));
     expect((await store.get('flush'))?.data).toEqual({ a: '1', b: '2' });
+  });
+
+  const tied = (user: string, expiresAt = hour()): SessionRecord => ({ data: { a: '1' }, meta: { createdAt: Date.now(), user: { id: user, lastSeenAt: Date.now() } }, expiresAt });
+
+  it("keeps a user's index to their live sessions while they stay active, with no listing: a sorted set scored by expiry", async () => {
+    const key = `${prefix}user:active`;
+    const live = tied('active');
+    await store.set('active-live', live);
+    const soon = Date.now() + 150;
+    for (let i = 0; i < 20; i++) await store.set(`active-short-${i}`, tied('active', soon));
+    await new Promise((resolve) => setTimeout(resolve, soon + 50 - Date.now()));
+    // Each request of the user writes the live session again; nobody lists the user's sessions.
+    const later = hour() + 60_000;
+    for (let i = 0; i < 3; i++) await store.patch('active-live', { ...patch({ [`n${i}`]: '1' }), user: { id: 'active', lastSeenAt: Date.now() }, expiresAt: later });
+    expect(await client.type(key)).toBe('zset');
+    expect(await client.zrange(key, 0, -1, 'WITHSCORES')).toEqual(['active-live', String(later)]);
+    expect(await client.pexpiretime(key)).toBe(later); // the index goes with its latest session
+    await store.touch('active-live', later + 1000);
+    expect(await client.zscore(key, 'active-live')).toBe(String(later + 1000));
+    await store.destroy('active-live');
+    expect(await client.exists(key)).toBe(0);
+  });
+
+  it('lists a user with more sessions than one read takes (500), each once', async () => {
+    const ids = Array.from({ length: 1234 }, (_, i) => `many-${i}`);
+    for (let i = 0; i < ids.length; i += 200) await Promise.all(ids.slice(i, i + 200).map((id) => store.set(id, tied('many'))));
+    const listed = (await store.listByUser('many')).map((entry) => entry.id).sort();
+    expect(listed).toEqual([...ids].sort());
+    await Promise.all(ids.slice(0, 700).map((id) => client.del(`${prefix}${id}`))); // gone behind the store's back
+    expect((await store.listByUser('many')).map((entry) => entry.id).sort()).toEqual(ids.slice(700).sort());
+    expect(await client.zcard(`${prefix}user:many`)).toBe(534); // the missing ones pruned
+  });
+
+  it('takes over an index written as a plain set by an earlier version: lists, adds to and removes from it', async () => {
+    const key = (user: string) => `${prefix}user:${user}`;
+    const legacy = async (user: string, ids: string[], ttl: number | undefined) => {
+      for (const id of ids) await store.set(id, tied(user));
+      await client.del(key(user));
+      await client.sadd(key(user), ...ids, `${user}-gone`);
+      if (ttl !== undefined) await client.pexpire(key(user), ttl);
+    };
+    await legacy('old-list', ['old-list-1', 'old-list-2'], 7_200_000);
+    expect((await store.listByUser('old-list')).map((e) => e.id).sort()).toEqual(['old-list-1', 'old-list-2']);
+    expect(await client.type(key('old-list'))).toBe('zset');
+    expect((await client.zrange(key('old-list'), 0, -1)).sort()).toEqual(['old-list-1', 'old-list-2']);
+
+    await legacy('old-add', ['old-add-1'], undefined);
+    await store.set('old-add-2', tied('old-add'));
+    expect((await store.listByUser('old-add')).map((e) => e.id).sort()).toEqual(['old-add-1', 'old-add-2']);
+
+    await legacy('old-end', ['old-end-1', 'old-end-2'], 7_200_000);
+    await store.destroy('old-end-1');
+    expect(await client.type(key('old-end'))).toBe('zset');
+    await store.patch('old-end-2', { ...patch({ b: '2' }), user: null });
+    expect(await client.zrange(key('old-end'), 0, -1)).toEqual(['old-end-gone']);
+    expect(await store.listByUser('old-end')).toEqual([]);
   });
 
   it('close() leaves a client it was given open', async () => {

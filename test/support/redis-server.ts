@@ -1,5 +1,6 @@
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
+import type { Redis } from 'ioredis';
 import { onFreePort, startServerProcess, type ServerProcess } from './server-process.js';
 
 export { sleep } from './server-process.js';
@@ -76,4 +77,10 @@ async function startRedisServerOn(port: number): Promise<RedisServer> {
       server = await startRedisProcess(port, tmpdir());
     },
   };
+}
+
+/** How many sessions a RedisStore user index at `key` holds, whichever type it was written as (a sorted set now, a set before). */
+export async function indexSize(redis: Pick<Redis, 'type' | 'zcard' | 'scard'>, key: string): Promise<number> {
+  const type = await redis.type(key);
+  return type === 'zset' ? redis.zcard(key) : type === 'set' ? redis.scard(key) : 0;
 }
