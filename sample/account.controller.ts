@@ -33,11 +33,11 @@ export class AccountController {
     flash.add('info', ended === 0 ? 'No other device was signed in.' : `Signed out ${ended} other ${ended === 1 ? 'device' : 'devices'}.`);
   }
 
-  /** Signs out one device, named by the handle the list gave it. */
+  /** Signs out one device, named by the handle the list gave it: only one of this user's own devices. */
   @Post('sign-out-device')
   @Redirect('/account', 303)
-  async signOutDevice(@Flash() flash: Flash, @Body('handle') handle: string | undefined): Promise<void> {
-    const ended = await this.sessions.endSession(handle ?? '');
+  async signOutDevice(@Session() session: Session, @Flash() flash: Flash, @Body('handle') handle: string | undefined): Promise<void> {
+    const ended = await this.sessions.endSession(handle ?? '', { user: session.user });
     flash.add('info', ended ? 'That device is signed out.' : 'That device was already signed out.');
   }
 

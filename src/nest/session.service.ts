@@ -9,7 +9,7 @@ import { SessionEngine } from '../lifecycle/session-engine.js';
 import { reported, SessionError } from '../session/session.errors.js';
 import type { Session, SessionData } from '../session/session.interface.js';
 import type { AnySessionStore } from '../stores/session-store.interface.js';
-import { UserSessions, type EndSessionsOptions, type UserSessionInfo } from '../user-sessions/user-sessions.js';
+import { UserSessions, type EndSessionOptions, type EndSessionsOptions, type UserSessionInfo } from '../user-sessions/user-sessions.js';
 
 /** Sessions for guards, pipes, filters, middleware and services. */
 @Injectable()
@@ -112,9 +112,18 @@ export class SessionService {
    * Ends the session a `handle` from `sessionsOf()` names. Resolves to true when it ended a live
    * session, false when the handle is stale (that session has ended, or is no longer tied to the
    * same user) or not one this app issued for this session name (forged, mangled, another secret).
+   *
+   * Pass `{ user }` (the user signed in on the request) where a handle comes from a client: a handle
+   * of another user's session then ends nothing and answers false (as does `{ user: undefined }`).
+   * Without it, anyone holding a handle can end that session: the caller must have checked that it
+   * may.
    */
-  endSession(handle: string, name: string = DEFAULT_SESSION): Promise<boolean> {
-    return (this.users ??= new UserSessions(this.engine)).end(handle, name);
+  endSession(handle: string, name?: string): Promise<boolean>;
+  endSession(handle: string, options: EndSessionOptions, name?: string): Promise<boolean>;
+  endSession(handle: string, optionsOrName?: EndSessionOptions | string, name?: string): Promise<boolean> {
+    const options = typeof optionsOrName === 'object' && optionsOrName !== null ? optionsOrName : undefined;
+    const sessionName = typeof optionsOrName === 'string' ? optionsOrName : (name ?? DEFAULT_SESSION);
+    return (this.users ??= new UserSessions(this.engine)).end(handle, options, sessionName);
   }
 
   /** The store of a session, e.g. to destroy sessions outside a request. */

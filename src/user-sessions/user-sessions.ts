@@ -27,6 +27,15 @@ export interface EndSessionsOptions {
   except?: 'current' | Session<any>;
 }
 
+export interface EndSessionOptions {
+  /**
+   * Ends the session only if it is tied to this user (the one signed in on the request, typically
+   * `session.user`): a handle of another user's session answers false and ends nothing. Given as
+   * `undefined` (a visitor signed in as no one), it ends nothing either.
+   */
+  user?: string | number | undefined;
+}
+
 /** Lists and ends the sessions tied to a user, through the store's `listByUser()`. */
 export class UserSessions {
   constructor(private readonly engine: SessionEngine) {}
@@ -79,11 +88,19 @@ export class UserSessions {
     return ending.length;
   }
 
-  async end(handle: string, name: string): Promise<boolean> {
+  async end(handle: string, options: EndSessionOptions | undefined, name: string): Promise<boolean> {
     const def = this.engine.definition(name);
     this.capable(def, 'endSession');
+    let user: string | undefined;
+    if (options !== undefined && Object.hasOwn(options, 'user')) {
+      const owner: unknown = options.user;
+      // A caller who asked for the check with no user to check against (nobody signed in): nothing ends.
+      if (owner === undefined || owner === null) return false;
+      user = userIdOf(owner, 'SessionService.endSession(handle, { user })');
+    }
     const opened = def.handles().open(handle);
-    if (opened === undefined) return false;
+    // The handle names the user its session was tied to when listed: another user's handle ends nothing.
+    if (opened === undefined || (user !== undefined && opened.userId !== user)) return false;
     const found = await this.engine.call(def, 'read a session', (store) => store.get(opened.id));
     const record = checked(found, def);
     // A stale handle: the session ended, or it is no longer this user's.

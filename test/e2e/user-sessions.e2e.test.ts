@@ -76,6 +76,13 @@ class DevicesController {
   async end(@Body() body: { handle: string }) {
     return { ended: await this.sessions.endSession(body.handle) };
   }
+
+  /** What an account page does: only the signed-in user's own sessions. */
+  @Post('devices/end-mine')
+  @HttpCode(200)
+  async endMine(@Session() session: Session, @Body() body: { handle: string }) {
+    return { ended: await this.sessions.endSession(body.handle, { user: session.user }) };
+  }
 }
 
 function signedIn(session: Session): string {
@@ -211,6 +218,22 @@ describe.each(serverStoreKinds(redisUrl(), postgresUrl()))('a user\'s sessions o
       }
       expect((await devices[2].get('/me')).body).toEqual({ user: expect.any(String) });
       expect(((await devices[0].get('/devices')).body.sessions as Listed[]).map((s) => s.userAgent).sort()).toEqual([DEVICES[0].agent, DEVICES[2].agent].sort());
+    });
+
+    it("endSession(handle, { user }) ends only that user's sessions: a leaked handle ends nothing from another account or from no account", async () => {
+      const { devices } = await threeDevices();
+      const { devices: others } = await threeDevices();
+      const listed = (await devices[0].get('/devices')).body.sessions as Listed[];
+      const phone = listed.find((s) => s.userAgent === DEVICES[1].agent)!.handle;
+      // Another signed-in user, and a visitor signed in as no one, post the handle.
+      expect((await others[0].post('/devices/end-mine', { handle: phone })).body).toEqual({ ended: false });
+      const stranger = device(2);
+      expect((await stranger.post('/devices/end-mine', { handle: phone })).body).toEqual({ ended: false });
+      expect((await devices[1].get('/me')).body).toEqual({ user: expect.any(String) });
+      expect((await others[1].get('/me')).body).toEqual({ user: expect.any(String) });
+      // The user the session belongs to.
+      expect((await devices[0].post('/devices/end-mine', { handle: phone })).body).toEqual({ ended: true });
+      expect((await devices[1].get('/me')).body).toEqual({ user: null });
     });
 
     it('regenerate() keeps the tie under the new id, destroy() removes it; other users are untouched', async () => {
