@@ -1,6 +1,6 @@
 export { SessionModule } from './nest/session.module.js';
 export { Session, Flash, UseSession } from './nest/session.decorators.js';
-export type { SessionData, FlashMessages, SessionKey, SessionValue } from './session/session.interface.js';
+export type { SessionData, FlashMessages, SessionKey, SessionValue, SetUserOptions } from './session/session.interface.js';
 export type { SessionOf, SessionDataOf } from './schema/schema.types.js';
 export type { StandardSchemaV1 } from './schema/standard-schema.js';
 export { SessionService } from './nest/session.service.js';

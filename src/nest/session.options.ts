@@ -58,9 +58,10 @@ export interface SessionOptions {
   /**
    * Ends a user's sessions on every store, the cookie store included: the app keeps a version per
    * user (a number or string it changes to sign the user out everywhere, e.g. after a password
-   * change); a session tied with `setUser()` records the version of that moment, and a later
-   * request whose session's version differs from the one this function returns gets a fresh
-   * session. Called once per request that loads a tied session, and once when a session is tied.
+   * change); a session tied with `setUser()` records the version of that moment (or the one given
+   * as `setUser(id, { version })`, read with the password hash), and a later request whose
+   * session's version differs from the one this function returns gets a fresh session. Called once
+   * per request that loads a tied session, and once when a session is tied without a version.
    * `undefined` (a user unknown to the app) ends the session too. A function that throws or
    * rejects gives the request a 503, like a failed store.
    */

@@ -33,8 +33,12 @@ export interface Session<T = SessionData> {
    * Ties the session to a user (a string or a number, kept as a string), so that
    * `SessionService.sessionsOf(user)` lists it and `endSessionsOf(user)` can end it; `undefined`
    * unties it. `regenerate()` keeps the tie, `destroy()` removes it. Saved as the response leaves.
+   *
+   * With `userVersion`, `{ version }` records the user's version the app read when it checked the
+   * credentials; without it, the version is read by `userVersion` just before the save (a password
+   * change landing in between would then not end this sign-in).
    */
-  setUser(user: string | number | undefined): void;
+  setUser(user: string | number | undefined, options?: SetUserOptions): void;
   /** The flash messages of this session (the same object `@Flash()` gives). */
   readonly flash: Flash<FlashMessages>;
   get<K extends SessionKey<T>>(key: K): SessionValue<T, K> | undefined;
@@ -63,6 +67,17 @@ export interface Session<T = SessionData> {
    * the response leaves. A failure rejects (and is logged); not awaiting it is safe.
    */
   save(): Promise<void>;
+}
+
+/** Options of `session.setUser()`. */
+export interface SetUserOptions {
+  /**
+   * With `userVersion`: the user's version as the app read it when it checked the credentials (from
+   * the same row as the password hash), recorded as it is. Without it, `userVersion` is asked just
+   * before the session is saved, so a password change landing between the check and the save would
+   * not end this sign-in. A string or a finite number; ignored when `userVersion` is not configured.
+   */
+  version?: string | number;
 }
 
 /** Flash messages: they last until read. */

@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { FlashBox, type FlashHolder } from './flash.js';
 import { CSRF_SECRET_KEY, DEFAULT_SESSION, INTERNAL_KEY_PREFIX, isInternalKey, MAX_LIFETIME } from './session.constants.js';
 import { reported, SessionValidationError } from './session.errors.js';
-import type { Session } from './session.interface.js';
+import type { Session, SetUserOptions } from './session.interface.js';
 import type { SessionDefinition } from './session-definition.js';
 import { generateSessionId } from './session-id.js';
 import { putData, type SessionMeta, type SessionPatch, type SessionRecord, type SessionUser } from '../stores/session-store.interface.js';
@@ -122,7 +122,7 @@ export class SessionState implements Session<any>, FlashHolder {
     return this.metaValue.user?.id;
   }
 
-  setUser(user: string | number | undefined): void {
+  setUser(user: string | number | undefined, options?: SetUserOptions): void {
     if (user === undefined) {
       if (this.metaValue.user === undefined) return;
       const { user: _old, ...rest } = this.metaValue;
@@ -131,18 +131,23 @@ export class SessionState implements Session<any>, FlashHolder {
       return;
     }
     const id = userIdOf(user);
-    if (this.metaValue.user?.id === id) return;
+    // The version the app read when it checked the credentials: only `userVersion` compares it.
+    const given = options?.version === undefined ? undefined : versionOf(options.version);
+    const version = this.definition.userVersion === undefined ? undefined : given;
+    const tie = this.metaValue.user;
+    if (tie?.id === id && (version === undefined || tie.version === version)) return;
     const previous = this.metaValue;
-    this.metaValue = { ...previous, user: { id } };
+    this.metaValue = { ...previous, user: version === undefined ? { id } : { id, version } };
     if (this.definition.clientSide) {
       try {
-        this.host.checkSize(this, Buffer.byteLength(JSON.stringify(id)) + 48);
+        this.host.checkSize(this, Buffer.byteLength(JSON.stringify(id)) + 48 + (version === undefined ? 0 : Buffer.byteLength(JSON.stringify(version)) + 12));
       } catch (error) {
         this.metaValue = previous;
         throw error;
       }
     }
-    this.versionDue = this.definition.userVersion !== undefined;
+    // Without a version given, the user's version is read just before the save.
+    this.versionDue = version === undefined && this.definition.userVersion !== undefined;
   }
 
   /** Replaces the tie with what this request saw of the user's device (same user). */
@@ -494,6 +499,16 @@ function refuseInternal(key: string, method: string): void {
       key,
     ));
   }
+}
+
+/** A user's version as recorded: a string, or a finite number as its text. */
+function versionOf(version: unknown): string {
+  if (typeof version === 'number' && Number.isFinite(version)) return String(version);
+  if (typeof version === 'string') return version;
+  throw reported(new SessionValidationError(
+    `session.setUser(id, { version }): expected the user's version as userVersion returns it (a string or a finite number); got ${typeof version}`,
+    'version',
+  ));
 }
 
 /** Longest user id accepted, in characters. */

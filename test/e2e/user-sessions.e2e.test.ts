@@ -24,6 +24,15 @@ class DevicesController {
     return { ok: true };
   }
 
+  /** A sign-in that read the user's version with the password hash. */
+  @Post('login/:user/version/:version')
+  @HttpCode(200)
+  async loginAtVersion(@Session() session: Session, @Param('user') user: string, @Param('version') version: string) {
+    await session.regenerate();
+    session.setUser(user, { version: Number(version) });
+    return { ok: true };
+  }
+
   @Get('me')
   me(@Session() session: Session) {
     return { user: session.user ?? null };
@@ -419,6 +428,21 @@ describe('userVersion: signing a user out everywhere on any store, the cookie st
       calls.length = 0;
       await me(tied);
       expect(calls).toEqual(['cid']);
+    });
+
+    it('setUser(id, { version }) records the version the app read at the password check, not the one at save time', async () => {
+      versions.set('fay', 2);
+      calls.length = 0;
+      // The app checked the password at version 1; a password change made it 2 before this sign-in was saved.
+      const raced = new CookieJar();
+      raced.take(await t!.http().post('/login/fay/version/1'));
+      expect(calls).toEqual([]); // no read at save time: the version was given
+      expect((await me(raced)).body).toEqual({ user: null });
+      const current = new CookieJar();
+      current.take(await t!.http().post('/login/fay/version/2'));
+      expect((await me(current)).body).toEqual({ user: 'fay' });
+      versions.set('fay', 3);
+      expect((await me(current)).body).toEqual({ user: null });
     });
 
     it('a user the app no longer knows (undefined) is signed out', async () => {
