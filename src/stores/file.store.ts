@@ -29,6 +29,8 @@ const TRANSIENT = new Set(['EPERM', 'EACCES', 'EBUSY']);
 const SWEEP_CONCURRENCY = 8;
 /** Directory entries read per call while sweeping: the directory is never listed in one go. */
 const SWEEP_DIR_BUFFER = 128;
+/** How many times a marker is tried while a sweep keeps removing its (empty) user directory. */
+const MARK_ATTEMPTS = 5;
 /** The directory (inside the session directory) of the user index: `users/<sha256 of the user id>/<session id>`, empty marker files. */
 const USERS = 'users';
 const USER_DIR = /^[0-9a-f]{64}$/;
@@ -94,11 +96,11 @@ export class FileStore implements SessionStore {
       const current = await this.read(id);
       if (current === undefined) return;
       await this.write(id, applyPatch(current, patch));
-      if (patch.user === undefined) return;
       const before = current.meta.user?.id;
-      const after = patch.user?.id;
+      const after = patch.user === undefined ? before : patch.user?.id;
       if (before !== undefined && before !== after) await this.unmark(before, id);
-      if (after !== undefined && before !== after) await this.mark(after, id);
+      // Marked at every write of a tied session, so a marker lost (a crash between two writes) comes back.
+      if (after !== undefined && patch.expiresAt > Date.now()) await this.mark(after, id);
     });
   }
 
@@ -106,7 +108,9 @@ export class FileStore implements SessionStore {
     if (!ID.test(id)) return;
     await this.serial(id, async () => {
       const current = await this.read(id);
-      if (current !== undefined) await this.write(id, { ...current, expiresAt });
+      if (current === undefined) return;
+      await this.write(id, { ...current, expiresAt });
+      if (current.meta.user !== undefined && expiresAt > Date.now()) await this.mark(current.meta.user.id, id);
     });
   }
 
@@ -174,9 +178,17 @@ export class FileStore implements SessionStore {
   private async mark(userId: string, id: string): Promise<void> {
     const dir = this.userDir(userId);
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      const handle = await open(join(dir, id), 'w', this.fileMode);
-      await handle.close();
+      for (let attempt = 1; ; attempt++) {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        try {
+          await (await open(join(dir, id), 'w', this.fileMode)).close();
+          return;
+        } catch (error) {
+          // A sweep (of this process or another) removed the user's directory, empty a moment ago,
+          // between the two calls: made again, so the session is not left out of its user's list.
+          if ((error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT' || attempt >= MARK_ATTEMPTS) throw error;
+        }
+      }
     } catch (error) {
       throw this.failure("index a user's session", 'check that the directory is writable and the disk not full', error);
     }

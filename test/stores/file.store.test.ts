@@ -77,6 +77,24 @@ describe('FileStore', () => {
     expect(readdirSync(join(directory, 'users'))).toEqual([]); // the empty user directory went too
   });
 
+  it('writes the marker again at every write of a tied session, so a marker lost between two writes comes back', async () => {
+    const directory = freshDir();
+    const store = track(new FileStore({ directory, sweepInterval: 0 }));
+    const rec: SessionRecord = { ...record({ a: 1 }), meta: { createdAt: Date.now(), user: { id: 'ada' } } };
+    await store.set('one', rec);
+    const [marker] = markers(directory);
+    const lose = () => rmSync(join(directory, 'users', marker));
+    lose(); // the app died between the session's file and its marker
+    await store.patch('one', { ...patch({ b: '2' }), user: { id: 'ada', lastSeenAt: Date.now() } });
+    expect(markers(directory)).toEqual([marker]);
+    lose();
+    await store.patch('one', patch({ c: '3' }));
+    expect(markers(directory)).toEqual([marker]);
+    lose();
+    await store.touch('one', LATER() + 1000);
+    expect((await store.listByUser('ada')).map((e) => e.id)).toEqual(['one']);
+  });
+
   it('refuses bad options with a SessionConfigError naming the option', () => {
     expect(() => new FileStore({ directory: '' })).toThrow(SessionConfigError);
     expect(() => new FileStore({ directory: '  ' })).toThrow(/"directory"/);
