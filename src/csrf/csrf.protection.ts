@@ -4,7 +4,7 @@ import { CSRF_SECRET_KEY, DEFAULT_SESSION, SESSION_MODULE_OPTIONS } from '../ses
 import { SessionConfigError } from '../session/session.errors.js';
 import type { SessionState } from '../session/session.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
-import { RequestSessions, type ResponseCookieSource } from '../lifecycle/request-sessions.js';
+import { RequestSessions, type CompanionCookie, type ResponseCookieSource } from '../lifecycle/request-sessions.js';
 import type { SessionModuleOptions } from '../nest/session.options.js';
 import { requestOf, sessionsOf } from '../transports/request-context.js';
 import {
@@ -40,6 +40,8 @@ const kVerified = Symbol('nest-sessions:csrf-verified');
 /** A token was handed out on this request: the readable cookie goes out with it. */
 const kIssued = Symbol('nest-sessions:csrf-issued');
 
+/** The `Max-Age` attribute of a `Set-Cookie` value the engine wrote. */
+const MAX_AGE = /; Max-Age=\d+/;
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
@@ -52,7 +54,7 @@ const byEngine = new WeakMap<SessionEngine, CsrfProtection>();
  * never render a form create no session.
  */
 @Injectable()
-export class CsrfProtection implements ResponseCookieSource {
+export class CsrfProtection implements ResponseCookieSource, CompanionCookie {
   private readonly header: string;
   private readonly field: string;
   private readonly cookie: CsrfCookie | undefined;
@@ -77,6 +79,13 @@ export class CsrfProtection implements ResponseCookieSource {
       throw new SessionConfigError(`csrf.cookie.headerName and csrf.headerName are both '${this.header}'; leave one at its default`);
     }
     byEngine.set(engine, this);
+    // The readable cookie lives as long as the session's: set again whenever that one is.
+    if (this.cookie !== undefined) engine.companion = this;
+  }
+
+  /** The name of the readable cookie (cookie mode). */
+  get name(): string {
+    return this.cookie!.name;
   }
 
   /** The protection of the app `engine` belongs to. */
@@ -173,10 +182,25 @@ export class CsrfProtection implements ResponseCookieSource {
       const incoming = unmaskToken(sessions.cookie(cookie.name));
       if (incoming !== undefined && sameToken(incoming, token)) return undefined;
     }
-    const def = session.definition;
-    const attributes = def.secureAuto && !sessions.isSecure() ? cookie.attributesInsecure : cookie.attributes;
-    const maxAge = session.meta.maxAge ?? def.cookieMaxAge;
-    return `${cookie.name}=${maskToken(token)}${maxAge === undefined ? '' : `; Max-Age=${Math.ceil(maxAge / 1000)}`}${attributes}`;
+    const maxAge = session.meta.maxAge ?? session.definition.cookieMaxAge;
+    return this.readableCookie(sessions, session, token, maxAge === undefined ? '' : `; Max-Age=${Math.ceil(maxAge / 1000)}`);
+  }
+
+  /**
+   * As the response leaves (cookie mode): the session's cookie is set (created, or sent again with a
+   * sliding `Max-Age`), so the readable cookie is set again with the same lifetime, and never
+   * outlives it nor expires before it. Nothing for a session that has no secret (no token handed out).
+   */
+  withSessionCookie(sessions: RequestSessions, session: SessionState, sessionCookie: string): string | undefined {
+    const secret = secretBytes(session.getInternal(CSRF_SECRET_KEY));
+    if (secret === undefined) return undefined;
+    return this.readableCookie(sessions, session, sessionToken(secret), MAX_AGE.exec(sessionCookie)?.[0] ?? '');
+  }
+
+  private readableCookie(sessions: RequestSessions, session: SessionState, token: Buffer, maxAge: string): string {
+    const cookie = this.cookie!;
+    const attributes = session.definition.secureAuto && !sessions.isSecure() ? cookie.attributesInsecure : cookie.attributes;
+    return `${cookie.name}=${maskToken(token)}${maxAge}${attributes}`;
   }
 
   private secretOf(session: SessionState): Buffer {

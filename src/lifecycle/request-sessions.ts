@@ -4,6 +4,7 @@ import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter
 import { gateResponse, headGone, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
+import { DEFAULT_SESSION } from '../session/session.constants.js';
 import { SessionState, type SessionHost } from '../session/session.js';
 
 const kSessions = Symbol('nest-sessions:request');
@@ -11,6 +12,13 @@ const kSessions = Symbol('nest-sessions:request');
 /** Gives one more cookie for the response as it leaves, before the sessions are saved (the readable CSRF cookie). */
 export interface ResponseCookieSource {
   cookieForResponse(sessions: RequestSessions): string | undefined;
+}
+
+/** A cookie that goes out again whenever the default session's own cookie does, with its lifetime (the readable CSRF cookie). */
+export interface CompanionCookie {
+  readonly name: string;
+  /** The companion of `session`, whose cookie `sessionCookie` (a whole `Set-Cookie` value) this response sets; undefined for none. */
+  withSessionCookie(sessions: RequestSessions, session: SessionState, sessionCookie: string): string | undefined;
 }
 const noop = (): void => undefined;
 
@@ -237,13 +245,27 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       cookies = cookies === undefined ? [own] : [...cookies, own];
     }
     const saved = this.savedCookies;
-    if (saved === undefined) return cookies;
+    if (saved === undefined) return this.withCompanion(cookies);
     this.savedCookies = undefined;
     const result = cookies ?? [];
     for (const [name, cookie] of saved) {
       if (!result.some((each) => each.startsWith(`${name}=`))) result.push(cookie);
     }
-    return result.length === 0 ? undefined : result;
+    return result.length === 0 ? undefined : this.withCompanion(result);
+  }
+
+  /** `cookies` with the companion of the default session's cookie when that one is among them. */
+  private withCompanion(cookies: string[] | undefined): string[] | undefined {
+    const companion = this.engine.companion;
+    if (companion === undefined || cookies === undefined) return cookies;
+    const session = this.loaded(DEFAULT_SESSION);
+    if (session === undefined) return cookies;
+    const prefix = `${session.definition.cookieName}=`;
+    const sessionCookie = cookies.find((each) => each.startsWith(prefix));
+    // None set, or one that clears it; or the companion already given (by the cookie source).
+    if (sessionCookie === undefined || sessionCookie.startsWith(`${prefix};`) || cookies.some((each) => each.startsWith(`${companion.name}=`))) return cookies;
+    const extra = companion.withSessionCookie(this, session, sessionCookie);
+    return extra === undefined ? cookies : [...cookies, extra];
   }
 
   private keepCookie(plan: SavePlan): void {

@@ -7,7 +7,7 @@ import type { SessionModuleOptions } from '../nest/session.options.js';
 import { resolveSessions, type SessionDefinition } from '../session/session-definition.js';
 import { isUserTie, type ClientSessionStore, type MaybePromise, type SessionPatch, type SessionRecord, type SessionStore, type SessionUser } from '../stores/session-store.interface.js';
 import { SessionState, type PendingWrite, type SessionHost } from '../session/session.js';
-import type { RequestSessions } from './request-sessions.js';
+import type { CompanionCookie, RequestSessions } from './request-sessions.js';
 import type { SessionReader } from './session-source.js';
 import type { Session } from '../session/session.interface.js';
 import { SessionConnections } from './session-connections.js';
@@ -69,6 +69,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   readonly migration: SessionMigration | undefined;
   /** Some session has `userVersion`: a session tied in a request gets the user's version before it is saved. */
   readonly versioned: boolean;
+  /** Set by the CSRF protection in cookie mode: the readable cookie that goes out with the default session's. */
+  companion: CompanionCookie | undefined;
 
   constructor(
     @Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined,

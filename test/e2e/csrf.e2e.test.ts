@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SessionModuleOptions } from '../../src/index.js';
+import { ControlledStore } from '../support/controlled-store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { csrfModule, globalCsrfModule, inheritedCsrfModule } from './csrf.fixture.js';
@@ -154,12 +155,17 @@ describe.each(platforms)('CSRF on $name', (platform) => {
   });
 
   it('lets safe methods, skipped routes and unguarded routes through without a session', async () => {
-    for (const request of [app.http().get('/any'), app.http().get('/guarded-get'), app.http().head('/guarded-get'), app.http().options('/guarded-get'), app.http().post('/hook'), app.http().post('/open')]) {
+    for (const request of [app.http().get('/any'), app.http().get('/guarded-get'), app.http().head('/guarded-get'), app.http().post('/hook'), app.http().post('/open')]) {
       const response = await request;
       expect(response.status).not.toBe(403);
       expect(response.status).toBeLessThan(500);
       expect(setCookies(response.headers)).toEqual([]);
     }
+    // An OPTIONS route of a guarded controller: its handler ran.
+    const options = await app.http().options('/guarded-options');
+    expect(options.status).toBe(200);
+    expect(options.body).toEqual({ ok: true, method: 'OPTIONS' });
+    expect(setCookies(options.headers)).toEqual([]);
   });
 
   it('hides the secret from the Session API, refuses its keys, and keeps it through clear()', async () => {
@@ -182,17 +188,22 @@ describe.each(platforms)('CSRF on $name', (platform) => {
 
 describe.each(platforms)('CSRF app-wide (APP_GUARD) on $name', (platform) => {
   let app: TestApp;
+  const store = new ControlledStore();
   beforeAll(async () => {
-    app = await platform.create(globalCsrfModule());
+    app = await platform.create(globalCsrfModule({ store }));
   });
   afterAll(async () => {
     await app?.close();
   });
 
   it('creates no session on safe requests, refuses unsafe ones without a token, passes them with one', async () => {
-    const plain = await app.http().get('/plain');
-    expect(plain.status).toBe(200);
-    expect(setCookies(plain.headers)).toEqual([]);
+    store.reset();
+    for (const request of [app.http().get('/plain'), app.http().head('/plain'), app.http().options('/plain')]) {
+      const response = await request;
+      expect(response.status).toBeLessThan(500);
+      expect(setCookies(response.headers)).toEqual([]);
+    }
+    expect(store.calls).toEqual([]); // the guard neither read nor wrote a session
     const refused = await app.http().post('/open');
     expect(refused.status).toBe(403);
     expect(refused.body).toEqual(REFUSED);
@@ -200,7 +211,12 @@ describe.each(platforms)('CSRF app-wide (APP_GUARD) on $name', (platform) => {
 
     const visitor = new Visitor(app);
     const token = await visitor.token();
+    // A visitor with a session: a safe request to a route that uses none costs no store call either.
+    store.reset();
+    expect((await visitor.get('/plain')).status).toBe(200);
+    expect(store.calls).toEqual([]);
     expect((await visitor.post('/open', { 'x-csrf-token': token })).status).toBe(200);
+    expect(store.calls).toEqual(['get']); // the check read the session, and wrote nothing
     expect((await app.http().post('/webhooks/incoming')).status).toBe(200); // @SkipCsrf() on the controller
   });
 });
@@ -285,6 +301,41 @@ describe.each(platforms)('the readable XSRF-TOKEN cookie on $name', (platform) =
     expect(fresh).toBeDefined();
     expect((await visitor.post('/transfer', { 'X-XSRF-TOKEN': renewed!.value })).status).toBe(403);
     expect((await visitor.send(visitor.post('/login', { 'X-XSRF-TOKEN': fresh!.value }))).status).toBe(200);
+  });
+});
+
+describe.each(platforms)('the readable XSRF-TOKEN cookie with a persistent session cookie on $name', (platform) => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await platform.create(csrfModule({ csrf: { cookie: true }, cookie: { maxAge: 3_600_000 } }));
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const named = (response: { headers: Record<string, unknown> }, name: string) => setCookies(response.headers).find((c) => c.name === name);
+
+  it('is set again, with the same lifetime, whenever the session cookie is', async () => {
+    const visitor = new Visitor(app);
+    const issued = await visitor.get('/form');
+    expect(named(issued, 'XSRF-TOKEN')?.attributes['max-age']).toBe('3600');
+    expect(named(issued, 'sid')?.attributes['max-age']).toBe('3600');
+    // A later request refreshes the session cookie's Max-Age: the readable cookie slides with it.
+    const counted = await visitor.get('/count');
+    expect(named(counted, 'sid')?.attributes['max-age']).toBe('3600');
+    const refreshed = named(counted, 'XSRF-TOKEN');
+    expect(refreshed).toBeDefined();
+    expect(refreshed!.value).toMatch(TOKEN);
+    expect(refreshed!.attributes).toEqual({ 'max-age': '3600', path: '/', samesite: 'Lax', secure: true });
+    expect((await visitor.send(visitor.post('/transfer', { 'X-XSRF-TOKEN': refreshed!.value }))).status).toBe(200);
+  });
+
+  it('is not made for a session that never handed out a token', async () => {
+    const visitor = new Visitor(app);
+    const counted = await visitor.get('/count');
+    expect(setCookies(counted.headers).map((c) => c.name)).toEqual(['sid']);
+    expect((await visitor.get('/count')).body).toEqual({ count: 2 });
+    expect(visitor.jar.get('XSRF-TOKEN')).toBeUndefined();
   });
 });
 

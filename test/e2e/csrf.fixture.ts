@@ -1,4 +1,4 @@
-import { All, Body, Controller, Get, HttpCode, Module, Post, UseGuards, type Type } from '@nestjs/common';
+import { All, Body, Controller, Get, HttpCode, Module, Options, Post, UseGuards, type Type } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { CsrfGuard, CsrfToken, Session, SessionModule, SkipCsrf, type SessionModuleOptions } from '../../src/index.js';
 import { SECRET } from './app.fixture.js';
@@ -39,6 +39,14 @@ export class TokenController {
   @Get('form/view')
   formView(@CsrfToken() token: string, @Session() session: Session) {
     return { token, data: session.toJSON(), has: session.has('\u0000csrf'), get: session.get('\u0000csrf') ?? null };
+  }
+
+  /** A request that changes the session: its cookie is set again when it has a Max-Age. */
+  @Get('count')
+  count(@Session() session: Session) {
+    const count = ((session.get('count') as number | undefined) ?? 0) + 1;
+    session.set('count', count);
+    return { count };
   }
 
   @Get('plain')
@@ -96,6 +104,13 @@ export class GuardedController {
   @Get('guarded-get')
   guardedGet() {
     return { ok: true };
+  }
+
+  /** OPTIONS is a safe method: the guard lets it reach the handler. */
+  @HttpCode(200)
+  @Options('guarded-options')
+  guardedOptions() {
+    return { ok: true, method: 'OPTIONS' };
   }
 
   @HttpCode(200)
