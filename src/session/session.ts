@@ -44,19 +44,19 @@ const hasOwn = Object.hasOwn;
  */
 export class SessionState implements Session<any>, FlashHolder {
   /** The stored JSON text of each key as the store last confirmed it. Never mutated. */
-  private raw: Readonly<Record<string, string>>;
+  #raw: Readonly<Record<string, string>>;
   /** Values read or set during this request. */
-  private values: Map<string, unknown> | undefined;
+  #values: Map<string, unknown> | undefined;
   /** Stored keys deleted during this request. */
-  private removed: Set<string> | undefined;
+  #removed: Set<string> | undefined;
   /** The meta as the store last confirmed it; replaced, never mutated. */
-  private storedMeta: SessionMeta;
+  #storedMeta: SessionMeta;
   /** The meta as it is now; replaced (copy on write), never mutated. */
-  private metaValue: SessionMeta;
-  private flashBox: FlashBox | undefined;
-  private sessionId: string | undefined;
+  #metaValue: SessionMeta;
+  #flashBox: FlashBox | undefined;
+  #sessionId: string | undefined;
   /** Moves on at `regenerate()` and `destroy()`: a write planned before can no longer confirm. */
-  private generation = 0;
+  #generation = 0;
 
   /** The session exists in its store under `sessionId`. */
   stored: boolean;
@@ -68,7 +68,7 @@ export class SessionState implements Session<any>, FlashHolder {
   /** `destroy()` ran: the cookie must be cleared unless the session gets new content. */
   destroyed = false;
   /** The verified cookie value the request came with, when it can be sent back as it is. */
-  cookieValue: string | undefined;
+  #cookieValue: string | undefined;
   /** The cookie was signed with an old key: send one signed with the current key on the next write. */
   signedWithOldKey = false;
   /** Written whole to the store during this request (a migrated session): no touch is due before the next request. */
@@ -80,16 +80,19 @@ export class SessionState implements Session<any>, FlashHolder {
   /** With a schema: the issues the data has as last checked (a change may not add one); undefined: not known yet. */
   schemaIssues: IssueSet | undefined;
 
-  constructor(
-    readonly definition: SessionDefinition,
-    private readonly host: SessionHost,
-    id?: string,
-    record?: SessionRecord,
-  ) {
-    this.sessionId = id;
+  // The state is in private (#) fields, so that what enumerates an object's own properties (spread,
+  // Object.keys, Object.entries, structuredClone, a logger's serializer) never reaches the data, its
+  // internal keys (the CSRF secret), the id, the cookie or the definition.
+  readonly #definition: SessionDefinition;
+  readonly #host: SessionHost;
+
+  constructor(definition: SessionDefinition, host: SessionHost, id?: string, record?: SessionRecord) {
+    this.#definition = definition;
+    this.#host = host;
+    this.#sessionId = id;
     this.stored = record !== undefined;
-    this.raw = record?.data ?? EMPTY;
-    this.metaValue = this.storedMeta = record?.meta ?? freshMeta(definition);
+    this.#raw = record?.data ?? EMPTY;
+    this.#metaValue = this.#storedMeta = record?.meta ?? freshMeta(definition);
     this.storedExpiresAt = record?.expiresAt ?? 0;
   }
 
@@ -102,8 +105,20 @@ export class SessionState implements Session<any>, FlashHolder {
     return { isNew: this.isNew, data: this.toJSON() };
   }
 
+  get definition(): SessionDefinition {
+    return this.#definition;
+  }
+
+  get cookieValue(): string | undefined {
+    return this.#cookieValue;
+  }
+
+  set cookieValue(value: string | undefined) {
+    this.#cookieValue = value;
+  }
+
   get id(): string {
-    return (this.sessionId ??= generateSessionId());
+    return (this.#sessionId ??= generateSessionId());
   }
 
   get isNew(): boolean {
@@ -111,52 +126,52 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   get expiresAt(): Date {
-    return new Date(this.stored && this.metaValue.maxAge === this.storedMeta.maxAge ? this.storedExpiresAt : this.nextExpiry(Date.now()));
+    return new Date(this.stored && this.#metaValue.maxAge === this.#storedMeta.maxAge ? this.storedExpiresAt : this.nextExpiry(Date.now()));
   }
 
   get meta(): Readonly<SessionMeta> {
-    return this.metaValue;
+    return this.#metaValue;
   }
 
   get user(): string | undefined {
-    return this.metaValue.user?.id;
+    return this.#metaValue.user?.id;
   }
 
   setUser(user: string | number | undefined, options?: SetUserOptions): void {
     if (user === undefined) {
-      if (this.metaValue.user === undefined) return;
-      const { user: _old, ...rest } = this.metaValue;
-      this.metaValue = rest;
+      if (this.#metaValue.user === undefined) return;
+      const { user: _old, ...rest } = this.#metaValue;
+      this.#metaValue = rest;
       this.versionDue = false;
       return;
     }
     const id = userIdOf(user);
     // The version the app read when it checked the credentials: only `userVersion` compares it.
     const given = options?.version === undefined ? undefined : versionOf(options.version);
-    const version = this.definition.userVersion === undefined ? undefined : given;
-    const tie = this.metaValue.user;
+    const version = this.#definition.userVersion === undefined ? undefined : given;
+    const tie = this.#metaValue.user;
     if (tie?.id === id && (version === undefined || tie.version === version)) return;
-    const previous = this.metaValue;
-    this.metaValue = { ...previous, user: version === undefined ? { id } : { id, version } };
-    if (this.definition.clientSide) {
+    const previous = this.#metaValue;
+    this.#metaValue = { ...previous, user: version === undefined ? { id } : { id, version } };
+    if (this.#definition.clientSide) {
       try {
-        this.host.checkSize(this, Buffer.byteLength(JSON.stringify(id)) + 48 + (version === undefined ? 0 : Buffer.byteLength(JSON.stringify(version)) + 12));
+        this.#host.checkSize(this, Buffer.byteLength(JSON.stringify(id)) + 48 + (version === undefined ? 0 : Buffer.byteLength(JSON.stringify(version)) + 12));
       } catch (error) {
-        this.metaValue = previous;
+        this.#metaValue = previous;
         throw error;
       }
     }
     // Without a version given, the user's version is read just before the save.
-    this.versionDue = version === undefined && this.definition.userVersion !== undefined;
+    this.versionDue = version === undefined && this.#definition.userVersion !== undefined;
   }
 
   /** Replaces the tie with what this request saw of the user's device (same user). */
   refreshUser(user: SessionUser): void {
-    this.metaValue = { ...this.metaValue, user };
+    this.#metaValue = { ...this.#metaValue, user };
   }
 
   get flash(): FlashBox {
-    return (this.flashBox ??= new FlashBox(this));
+    return (this.#flashBox ??= new FlashBox(this));
   }
 
   get(key: string): any {
@@ -169,23 +184,23 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   private read(key: string): any {
-    const values = this.values;
+    const values = this.#values;
     if (values !== undefined && values.has(key)) return values.get(key);
-    if (!hasOwn(this.raw, key) || this.removed?.has(key) === true) return undefined;
+    if (!hasOwn(this.#raw, key) || this.#removed?.has(key) === true) return undefined;
     let value: unknown;
     try {
-      value = JSON.parse(this.raw[key]);
+      value = JSON.parse(this.#raw[key]);
     } catch {
       return undefined; // a value the store mangled reads as absent
     }
     // Only objects can change in place: they are kept so that the save compares them.
-    if (value !== null && typeof value === 'object') (this.values ??= new Map()).set(key, value);
+    if (value !== null && typeof value === 'object') (this.#values ??= new Map()).set(key, value);
     return value;
   }
 
   set(key: string, value: unknown): void {
     refuseInternal(key, 'set');
-    this.host.refuseChange?.(this, 'change');
+    this.#host.refuseChange?.(this, 'change');
     if (value === undefined) return this.delete(key);
     this.write(key, value);
   }
@@ -198,26 +213,26 @@ export class SessionState implements Session<any>, FlashHolder {
 
   private write(key: string, value: unknown): void {
     const text = jsonOf(value, `session.set('${key}')`, key);
-    const schema = this.definition.schema;
+    const schema = this.#definition.schema;
     // Checked as it will read back (parsed from its JSON), before anything changes.
     const issues =
       schema === undefined || isInternalKey(key)
         ? undefined
         : schema.checkChange(key, this.userData(key, text), () => this.currentIssues(), `session.set('${key}')`);
-    const values = (this.values ??= new Map());
+    const values = (this.#values ??= new Map());
     const had = values.has(key);
     const previous = values.get(key);
-    const wasRemoved = this.removed?.delete(key) === true;
+    const wasRemoved = this.#removed?.delete(key) === true;
     values.set(key, value);
-    if (this.definition.clientSide) {
+    if (this.#definition.clientSide) {
       try {
         // At most what the key and value add to the sealed text: exact checks only near the limit.
-        this.host.checkSize(this, Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2);
+        this.#host.checkSize(this, Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2);
       } catch (error) {
         // A value that does not fit leaves the session as it was.
         if (had) values.set(key, previous);
         else values.delete(key);
-        if (wasRemoved) this.removed!.add(key);
+        if (wasRemoved) this.#removed!.add(key);
         throw error;
       }
     }
@@ -226,14 +241,14 @@ export class SessionState implements Session<any>, FlashHolder {
 
   has(key: string): boolean {
     if (isInternalKey(key)) return false;
-    if (this.values?.has(key) === true) return true;
-    return hasOwn(this.raw, key) && this.removed?.has(key) !== true;
+    if (this.#values?.has(key) === true) return true;
+    return hasOwn(this.#raw, key) && this.#removed?.has(key) !== true;
   }
 
   delete(key: string): void {
     refuseInternal(key, 'delete');
-    this.host.refuseChange?.(this, 'change');
-    const schema = this.definition.schema;
+    this.#host.refuseChange?.(this, 'change');
+    const schema = this.#definition.schema;
     if (schema !== undefined && this.has(key)) {
       this.schemaIssues = schema.checkChange(key, this.userData(key), () => this.currentIssues(), `session.delete('${key}')`);
     }
@@ -241,27 +256,27 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   private remove(key: string): void {
-    this.values?.delete(key);
-    if (hasOwn(this.raw, key)) (this.removed ??= new Set()).add(key);
+    this.#values?.delete(key);
+    if (hasOwn(this.#raw, key)) (this.#removed ??= new Set()).add(key);
   }
 
   /** Deletes every key of the user's; the library's own keys stay. */
   clear(): void {
-    this.host.refuseChange?.(this, 'change');
+    this.#host.refuseChange?.(this, 'change');
     this.schemaIssues = undefined;
-    if (this.values !== undefined) {
-      for (const key of this.values.keys()) if (!isInternalKey(key)) this.values.delete(key);
+    if (this.#values !== undefined) {
+      for (const key of this.#values.keys()) if (!isInternalKey(key)) this.#values.delete(key);
     }
-    for (const key of Object.keys(this.raw)) if (!isInternalKey(key)) (this.removed ??= new Set()).add(key);
+    for (const key of Object.keys(this.#raw)) if (!isInternalKey(key)) (this.#removed ??= new Set()).add(key);
   }
 
   toJSON(): Record<string, any> {
     const result = Object.create(null) as Record<string, unknown>;
-    for (const key of Object.keys(this.raw)) {
+    for (const key of Object.keys(this.#raw)) {
       const value = this.get(key);
       if (value !== undefined) result[key] = value;
     }
-    if (this.values !== undefined) for (const [key, value] of this.values) if (!isInternalKey(key)) result[key] = value;
+    if (this.#values !== undefined) for (const [key, value] of this.#values) if (!isInternalKey(key)) result[key] = value;
     return result;
   }
 
@@ -272,16 +287,16 @@ export class SessionState implements Session<any>, FlashHolder {
         'maxAge',
       ));
     }
-    if (ms === this.metaValue.maxAge) return;
-    this.host.refuseChange?.(this, 'change');
-    const previous = this.metaValue;
+    if (ms === this.#metaValue.maxAge) return;
+    this.#host.refuseChange?.(this, 'change');
+    const previous = this.#metaValue;
     const { maxAge: _old, ...rest } = previous;
-    this.metaValue = ms === undefined ? rest : { ...rest, maxAge: ms };
-    if (!this.definition.clientSide) return;
+    this.#metaValue = ms === undefined ? rest : { ...rest, maxAge: ms };
+    if (!this.#definition.clientSide) return;
     try {
-      this.host.checkSize(this, 24);
+      this.#host.checkSize(this, 24);
     } catch (error) {
-      this.metaValue = previous;
+      this.#metaValue = previous;
       throw error;
     }
   }
@@ -299,65 +314,65 @@ export class SessionState implements Session<any>, FlashHolder {
   }
 
   private async regenerateNow(): Promise<void> {
-    this.host.refuseChange?.(this, 'regenerate');
+    this.#host.refuseChange?.(this, 'regenerate');
     // The old id is destroyed first: if the store fails, the session stays as it was.
-    const id = this.sessionId;
-    if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
-    this.generation++;
-    this.sessionId = generateSessionId();
+    const id = this.#sessionId;
+    if ((this.stored || this.writing > 0) && id !== undefined) await this.#host.destroyStored(this, id);
+    this.#generation++;
+    this.#sessionId = generateSessionId();
     // A new CSRF secret for the new id, made when a token is next asked for: tokens given before the sign-in stop working.
     this.remove(CSRF_SECRET_KEY);
     this.stored = false;
-    this.cookieValue = undefined;
+    this.#cookieValue = undefined;
     // Everything is written anew under the new id.
-    this.metaValue = { ...this.metaValue, createdAt: Date.now() };
-    this.storedMeta = freshMeta(this.definition);
+    this.#metaValue = { ...this.#metaValue, createdAt: Date.now() };
+    this.#storedMeta = freshMeta(this.#definition);
   }
 
   private async destroyNow(): Promise<void> {
-    const id = this.sessionId;
-    if ((this.stored || this.writing > 0) && id !== undefined) await this.host.destroyStored(this, id);
-    this.generation++;
-    this.sessionId = undefined;
+    const id = this.#sessionId;
+    if ((this.stored || this.writing > 0) && id !== undefined) await this.#host.destroyStored(this, id);
+    this.#generation++;
+    this.#sessionId = undefined;
     this.stored = false;
-    this.cookieValue = undefined;
-    this.raw = EMPTY;
-    this.values = undefined;
-    this.removed = undefined;
-    this.metaValue = this.storedMeta = freshMeta(this.definition);
+    this.#cookieValue = undefined;
+    this.#raw = EMPTY;
+    this.#values = undefined;
+    this.#removed = undefined;
+    this.#metaValue = this.#storedMeta = freshMeta(this.#definition);
     this.schemaIssues = undefined;
     this.destroyed = true;
     this.versionDue = false;
   }
 
   save(): Promise<void> {
-    return unhandledIsFine(this.host.saveNow(this));
+    return unhandledIsFine(this.#host.saveNow(this));
   }
 
   // FlashHolder
   storedFlash(): Readonly<Record<string, readonly unknown[]>> | undefined {
-    return this.metaValue.flash;
+    return this.#metaValue.flash;
   }
 
   replaceFlash(flash: Record<string, unknown[]> | undefined, growth: number): void {
-    this.host.refuseChange?.(this, 'change');
-    const previous = this.metaValue;
+    this.#host.refuseChange?.(this, 'change');
+    const previous = this.#metaValue;
     const { flash: _old, ...rest } = previous;
-    this.metaValue = flash === undefined ? rest : { ...rest, flash };
-    if (growth <= 0 || !this.definition.clientSide) return;
+    this.#metaValue = flash === undefined ? rest : { ...rest, flash };
+    if (growth <= 0 || !this.#definition.clientSide) return;
     try {
-      this.host.checkSize(this, growth);
+      this.#host.checkSize(this, growth);
     } catch (error) {
-      this.metaValue = previous;
+      this.#metaValue = previous;
       throw error;
     }
   }
 
   /** Something to store: data or flash messages. */
   hasContent(): boolean {
-    if (this.metaValue.flash !== undefined || this.metaValue.user !== undefined) return true;
-    if (this.values !== undefined && this.values.size > 0) return true;
-    for (const key in this.raw) if (hasOwn(this.raw, key) && this.removed?.has(key) !== true) return true;
+    if (this.#metaValue.flash !== undefined || this.#metaValue.user !== undefined) return true;
+    if (this.#values !== undefined && this.#values.size > 0) return true;
+    for (const key in this.#raw) if (hasOwn(this.#raw, key) && this.#removed?.has(key) !== true) return true;
     return false;
   }
 
@@ -368,18 +383,18 @@ export class SessionState implements Session<any>, FlashHolder {
    */
   changes(): SessionPatch | undefined {
     let set: Record<string, string> | undefined;
-    if (this.values !== undefined) {
-      for (const [key, value] of this.values) {
+    if (this.#values !== undefined) {
+      for (const [key, value] of this.#values) {
         const text = jsonOf(value, `session key '${key}'`, key);
-        if (!hasOwn(this.raw, key) || this.raw[key] !== text || this.removed?.has(key) === true) {
+        if (!hasOwn(this.#raw, key) || this.#raw[key] !== text || this.#removed?.has(key) === true) {
           putData((set ??= {}), key, text);
         }
       }
     }
     let unset: string[] | undefined;
-    if (this.removed !== undefined) for (const key of this.removed) (unset ??= []).push(key);
-    const meta = this.metaValue;
-    const old = this.storedMeta;
+    if (this.#removed !== undefined) for (const key of this.#removed) (unset ??= []).push(key);
+    const meta = this.#metaValue;
+    const old = this.#storedMeta;
     let flashSet: Record<string, unknown[]> | undefined;
     let flashUnset: string[] | undefined;
     if (meta.flash !== old.flash) {
@@ -416,12 +431,12 @@ export class SessionState implements Session<any>, FlashHolder {
    */
   private userData(key?: string, text?: string): Record<string, unknown> | undefined {
     let data: Record<string, unknown> | undefined;
-    const values = this.values;
-    for (const name of Object.keys(this.raw)) {
-      if (name === key || isInternalKey(name) || values?.has(name) === true || this.removed?.has(name) === true) continue;
+    const values = this.#values;
+    for (const name of Object.keys(this.#raw)) {
+      if (name === key || isInternalKey(name) || values?.has(name) === true || this.#removed?.has(name) === true) continue;
       let value: unknown;
       try {
-        value = JSON.parse(this.raw[name]);
+        value = JSON.parse(this.#raw[name]);
       } catch {
         continue; // reads as absent, as get() has it
       }
@@ -434,35 +449,35 @@ export class SessionState implements Session<any>, FlashHolder {
 
   /** The issues the data has now, found when not known. */
   private currentIssues(): IssueSet | undefined {
-    return (this.schemaIssues ??= this.definition.schema?.issuesOf(this.userData()));
+    return (this.schemaIssues ??= this.#definition.schema?.issuesOf(this.userData()));
   }
 
   /** The data's JSON texts as a save with `changes` would store them. */
   dataAfter(changes: SessionPatch): Record<string, string> {
-    return applyChanges(this.raw, changes);
+    return applyChanges(this.#raw, changes);
   }
 
   /** The whole session as it should be stored now. */
   record(expiresAt: number, changes = this.changes()): SessionRecord {
-    return { data: applyChanges(this.raw, changes), meta: this.metaValue, expiresAt };
+    return { data: applyChanges(this.#raw, changes), meta: this.#metaValue, expiresAt };
   }
 
   /** Describes a write about to start, so that `confirm` can apply exactly it. */
   pending(expiresAt: number, changes: SessionPatch | undefined, data?: Record<string, string>): PendingWrite {
-    return { generation: this.generation, expiresAt, changes, data, meta: this.metaValue };
+    return { generation: this.#generation, expiresAt, changes, data, meta: this.#metaValue };
   }
 
   /** The store confirmed `write`: it is the stored state now (unless the session was regenerated or destroyed meanwhile). */
   confirm(write: PendingWrite): void {
-    if (write.generation !== this.generation) return;
+    if (write.generation !== this.#generation) return;
     const changes = write.changes;
-    if (write.data !== undefined) this.raw = write.data;
-    else if (changes !== undefined) this.raw = applyChanges(this.raw, changes);
-    if (changes !== undefined && this.removed !== undefined) {
-      for (const key of changes.unset) this.removed.delete(key);
-      if (this.removed.size === 0) this.removed = undefined;
+    if (write.data !== undefined) this.#raw = write.data;
+    else if (changes !== undefined) this.#raw = applyChanges(this.#raw, changes);
+    if (changes !== undefined && this.#removed !== undefined) {
+      for (const key of changes.unset) this.#removed.delete(key);
+      if (this.#removed.size === 0) this.#removed = undefined;
     }
-    this.storedMeta = write.meta;
+    this.#storedMeta = write.meta;
     this.stored = true;
     this.storedExpiresAt = write.expiresAt;
     this.touchRequested = false;
@@ -472,9 +487,9 @@ export class SessionState implements Session<any>, FlashHolder {
 
   /** The expiry a write made now would give: sliding lifetime, capped by the absolute timeout. */
   nextExpiry(now: number): number {
-    const def = this.definition;
-    const sliding = now + (this.metaValue.maxAge ?? def.idleTimeout);
-    return def.absoluteTimeout === undefined ? sliding : Math.min(sliding, this.metaValue.createdAt + def.absoluteTimeout);
+    const def = this.#definition;
+    const sliding = now + (this.#metaValue.maxAge ?? def.idleTimeout);
+    return def.absoluteTimeout === undefined ? sliding : Math.min(sliding, this.#metaValue.createdAt + def.absoluteTimeout);
   }
 }
 

@@ -180,6 +180,9 @@ describe.each(platforms)('CSRF on $name', (platform) => {
       get: null,
       attempts: { set: 'SessionValidationError: path given', setOther: 'SessionValidationError: path given', delete: 'SessionValidationError: path given' },
     });
+    // Spread, Object.keys/entries/values/assign, for...in, JSON, structuredClone, util.inspect: none shows the secret or the id.
+    expect((await visitor.get('/session/enumerate')).body).toEqual({ leaks: [] });
+    expect((await new Visitor(app).get('/form/enumerate')).body).toEqual({ leaks: [] });
     const cleared = await visitor.send(visitor.post('/clear', { 'x-csrf-token': token }));
     expect(cleared.body).toEqual({ data: {} });
     expect((await visitor.send(visitor.post('/transfer', { 'x-csrf-token': token }))).status).toBe(200);

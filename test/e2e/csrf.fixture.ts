@@ -1,7 +1,42 @@
+import { inspect } from 'node:util';
 import { All, Body, Controller, Get, HttpCode, Module, Options, Post, UseGuards, type Type } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { CsrfGuard, CsrfToken, Session, SessionModule, SkipCsrf, type SessionModuleOptions } from '../../src/index.js';
+import { CSRF_SECRET_KEY } from '../../src/session/session.constants.js';
+import type { SessionState } from '../../src/session/session.js';
 import { SECRET } from './app.fixture.js';
+
+/** The names of the ways of enumerating `session` whose result shows its CSRF secret or its id. */
+function leaksOf(session: Session): string[] {
+  const secret = (session as unknown as SessionState).getInternal(CSRF_SECRET_KEY);
+  if (typeof secret !== 'string') throw new Error('the session holds no CSRF secret');
+  const forIn: string[] = [];
+  for (const key in session) forIn.push(key);
+  const attempt = (make: () => unknown) => {
+    try {
+      return make();
+    } catch (error) {
+      return String(error);
+    }
+  };
+  const views: Record<string, unknown> = {
+    spread: { ...session },
+    assign: Object.assign({}, session),
+    keys: Object.keys(session),
+    entries: Object.entries(session),
+    values: Object.values(session),
+    forIn,
+    json: JSON.stringify(session),
+    toJSON: session.toJSON(),
+    toJSONSpread: { ...session.toJSON() },
+    clone: attempt(() => structuredClone(session)),
+    inspect: inspect(session, { depth: 6, showHidden: true }),
+  };
+  return Object.keys(views).filter((name) => {
+    const text = inspect(views[name], { depth: 6, showHidden: true, maxStringLength: Infinity, maxArrayLength: Infinity });
+    return text.includes(secret) || text.includes(session.id) || text.includes('\\x00csrf');
+  });
+}
 
 /** Routes that hand out tokens (every method: a token is asked for, not checked). */
 @Controller()
@@ -47,6 +82,18 @@ export class TokenController {
     const count = ((session.get('count') as number | undefined) ?? 0) + 1;
     session.set('count', count);
     return { count };
+  }
+
+  /** Every way to enumerate a session that holds a CSRF secret: which of them shows the secret or the id. */
+  @Get('session/enumerate')
+  enumerate(@Session() session: Session) {
+    return { leaks: leaksOf(session) };
+  }
+
+  /** The same, with the secret made in this very request. */
+  @Get('form/enumerate')
+  formEnumerate(@CsrfToken() _token: string, @Session() session: Session) {
+    return { leaks: leaksOf(session) };
   }
 
   @Get('plain')
