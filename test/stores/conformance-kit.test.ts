@@ -132,6 +132,45 @@ class IndexesFirstTieOnly extends SoundStore {
   }
 }
 
+/**
+ * A set of ids per user, added to at every write of a tied session and pruned only when listed: an
+ * index that grows without bound while its user stays active and is never listed.
+ */
+class PrunesOnlyWhenListed extends SoundStore {
+  readonly index = new Map<string, Set<string>>();
+  override set(id: string, record: SessionRecord): void {
+    super.set(id, record);
+    this.add(record.meta.user?.id, id);
+  }
+  override patch(id: string, patch: SessionPatch): void {
+    super.patch(id, patch);
+    this.add(this.get(id)?.meta.user?.id, id);
+  }
+  override destroy(id: string): void {
+    const user = this.get(id)?.meta.user?.id;
+    super.destroy(id);
+    if (user !== undefined) this.index.get(user)?.delete(id);
+  }
+  override listByUser(userId: string): UserSessionEntry[] {
+    const ids = this.index.get(userId) ?? new Set<string>();
+    const found: UserSessionEntry[] = [];
+    for (const id of ids) {
+      const rec = this.get(id);
+      if (rec?.meta.user?.id === userId) found.push({ id, meta: rec.meta, expiresAt: rec.expiresAt });
+      else ids.delete(id);
+    }
+    return found;
+  }
+  get indexed(): number {
+    let count = 0;
+    for (const ids of this.index.values()) count += ids.size;
+    return count;
+  }
+  private add(user: string | undefined, id: string): void {
+    if (user !== undefined) this.index.set(user, (this.index.get(user) ?? new Set()).add(id));
+  }
+}
+
 /** A store without the user index (an optional capability). */
 class NoUserIndex extends SoundStore {
   declare listByUser: never;
@@ -266,6 +305,12 @@ describe('the SessionStore conformance kit', () => {
     expect(failed(await checkSessionStore(() => new IndexesFirstTieOnly()))).toEqual([
       'a patch ties, re-ties and unties a session, keeping its data',
       'set over a session tied to another user moves it, and set without a user unties it',
+    ]);
+  });
+
+  it("rejects a user index that keeps an active user's expired sessions until they are listed", async () => {
+    expect(failed(await checkSessionStore(() => new PrunesOnlyWhenListed(), { countIndexed: (store) => store.indexed }))).toEqual([
+      "an active user's expired sessions leave the index without any listing (by the user's next writes, or reclaim)",
     ]);
   });
 
