@@ -250,7 +250,7 @@ describe('RedisStore', () => {
     const later = hour() + 60_000;
     for (let i = 0; i < 3; i++) await store.patch('active-live', { ...patch({ [`n${i}`]: '1' }), user: { id: 'active', lastSeenAt: Date.now() }, expiresAt: later });
     expect(await client.type(key)).toBe('zset');
-    expect(await client.zrange(key, 0, -1, 'WITHSCORES')).toEqual(['active-live', String(later)]);
+    expect(await client.zrange(key, '0', '-1', 'WITHSCORES')).toEqual(['active-live', String(later)]);
     expect(await client.pexpiretime(key)).toBe(later); // the index goes with its latest session
     await store.touch('active-live', later + 1000);
     expect(await client.zscore(key, 'active-live')).toBe(String(later + 1000));
@@ -279,7 +279,7 @@ describe('RedisStore', () => {
     await legacy('old-list', ['old-list-1', 'old-list-2'], 7_200_000);
     expect((await store.listByUser('old-list')).map((e) => e.id).sort()).toEqual(['old-list-1', 'old-list-2']);
     expect(await client.type(key('old-list'))).toBe('zset');
-    expect((await client.zrange(key('old-list'), 0, -1)).sort()).toEqual(['old-list-1', 'old-list-2']);
+    expect((await client.zrange(key('old-list'), '0', '-1')).sort()).toEqual(['old-list-1', 'old-list-2']);
 
     await legacy('old-add', ['old-add-1'], undefined);
     await store.set('old-add-2', tied('old-add'));
@@ -289,7 +289,7 @@ describe('RedisStore', () => {
     await store.destroy('old-end-1');
     expect(await client.type(key('old-end'))).toBe('zset');
     await store.patch('old-end-2', { ...patch({ b: '2' }), user: null });
-    expect(await client.zrange(key('old-end'), 0, -1)).toEqual(['old-end-gone']);
+    expect(await client.zrange(key('old-end'), '0', '-1')).toEqual(['old-end-gone']);
     expect(await store.listByUser('old-end')).toEqual([]);
   });
 
