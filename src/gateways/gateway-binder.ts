@@ -17,30 +17,37 @@ const kBound = Symbol('nest-sessions:gateway-bound');
  * it loads the socket's session before the handler and saves it after (`@UseSession()` binds
  * `SessionInterceptor`, which does the same). Runs before Nest connects the gateways (which read
  * the interceptors once), so it works from the constructor.
- * Gateways and handlers that never ask run no code of ours; an app without them pays nothing.
+ * Gateways and handlers that never ask run no code of ours at their messages; an app without
+ * gateways pays nothing.
  */
 @Injectable()
 export class GatewaySessionBinder implements OnModuleInit {
-  private readonly found: boolean;
+  /** The app has gateways: `SessionService.load(client)` may be asked in any of them (`handleConnection`). */
+  private readonly gateways: boolean;
 
   constructor(
     discovery: DiscoveryService,
     scanner: MetadataScanner,
     @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {
+    let gateways = false;
     let found = false;
     for (const wrapper of discovery.getProviders()) {
       const type = wrapper.metatype as (new (...args: unknown[]) => unknown) | undefined;
       if (typeof type !== 'function' || !Reflect.hasMetadata(GATEWAY_METADATA, type)) continue;
+      gateways = true;
       if (bindGateway(type, scanner)) found = true;
     }
-    this.found = found;
+    this.gateways = gateways;
     if (found) loadWsException();
   }
 
-  /** The gateways are connected by now: `ws` sockets on the app's HTTP server can read their upgrade's cookie. */
+  /**
+   * The gateways are connected by now: `ws` sockets on the app's HTTP server can read their
+   * upgrade's cookie, in a message handler or in `handleConnection`, whatever the handlers ask.
+   */
   onModuleInit(): void {
-    if (!this.found) return;
+    if (!this.gateways) return;
     const adapter = this.adapterHost?.httpAdapter as { getHttpServer?: () => unknown } | undefined;
     if (typeof adapter?.getHttpServer === 'function') tagUpgrades(adapter.getHttpServer());
   }

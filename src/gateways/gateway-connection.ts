@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { parse } from 'cookie';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
 import { checked, isThenable, matching } from '../lifecycle/session-engine.js';
@@ -8,41 +9,97 @@ import type { ClientSessionStore, SessionRecord } from '../stores/session-store.
 import { socketClient, type SocketClient } from './socket-client.js';
 
 const kConnection = Symbol('nest-sessions:connection');
-const kFresh = Symbol('nest-sessions:message');
+const kMessage = Symbol('nest-sessions:message');
 
-/** One session of a socket: what its cookie said (read once), and the state the messages share. */
+/** The message whose handler is running: found by what asks without the message's arguments (a parameter, `load(client)`). */
+const running = new AsyncLocalStorage<GatewayMessage>();
+
+/** One session of a socket, as its handshake's cookie names it: read once per connection. */
 interface Entry {
   readonly def: SessionDefinition;
   /** The cookie was read: `id` / `sealed` below are known. */
   cookieRead: boolean;
-  /** Server-side stores: the verified id of the cookie, undefined when none (or once destroyed). */
+  /** Server-side stores: the verified id of the cookie; undefined when none, unknown to the store, or ended. */
   id: string | undefined;
   currentKey: boolean;
   cookieValue: string;
   /** `CookieStore`: the session the cookie carried. */
   sealed: { id: string; record: SessionRecord } | undefined;
-  state: SessionState | undefined;
-  loading: Promise<SessionState> | undefined;
   /** Takes this socket off the session's connections. */
   unregister: (() => void) | undefined;
 }
 
 /**
+ * The sessions of one message of a socket (or of one `SessionService.load(client)` outside any
+ * message, as in `handleConnection`): each read fresh at the message's first ask, then shared by
+ * everything that asks within the message (its guards, its parameters, its interceptor, and
+ * `load(client)` or `current()` in what its handler calls). Messages that overlap each have their
+ * own, and each saves what it changed as a patch of the keys it changed, so their changes merge.
+ */
+export class GatewayMessage {
+  private readonly sessions = new Map<string, SessionState | Promise<SessionState>>();
+
+  constructor(readonly connection: GatewayConnection) {}
+
+  /** Runs `work` as this message's: what asks for a session without the message's arguments finds this one. */
+  run<T>(work: () => T): T {
+    return running.run(this, work);
+  }
+
+  /** The session already loaded under `name` for this message, if any. */
+  loaded(name: string): SessionState | undefined {
+    const session = this.sessions.get(name);
+    return session instanceof Promise ? undefined : session;
+  }
+
+  /** The session `name` of this message, read at its first ask. */
+  load(name: string): SessionState | Promise<SessionState> {
+    const known = this.sessions.get(name);
+    if (known !== undefined) return known;
+    const result = this.connection.read(name);
+    if (!isThenable(result)) {
+      this.sessions.set(name, result);
+      return result;
+    }
+    const loading = Promise.resolve(result).then(
+      (session) => {
+        this.sessions.set(name, session);
+        return session;
+      },
+      (error: unknown) => {
+        this.sessions.delete(name); // a store that was down is asked again at the next ask
+        throw error;
+      },
+    );
+    this.sessions.set(name, loading);
+    return loading;
+  }
+
+  /** Saves what changed in the message's server-side sessions (after its handler). */
+  async save(): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const session of this.sessions.values()) {
+      if (!(session instanceof Promise) && !session.definition.clientSide) pending.push(this.connection.saveNow(session));
+    }
+    await Promise.all(pending);
+  }
+}
+
+/**
  * The sessions of one gateway connection, kept on its client object (socket.io `Socket`, `ws`
- * `WebSocket`), so they live and die with it. The handshake's cookie is read once; a server-side
- * session is read fresh from its store when a message starts while no other message of the socket
- * is running (messages that overlap share one session object), and what a message changed is saved
- * after its handler. A `CookieStore` session is read from the handshake cookie at every message, and
- * checked against `userVersion` when configured. No cookie can be sent over a socket: a `CookieStore` session cannot change,
- * `regenerate()` is refused, and a socket without a stored session cannot start one
- * (`SessionSocketError`). The socket hangs on its stored sessions in the engine's connections, so
- * that it is ended when they end (a logout over HTTP), and is taken off when it closes.
+ * `WebSocket`), so they live and die with it. The handshake's cookie is read and verified once;
+ * each message gets its own session objects (`GatewayMessage`), read fresh from the store, and
+ * saves what it changed after its handler. A `CookieStore` session is the one the handshake's cookie
+ * carried, checked against `userVersion` at every message when configured. No cookie can be sent
+ * over a socket: a `CookieStore` session cannot change, `regenerate()` is refused, and a socket
+ * without a stored session cannot start one (`SessionSocketError`). The socket hangs on its stored
+ * sessions in the engine's connections from before their first store read, so that it is ended
+ * when they end (a logout over HTTP, even one confirmed while that read is in flight), and is taken
+ * off when it closes or the store no longer knows the session.
  */
 export class GatewayConnection implements SessionHost {
   private readonly entries = new Map<string, Entry>();
   private cookies: Record<string, string | undefined> | undefined;
-  /** Messages of this socket whose handler is running (counted by the session interceptor). */
-  private running = 0;
   private closed = false;
   private watching = false;
 
@@ -67,74 +124,62 @@ export class GatewayConnection implements SessionHost {
     return typeof client === 'object' && client !== null ? ((client as Record<symbol, unknown>)[kConnection] as GatewayConnection | undefined) : undefined;
   }
 
-  /** The session already loaded under `name`, if any. */
-  loaded(name: string): SessionState | undefined {
-    return this.entries.get(name)?.state;
+  /**
+   * The message whose guards and interceptors get `args` (one array per message), created at its
+   * first ask. Without them, or from a parameter (which gets a copy of them), the message of this
+   * socket whose handler is running; outside any (`handleConnection`), a message of its own, so
+   * that every such call reads fresh.
+   */
+  message(args?: unknown[]): GatewayMessage {
+    const holder = args as unknown as { [kMessage]?: GatewayMessage } | undefined;
+    const known = holder?.[kMessage];
+    if (known !== undefined) return known;
+    const current = running.getStore();
+    if (current !== undefined && current.connection === this) return current;
+    const message = new GatewayMessage(this);
+    if (holder !== undefined) Object.defineProperty(holder, kMessage, { value: message, configurable: true });
+    return message;
   }
 
   /**
-   * The session `name` for the message whose handler arguments are `args` (one array per message,
-   * shared by its guards and interceptors): read fresh at the message's first ask when no other
-   * message of the socket is running, else the one they share. Without `args` (a parameter, or
-   * outside a message), the one loaded already, or a fresh read.
+   * The session `name` as its store has it now: a server-side one read by the cookie's id (the
+   * socket hung on it first), a `CookieStore` one as the handshake's cookie carried it.
    */
-  load(name: string, args?: unknown[]): SessionState | Promise<SessionState> {
+  read(name: string): SessionState | Promise<SessionState> {
     const entry = this.entry(name);
-    if (entry.loading !== undefined) return entry.loading;
-    let fresh = entry.state === undefined;
-    if (args !== undefined) {
-      const seen = ((args as unknown as Record<symbol, Set<string> | undefined>)[kFresh] ??= new Set());
-      if (!seen.has(name)) {
-        seen.add(name);
-        // A cookie session is checked again at every message (userVersion may have ended it).
-        fresh ||= this.running === 0 || entry.def.clientSide;
-      }
+    const def = entry.def;
+    if (!entry.cookieRead) this.readCookie(entry);
+    if (def.clientSide) {
+      const sealed = entry.sealed;
+      const record = sealed === undefined ? undefined : checked(sealed.record, def);
+      if (record === undefined) return new SessionState(def, this);
+      // userVersion: a user signed out everywhere is signed out of this socket at its next message.
+      return this.engine.checkedVersion(def, this, matching(def, this, record, () => new SessionState(def, this, sealed!.id, record)));
     }
-    if (!fresh) return entry.state!;
-    const result = this.read(entry);
-    if (!isThenable(result)) return this.keep(entry, result);
-    const loading = result.then(
-      (session) => {
-        entry.loading = undefined;
-        return this.keep(entry, session);
-      },
-      (error: unknown) => {
-        entry.loading = undefined;
-        throw error;
-      },
-    );
-    entry.loading = loading;
-    return loading;
-  }
-
-  /** A message's handler starts: sessions it loads from now on are shared with messages that overlap it. */
-  begin(): void {
-    this.running++;
-  }
-
-  /** A message's handler is done (saved or given up). */
-  end(): void {
-    this.running--;
-  }
-
-  /** Saves what changed in the socket's server-side sessions (after a message's handler). */
-  async save(): Promise<void> {
-    const pending: Promise<void>[] = [];
-    for (const entry of this.entries.values()) {
-      const session = entry.state;
-      if (session !== undefined && !session.definition.clientSide) pending.push(this.saveNow(session));
-    }
-    await Promise.all(pending);
+    const id = entry.id;
+    if (id === undefined) return new SessionState(def, this);
+    // Hung on before the store is asked: an end confirmed while the read is in flight ends this socket.
+    this.hangOn(entry, id);
+    const result = this.engine.readStored(def, this, id, entry.currentKey, entry.cookieValue);
+    if (!isThenable(result)) return this.found(entry, id, result);
+    return Promise.resolve(result).then((session) => this.found(entry, id, session));
   }
 
   // SessionHost
   async destroyStored(session: SessionState, id: string): Promise<void> {
     const entry = this.entry(session.definition.name);
-    // This socket stays open (it is answering); the session's other sockets are ended.
+    // This socket stays open (it is answering); the session's other sockets are ended. Its other
+    // messages neither read the session nor hang on it again from now on, unless the store fails.
     entry.unregister?.();
     entry.unregister = undefined;
-    await this.engine.destroy(session.definition, id);
-    if (entry.id === id) entry.id = undefined;
+    const mine = entry.id === id;
+    if (mine) entry.id = undefined;
+    try {
+      await this.engine.destroy(session.definition, id);
+    } catch (error) {
+      if (mine && entry.id === undefined) entry.id = id;
+      throw error;
+    }
   }
 
   saveNow(session: SessionState): Promise<void> {
@@ -178,35 +223,17 @@ export class GatewayConnection implements SessionHost {
   private entry(name: string): Entry {
     let entry = this.entries.get(name);
     if (entry === undefined) {
-      entry = { def: this.engine.definition(name), cookieRead: false, id: undefined, currentKey: false, cookieValue: '', sealed: undefined, state: undefined, loading: undefined, unregister: undefined };
+      entry = { def: this.engine.definition(name), cookieRead: false, id: undefined, currentKey: false, cookieValue: '', sealed: undefined, unregister: undefined };
       this.entries.set(name, entry);
     }
     return entry;
-  }
-
-  private read(entry: Entry): SessionState | Promise<SessionState> {
-    const def = entry.def;
-    if (!entry.cookieRead) this.readCookie(entry);
-    if (def.clientSide) {
-      const sealed = entry.sealed;
-      const record = sealed === undefined ? undefined : checked(sealed.record, def);
-      if (record === undefined) return new SessionState(def, this);
-      // userVersion: a user signed out everywhere is signed out of this socket at its next message.
-      return this.engine.checkedVersion(def, this, matching(def, this, record, () => new SessionState(def, this, sealed!.id, record)));
-    }
-    if (entry.id === undefined) return new SessionState(def, this);
-    return this.engine.readStored(def, this, entry.id, entry.currentKey, entry.cookieValue);
   }
 
   /** Reads this session's cookie from the handshake, once per connection. */
   private readCookie(entry: Entry): void {
     const def = entry.def;
     const header = this.client.cookieHeader();
-    if (header === undefined) {
-      throw reported(new SessionError(
-        `Session '${def.name}': the Cookie header of this WebSocket's upgrade request is out of reach (a ws gateway on a port of its own); serve the gateway on the app's HTTP server (@WebSocketGateway() without a port), or use socket.io`,
-      ));
-    }
+    if (typeof header !== 'string') throw reported(new SessionError(`Session '${def.name}': ${header.unknown}`));
     entry.cookieRead = true;
     if (header === '') return;
     this.cookies ??= parseCookies(header);
@@ -224,21 +251,27 @@ export class GatewayConnection implements SessionHost {
     entry.cookieValue = value;
   }
 
-  /** Keeps the session the socket's messages share, and hangs the socket on it while it is stored. */
-  private keep(entry: Entry, session: SessionState): SessionState {
-    entry.state = session;
-    if (session.stored && !entry.def.clientSide && entry.unregister === undefined && !this.closed && this.client.isOpen()) {
-      entry.unregister = this.engine.connections.add(entry.def.name, session.id, () => this.ended(entry));
-      if (!this.watching) {
-        this.watching = true;
-        this.client.onClose(() => this.close());
-      }
-    } else if (!session.stored && entry.unregister !== undefined) {
-      // The session is gone from its store (ended elsewhere): nothing left to hang on.
-      entry.unregister();
+  /** What the store read of `id` found, for a socket hung on it since before the read. */
+  private found(entry: Entry, id: string, session: SessionState): SessionState {
+    // The session ended while it was read (a logout): the socket is being ended, the message gets no session.
+    if (entry.id !== id) return new SessionState(entry.def, this);
+    if (!session.stored) {
+      // The store does not know it (expired, ended elsewhere): nothing to hang on, nothing to read again.
+      entry.id = undefined;
+      entry.unregister?.();
       entry.unregister = undefined;
     }
     return session;
+  }
+
+  /** Hangs the socket on the session `id`, once, while it is open. */
+  private hangOn(entry: Entry, id: string): void {
+    if (entry.unregister !== undefined || this.closed || !this.client.isOpen()) return;
+    entry.unregister = this.engine.connections.add(entry.def.name, id, () => this.ended(entry));
+    if (!this.watching) {
+      this.watching = true;
+      this.client.onClose(() => this.close());
+    }
   }
 
   private ended(entry: Entry): void {

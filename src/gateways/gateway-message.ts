@@ -2,30 +2,30 @@ import type { CallHandler, ExecutionContext, NestInterceptor } from '@nestjs/com
 import { Observable, type Subscription } from 'rxjs';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
 import type { RouteInfo } from '../nest/route-info.js';
+import { loadEach } from '../lifecycle/request-sessions.js';
 import { GatewayConnection } from './gateway-connection.js';
 import { forGatewayClient } from './gateway-errors.js';
 
 /**
- * One message of a gateway handler that asks for sessions: loads them (fresh from the store unless
- * another message of the socket is running), runs the handler, and saves what changed before the
- * handler's answer goes out (before its first value, and again when it completes or fails), so the
- * client's next HTTP request sees the change. A store failure reaches the client as an error it can
- * recognise (see `forGatewayClient`).
+ * One message of a gateway handler that asks for sessions: loads them (fresh from the store, for
+ * this message alone), runs the handler where its parameters and `SessionService` find them, and
+ * saves what changed before the handler's answer goes out (before its first value, and again when
+ * it completes or fails), so the client's next HTTP request sees the change. A store failure
+ * reaches the client as an error it can recognise (see `forGatewayClient`).
  */
 export function interceptMessage(engine: SessionEngine, context: ExecutionContext, next: CallHandler, route: RouteInfo): Observable<unknown> {
   const connection = GatewayConnection.of(engine, context.switchToWs().getClient());
   if (connection === undefined) return next.handle();
-  const args = context.getArgs();
+  // The message its guards began, if they asked already.
+  const message = connection.message(context.getArgs());
   return new Observable<unknown>((subscriber) => {
     let inner: Subscription | undefined;
     let done = false;
-    let begun = false;
     let queue: Promise<void> = Promise.resolve();
     let savedBeforeValue = false;
     const stop = (error?: unknown) => {
       if (done) return;
       done = true;
-      if (begun) connection.end();
       inner?.unsubscribe();
       if (error === undefined) subscriber.complete();
       else subscriber.error(forGatewayClient(error));
@@ -34,19 +34,13 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
       queue = queue.then(() => (done ? undefined : work())).catch((error: unknown) => stop(error));
     };
 
-    let loading: Promise<unknown>[] | undefined;
+    let loading: Promise<unknown> | undefined;
     try {
-      for (const name of route.names) {
-        const result = connection.load(name, args);
-        if (result instanceof Promise) (loading ??= []).push(result);
-      }
+      loading = loadEach(route.names, (name) => message.load(name));
     } catch (error) {
       stop(error);
       return;
     }
-    // After the loads above have decided whether they read fresh: messages from now on share them.
-    connection.begin();
-    begun = true;
 
     const start = () => {
       if (done) return;
@@ -56,30 +50,29 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
             later(async () => {
               if (!savedBeforeValue) {
                 savedBeforeValue = true;
-                await connection.save();
+                await message.save();
               }
               if (!done) subscriber.next(value);
             }),
           error: (error: unknown) =>
             later(async () => {
-              await connection.save().catch(() => undefined); // logged; the handler's error is the one to tell
+              await message.save().catch(() => undefined); // logged; the handler's error is the one to tell
               stop(error);
             }),
           complete: () =>
             later(async () => {
-              await connection.save();
+              await message.save();
               stop();
             }),
         });
-      inner = route.context ? engine.context.run(connection, run) : run();
+      inner = message.run(route.context ? () => engine.context.run(message, run) : run);
       if (done) inner.unsubscribe();
     };
     if (loading === undefined) start();
-    else Promise.all(loading).then(start, (error: unknown) => stop(error));
+    else loading.then(start, (error: unknown) => stop(error));
     return () => {
       if (done) return;
       done = true;
-      if (begun) connection.end();
       inner?.unsubscribe();
     };
   });

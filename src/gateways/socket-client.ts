@@ -9,8 +9,8 @@ import type { IncomingMessage } from 'node:http';
  * through the TCP socket it runs on.
  */
 export interface SocketClient {
-  /** The Cookie header of the handshake; undefined when it cannot be known (a `ws` server of its own). */
-  cookieHeader(): string | undefined;
+  /** The Cookie header of the handshake, or why it cannot be known (a `ws` WebSocket whose upgrade the library never saw). */
+  cookieHeader(): string | { readonly unknown: string };
   /** The connection is still open. */
   isOpen(): boolean;
   /** Ends the connection: its session ended. */
@@ -32,8 +32,6 @@ interface WsSocket {
   readyState: number;
   close(code?: number, reason?: string): void;
   once(event: 'close', listener: () => void): unknown;
-  /** The TCP socket the WebSocket runs on (ws keeps it there: `WebSocket#_socket`). */
-  _socket?: Record<symbol, unknown> | null;
 }
 
 /** The close code a `ws` client gets when its session ended: 1008, policy violation. */
@@ -66,16 +64,34 @@ export function socketClient(client: unknown): SocketClient | undefined {
   }
   if (isWsSocket(client)) {
     return {
-      cookieHeader: () => {
-        const header = client._socket?.[kCookieHeader];
-        return typeof header === 'string' ? header : undefined;
-      },
+      cookieHeader: () => upgradeCookie(client),
       isOpen: () => client.readyState === 1,
       end: () => client.close(SESSION_ENDED_CLOSE_CODE, 'Session ended'),
       onClose: (listener) => void client.once('close', listener),
     };
   }
   return undefined;
+}
+
+/**
+ * The Cookie header of the upgrade request a `ws` WebSocket came from, found on the TCP socket it
+ * runs on (`WebSocket#_socket`, a property of ws' own: read with care, as a ws release may change it).
+ */
+function upgradeCookie(client: object): string | { readonly unknown: string } {
+  let socket: unknown;
+  try {
+    socket = (client as { _socket?: unknown })._socket;
+  } catch {
+    socket = undefined;
+  }
+  if (typeof socket !== 'object' || socket === null) {
+    return { unknown: 'this ws WebSocket does not show the network socket it runs on (ws 8 keeps it as WebSocket#_socket, which this ws release does not), so the Cookie header of its upgrade request cannot be found; use ws 8, or socket.io' };
+  }
+  const header = (socket as Record<symbol, unknown>)[kCookieHeader];
+  if (typeof header === 'string') return header;
+  return {
+    unknown: "the upgrade request of this ws WebSocket did not reach the app's HTTP server, where its Cookie header is read: the gateway listens on a port of its own (@WebSocketGateway(port)) or on a server of its own; serve it on the app's HTTP server (@WebSocketGateway() without a port), or use socket.io",
+  };
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

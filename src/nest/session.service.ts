@@ -1,7 +1,7 @@
 import { Injectable, type ArgumentsHost, type ExecutionContext } from '@nestjs/common';
 import { graphqlSessions, isGraphqlContext, sessionsOf } from '../transports/request-context.js';
 import { RequestSessions } from '../lifecycle/request-sessions.js';
-import { GatewayConnection } from '../gateways/gateway-connection.js';
+import { GatewayConnection, type GatewayMessage } from '../gateways/gateway-connection.js';
 import { isSocketClient } from '../gateways/socket-client.js';
 import type { SessionSource } from '../lifecycle/session-source.js';
 import { DEFAULT_SESSION } from '../session/session.constants.js';
@@ -24,7 +24,9 @@ export class SessionService {
    * leaves. Pass the `ExecutionContext` or `ArgumentsHost` (on Fastify the request alone does not
    * lead to its response), of an HTTP route or a GraphQL resolver; or a GraphQL context object
    * (`@Context()`); or, on Express, the request. In a gateway: the `ExecutionContext` of a message
-   * handler or its guard, or the client socket itself (in `handleConnection`). In a GraphQL
+   * handler or its guard, or the client socket itself (in `handleConnection`), read fresh from the
+   * store once per message (the same object for the message's guards and handler); outside a
+   * message, at every call. In a GraphQL
    * subscription: the session of the request that opened its connection, read-only.
    */
   async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
@@ -45,7 +47,7 @@ export class SessionService {
   }
 
   /** A gateway's context or client socket: its connection's session; undefined for anything else. */
-  private gatewayLoad(value: object, name: string): ReturnType<GatewayConnection['load']> | undefined {
+  private gatewayLoad(value: object, name: string): ReturnType<GatewayMessage['load']> | undefined {
     const host = value as Partial<ArgumentsHost>;
     let client: unknown;
     let args: unknown[] | undefined;
@@ -62,7 +64,7 @@ export class SessionService {
     if (connection === undefined) {
       throw reported(new SessionError('SessionService.load(context): this gateway client is neither a socket.io socket nor a ws WebSocket; sessions are read from their handshake'));
     }
-    return connection.load(name, args);
+    return connection.message(args).load(name);
   }
 
   private requestSessions(value: ExecutionContext | ArgumentsHost | object): SessionSource {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { redisUrl } from '../support/services.js';
-import { connect, createGatewayApp, gatewayModule, type GatewayApp, type Kind, type SocketTestClient, type Transport } from './gateways.fixture.js';
+import { connect, createGatewayApp, gatewayModule, greetingModule, holds, type GatewayApp, type Kind, type SocketTestClient, type Transport } from './gateways.fixture.js';
 
 const REDIS_URL = redisUrl();
 const PREFIX = `test:e2e_gateways_${randomBytes(4).toString('hex')}:`;
@@ -98,6 +99,11 @@ describe.each(cases.map((each, index) => ({ ...each, index })))('gateways: $name
     return client;
   }
 
+  /** The id of the session in the jar's cookie. */
+  const sessionId = (cookies: CookieJar = jar) => (cookies.get('sid') ?? '').split('.')[0];
+  /** Answers of `whoami` (on ws, answers of overlapping messages are told apart by their shape). */
+  const isWhoami = (answer: unknown) => typeof answer === 'object' && answer !== null && 'isNew' in answer;
+
   it('a handler reads the session of the user signed in over HTTP, fresh from the store at each message', async () => {
     await login(42);
     const client = await socket();
@@ -151,6 +157,53 @@ describe.each(cases.map((each, index) => ({ ...each, index })))('gateways: $name
     other.close();
     await other.closed;
     await until(() => connections().size === 0, 'the closed socket to leave the registry');
+  });
+
+  it('a message that starts while another runs reads the session fresh: a change over HTTP and an end in the store meanwhile are seen', async () => {
+    await login(31);
+    const client = await socket();
+    const key = `hold-${index}`;
+    const held = client.request('hold', key, (answer) => (answer as { held?: unknown } | null)?.held === key);
+    await holds.reached(key); // its session is loaded, its handler waits
+    await http('post', '/note?text=meanwhile');
+    expect(await client.request('whoami', undefined, isWhoami)).toEqual({ userId: 31, note: 'meanwhile', visits: 0, isNew: false });
+    // Ended in the store alone (expired, or ended on another instance): the next message has no
+    // session, and the socket no longer hangs on it.
+    await store.destroy(sessionId());
+    expect(await client.request('whoami', undefined, isWhoami)).toEqual({ userId: null, note: null, visits: 0, isNew: true });
+    expect(connections().count('default', sessionId())).toBe(0);
+    holds.release(key);
+    expect(await held).toEqual({ held: key, userId: 31, note: null }); // its own session, read when it started
+  });
+
+  it("overlapping messages each have their own session, and their changes merge key by key: a guard's change survives a message that starts while it waits", async () => {
+    await login(32);
+    const client = await socket();
+    const key = `mark-${index}`;
+    store.reset();
+    const marked = client.request('marked', key, (answer) => typeof answer === 'object' && answer !== null && 'marked' in answer);
+    await holds.reached(key); // its guard marked the session, and waits
+    expect(await client.request('visit', undefined, (answer) => typeof answer === 'number')).toBe(1);
+    holds.release(key);
+    expect(await marked).toEqual({ marked: key, visits: 0 }); // its session was read before the visit
+    expect(store.count('get')).toBe(2); // one read a message: its guard and its parameter share it
+    expect((await http('get', '/value?key=marked')).body).toEqual({ value: key });
+    expect((await http('get', '/value?key=visits')).body).toEqual({ value: 1 });
+  });
+
+  it('a logout confirmed while a message reads the session still ends the socket, and leaves nothing registered', async () => {
+    await login(33);
+    const id = sessionId();
+    const client = await socket();
+    store.reset();
+    const release = store.holdNextAnswer('get');
+    void client.request('whoami').catch(() => undefined); // no answer may come: the socket is ended
+    await until(() => store.calls.includes('get'), 'the message to read its session');
+    await http('post', '/logout'); // confirmed while the socket's read is in flight
+    release();
+    await until(() => !client.isOpen(), 'the socket to be ended');
+    await client.closed;
+    await until(() => connections().count('default', id) === 0, 'the registry to forget the session');
   });
 
   it('SessionService.current() works in a handler marked @UseSession(), and its change is saved; a guard reads the session of a handler that asks for none', async () => {
@@ -306,3 +359,56 @@ describe.each(kinds.flatMap((kind) => transports.map((transport) => ({ kind, tra
     }
   });
 });
+
+describe.each(kinds.flatMap((kind) => transports.map((transport) => ({ kind, transport }))))('SessionService.load(client) in handleConnection, with no handler that asks for a session: $transport on $kind', ({ kind, transport }) => {
+  let t: GatewayApp;
+  beforeAll(async () => {
+    t = await createGatewayApp(kind, transport, greetingModule({}));
+  });
+  afterAll(() => t?.close());
+
+  it('reads the session of the user signed in over HTTP', async () => {
+    const jar = new CookieJar();
+    jar.take(await request(t.server).post('/login?user=41'));
+    const client = await connect(transport, t.url, jar.header());
+    try {
+      expect(await client.event('greeting')).toEqual({ userId: 41 });
+      expect(await client.request('ping')).toEqual({ pong: true });
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('a ws gateway on a port of its own', () => {
+  let t: GatewayApp;
+  let port: number;
+  beforeAll(async () => {
+    port = await freePort();
+    t = await createGatewayApp('express', 'ws', greetingModule({}, port));
+  });
+  afterAll(() => t?.close());
+
+  it("SessionService.load(client) throws a SessionError that names the cause: the upgrade never reached the app's HTTP server", async () => {
+    const jar = new CookieJar();
+    jar.take(await request(t.server).post('/login?user=42'));
+    const client = await connect('ws', `127.0.0.1:${port}`, jar.header());
+    try {
+      expect(await client.event('greeting')).toEqual({
+        error: 'SessionError',
+        message: expect.stringMatching(/upgrade request of this ws WebSocket did not reach the app's HTTP server.*a port of its own \(@WebSocketGateway\(port\)\)/),
+      });
+    } finally {
+      client.close();
+    }
+  });
+});
+
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

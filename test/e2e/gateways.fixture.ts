@@ -1,12 +1,14 @@
-// The app of gateways.e2e.test.ts: HTTP routes that sign in and out, and one gateway whose message
-// handlers use the session, served over socket.io or ws, on Express or Fastify.
+// The apps of the gateways tests: HTTP routes that sign in and out, and one gateway whose message
+// handlers use the session (or one that reads it in handleConnection alone), served over socket.io
+// or ws, on Express or Fastify.
 import { Controller, Get, Injectable, Module, Post, Query, UseGuards, type CanActivate, type ExecutionContext, type INestApplication, type Type } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { Test } from '@nestjs/testing';
-import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, WsException } from '@nestjs/websockets';
+import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, WsException, type OnGatewayConnection } from '@nestjs/websockets';
+import type { Socket as IoServerSocket } from 'socket.io';
 import { io, type Socket as IoClient } from 'socket.io-client';
 import { WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
@@ -54,7 +56,43 @@ export class AuthController {
   plain() {
     return { ok: true };
   }
+
+  @Get('value')
+  value(@Session() session: Session, @Query('key') key: string) {
+    return { value: session.get(key) ?? null };
+  }
 }
+
+/** A gate a test opens: `enter()` tells the test it was reached, then waits until the test opens it. */
+class Gate {
+  entered!: () => void;
+  open!: () => void;
+  readonly reached = new Promise<void>((resolve) => (this.entered = resolve));
+  readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+}
+
+/** Where handlers and guards wait, by a key their message carries, until the test lets them go on. */
+export const holds = {
+  gates: new Map<string, Gate>(),
+  gate(key: string): Gate {
+    let gate = this.gates.get(key);
+    if (gate === undefined) this.gates.set(key, (gate = new Gate()));
+    return gate;
+  },
+  /** In a handler or guard: tells the test, then waits until released. */
+  async wait(key: string): Promise<void> {
+    const gate = this.gate(key);
+    gate.entered();
+    await gate.opened;
+  },
+  /** Resolves once a message waits at `key`. */
+  reached(key: string): Promise<void> {
+    return this.gate(key).reached;
+  },
+  release(key: string): void {
+    this.gate(key).open();
+  },
+};
 
 /** Lets signed-in sockets through, reading the session with SessionService.load(context). */
 @Injectable()
@@ -75,6 +113,19 @@ export class SignedInReader implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const session = await this.sessions.load(context);
     if (session.get('userId') === undefined) throw new WsException('sign in first');
+    return true;
+  }
+}
+
+/** Marks the session with the message's key, then waits, still in the guard, until the test releases the message. */
+@Injectable()
+export class HeldGuard implements CanActivate {
+  constructor(private readonly sessions: SessionService) {}
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const session = await this.sessions.load(context);
+    const key = context.switchToWs().getData<string>();
+    session.set('marked', key);
+    await holds.wait(key);
     return true;
   }
 }
@@ -157,6 +208,20 @@ export class SessionGateway {
     return 'let through';
   }
 
+  /** Waits with its session loaded until the test releases it; answers with what it read. */
+  @SubscribeMessage('hold')
+  async hold(@Session() session: Session, @MessageBody() key: string) {
+    await holds.wait(key);
+    return { held: key, userId: session.get('userId') ?? null, note: session.get('note') ?? null };
+  }
+
+  /** Its guard marked the session and waited (see HeldGuard). */
+  @SubscribeMessage('marked')
+  @UseGuards(HeldGuard)
+  marked(@Session() session: Session) {
+    return { marked: session.get('marked') ?? null, visits: session.get('visits') ?? 0 };
+  }
+
   @SubscribeMessage('untouched')
   untouched() {
     return 'pong';
@@ -168,6 +233,53 @@ export class SessionGateway {
     const session = await this.sessions.load(client);
     return session.get('userId') ?? null;
   }
+}
+
+/** Reads the session in `handleConnection` only: none of its message handlers asks for one. */
+@WebSocketGateway()
+export class GreetingGateway implements OnGatewayConnection {
+  constructor(private readonly sessions: SessionService) {}
+
+  async handleConnection(client: object) {
+    let greeting: unknown;
+    try {
+      greeting = { userId: (await this.sessions.load(client)).get('userId') ?? null };
+    } catch (error) {
+      greeting = refusal(error);
+    }
+    sendEvent(client, 'greeting', greeting);
+  }
+
+  @SubscribeMessage('ping')
+  ping() {
+    return { pong: true };
+  }
+}
+
+/** Sends `event` to a socket.io socket, or as a `{ event, data }` message to a ws WebSocket. */
+function sendEvent(client: object, event: string, data: unknown) {
+  if ('handshake' in client) (client as IoServerSocket).emit(event, data);
+  else (client as WebSocket).send(JSON.stringify({ event, data }));
+}
+
+/**
+ * The app with `GreetingGateway` alone; with `port`, the gateway listens on a port of its own; with
+ * `gatewayOptions`, they go to `@WebSocketGateway()`.
+ */
+export function greetingModule(options: SessionModuleOptions, port?: number, gatewayOptions?: Record<string, unknown>): Type<unknown> {
+  let gateway: Type<unknown> = GreetingGateway;
+  if (port !== undefined || gatewayOptions !== undefined) {
+    @WebSocketGateway(port ?? 0, gatewayOptions ?? {})
+    class ConfiguredGreetingGateway extends GreetingGateway {}
+    gateway = ConfiguredGreetingGateway;
+  }
+  @Module({
+    imports: [SessionModule.forRoot({ secret: SECRET, ...options })],
+    controllers: [AuthController],
+    providers: [gateway],
+  })
+  class GreetingTestModule {}
+  return GreetingTestModule;
 }
 
 export type Transport = 'socket.io' | 'ws';
@@ -184,7 +296,7 @@ export function gatewayModule(options: SessionModuleOptions): Type<unknown> {
   @Module({
     imports: [SessionModule.forRoot({ secret: SECRET, ...options })],
     controllers: [AuthController],
-    providers: [SessionGateway, SignedInSocketGuard, SignedInReader],
+    providers: [SessionGateway, SignedInSocketGuard, SignedInReader, HeldGuard],
   })
   class GatewayTestModule {}
   return GatewayTestModule;
@@ -201,23 +313,58 @@ export async function createGatewayApp(kind: Kind, transport: Transport, module:
   return { app, server, url: `127.0.0.1:${port}`, close: () => app.close() };
 }
 
-/** A test client of either transport: `request` sends one message and waits for its answer. */
+/**
+ * A test client of either transport: `request` sends one message and waits for its answer. On `ws`,
+ * answers carry nothing of the message they answer: a request waits for the next message that
+ * `accepts` (every message, unless given), and each message goes to every request waiting for it.
+ */
 export interface SocketTestClient {
-  request(event: string, data?: unknown): Promise<unknown>;
+  request(event: string, data?: unknown, accepts?: (answer: unknown) => boolean): Promise<unknown>;
   /** The next `exception` event Nest's gateway filter sends. */
   nextException(): Promise<unknown>;
+  /** The data of the first `event` the server sent since the connection opened (socket.io `emit`, or a ws `{ event, data }` message). */
+  event(event: string): Promise<unknown>;
   /** Resolves when the server has ended the connection. */
   closed: Promise<void>;
   isOpen(): boolean;
   close(): void;
 }
 
-/** `polling`: socket.io's handshake over HTTP long-polling (its default start) rather than a WebSocket. */
-export async function connect(transport: Transport, url: string, cookie: string, options: { polling?: boolean } = {}): Promise<SocketTestClient> {
+/** The events a client received since it connected, and who waits for which. */
+class Received {
+  private readonly seen = new Map<string, unknown>();
+  private readonly waiting = new Map<string, ((data: unknown) => void)[]>();
+
+  add(event: string, data: unknown): void {
+    if (this.seen.has(event)) return;
+    this.seen.set(event, data);
+    for (const resolve of this.waiting.get(event) ?? []) resolve(data);
+    this.waiting.delete(event);
+  }
+
+  first(event: string): Promise<unknown> {
+    if (this.seen.has(event)) return Promise.resolve(this.seen.get(event));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no '${event}' within 5 s`)), 5000);
+      const waiters = this.waiting.get(event) ?? [];
+      waiters.push((data) => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+      this.waiting.set(event, waiters);
+    });
+  }
+}
+
+/** `polling`: socket.io's handshake over HTTP long-polling (its default start) rather than a WebSocket; `origin`: the handshake's `Origin`. */
+export async function connect(transport: Transport, url: string, cookie: string, options: { polling?: boolean; origin?: string } = {}): Promise<SocketTestClient> {
   const headers: Record<string, string> = cookie === '' ? {} : { Cookie: cookie };
+  if (options.origin !== undefined) headers.Origin = options.origin;
+  const received = new Received();
   if (transport === 'socket.io') {
     const transports: ('polling' | 'websocket')[] = options.polling === true ? ['polling'] : ['websocket'];
     const socket: IoClient = io(`http://${url}`, { transports, extraHeaders: headers, reconnection: false, forceNew: true });
+    socket.onAny((event: string, data: unknown) => received.add(event, data));
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve);
       socket.once('connect_error', reject);
@@ -226,28 +373,46 @@ export async function connect(transport: Transport, url: string, cookie: string,
     return {
       request: (event, data) => socket.timeout(5000).emitWithAck(event, data),
       nextException: () => new Promise((resolve) => socket.once('exception', resolve)),
+      event: (event) => received.first(event),
       closed,
       isOpen: () => socket.connected,
       close: () => void socket.close(),
     };
   }
   const socket = new WebSocket(`ws://${url}/`, { headers });
+  const waiting = new Set<{ accepts: (answer: unknown) => boolean; answer: (message: unknown) => void }>();
+  socket.on('message', (raw: Buffer) => {
+    const message: unknown = JSON.parse(raw.toString());
+    const { event, data } = (message ?? {}) as { event?: unknown; data?: unknown };
+    if (typeof event === 'string') received.add(event, data);
+    for (const waiter of [...waiting]) {
+      if (waiter.accepts(message)) waiter.answer(message);
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     socket.once('open', resolve);
     socket.once('error', reject);
   });
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  const nextMessage = () =>
+  const nextMessage = (accepts: (answer: unknown) => boolean = () => true) =>
     new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no answer within 5 s')), 5000);
-      socket.once('message', (raw: Buffer) => {
-        clearTimeout(timer);
-        resolve(JSON.parse(raw.toString()));
-      });
+      const waiter = {
+        accepts,
+        answer: (message: unknown) => {
+          waiting.delete(waiter);
+          clearTimeout(timer);
+          resolve(message);
+        },
+      };
+      const timer = setTimeout(() => {
+        waiting.delete(waiter);
+        reject(new Error('no answer within 5 s'));
+      }, 5000);
+      waiting.add(waiter);
     });
   return {
-    request: async (event, data) => {
-      const answer = nextMessage();
+    request: async (event, data, accepts) => {
+      const answer = nextMessage(accepts);
       socket.send(JSON.stringify({ event, data }));
       return answer;
     },
@@ -256,6 +421,7 @@ export async function connect(transport: Transport, url: string, cookie: string,
       if (message.event !== 'exception') throw new Error(`expected an exception, got ${JSON.stringify(message)}`);
       return message.data;
     },
+    event: (event) => received.first(event),
     closed,
     isOpen: () => socket.readyState === WebSocket.OPEN,
     close: () => socket.close(),

@@ -17,6 +17,8 @@ export class ControlledStore<S extends SessionStore = MemoryStore> implements Se
   /** How many of the next calls of each operation fail. */
   readonly failures: Partial<Record<Operation, number>> = {};
   readonly calls: Operation[] = [];
+  /** Answers to hold back: the next call of the operation runs, and its answer waits for this. */
+  private readonly held = new Map<Operation, Promise<void>>();
 
   get(id: string) {
     return this.run('get', () => this.inner.get(id));
@@ -51,8 +53,20 @@ export class ControlledStore<S extends SessionStore = MemoryStore> implements Se
     this.failures[operation] = times;
   }
 
+  /**
+   * The next call of `operation` reaches the store as usual, but its answer is held back until the
+   * returned function is called: a call still in flight while something else happens.
+   */
+  holdNextAnswer(operation: Operation): () => void {
+    let release!: () => void;
+    this.held.set(operation, new Promise<void>((resolve) => (release = resolve)));
+    return release;
+  }
+
   private run<T>(operation: Operation, work: () => T | PromiseLike<T>): PromiseLike<T> {
     this.calls.push(operation);
+    const hold = this.held.get(operation);
+    this.held.delete(operation);
     const settle = (resolve: (value: T) => void, reject: (error: unknown) => void) => {
       setTimeout(() => {
         if ((this.failures[operation] ?? 0) > 0) {
@@ -61,7 +75,7 @@ export class ControlledStore<S extends SessionStore = MemoryStore> implements Se
           return;
         }
         try {
-          Promise.resolve(work()).then(resolve, reject);
+          Promise.resolve(work()).then((value) => (hold === undefined ? resolve(value) : void hold.then(() => resolve(value))), reject);
         } catch (error) {
           reject(error);
         }
