@@ -122,7 +122,10 @@ function browserOf(userAgent: string | undefined): string {
 
 /**
  * A badge kept live over socket.io (see presence.gateway.ts): it names the user the socket's session
- * belongs to, and says so the moment the session ends, e.g. signed out in another tab.
+ * belongs to, and says so the moment the server ends the socket (socket.io's reason
+ * `io server disconnect`: the session ended, e.g. signed out in another tab). Any other drop (the
+ * network, a server restart) is not the end of the session: socket.io reconnects by itself, and the
+ * badge says it is reconnecting until the server greets it again.
  */
 const LIVE_BADGE = `<p id="live" class="live" data-state="connecting" role="status">Live: connecting…</p>
 <script src="/socket.io/socket.io.js"></script>
@@ -133,9 +136,17 @@ const LIVE_BADGE = `<p id="live" class="live" data-state="connecting" role="stat
     badge.dataset.state = presence.signedIn ? 'on' : 'off';
     badge.textContent = presence.signedIn ? 'Live: signed in as ' + presence.name : 'Live: not signed in';
   });
-  socket.on('disconnect', () => {
-    badge.dataset.state = 'ended';
-    badge.textContent = 'Live: session ended';
+  socket.on('disconnect', (reason) => {
+    if (reason === 'io server disconnect') {
+      badge.dataset.state = 'ended';
+      badge.textContent = 'Live: session ended';
+    } else if (socket.active) {
+      badge.dataset.state = 'reconnecting';
+      badge.textContent = 'Live: reconnecting…';
+    } else {
+      badge.dataset.state = 'disconnected';
+      badge.textContent = 'Live: disconnected';
+    }
   });
 </script>`;
 
