@@ -1,4 +1,4 @@
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Controller, Get, Logger, Module } from '@nestjs/common';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
@@ -8,6 +8,7 @@ import { RedisStore } from '../../src/stores/redis.store.js';
 import type { SessionRecord } from '../../src/stores/session-store.interface.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 import { servingMasters, startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
+import { get, type Answer } from './http-answers.js';
 
 // A Redis Cluster of three masters with a replica each loses a master (SIGKILL) while two app
 // instances serve a steady mix of reads and writes on a few thousand sessions.
@@ -23,7 +24,6 @@ const WARM_MS = 2000;
 /** Load after the kill, once Redis has promoted the replica. */
 const AFTER_FAILOVER_MS = 4000;
 const FAILOVER_LIMIT_MS = 20_000;
-const HANG_MS = 10_000;
 
 /** How the README tells users to build a Cluster client for the store. */
 const CLUSTER_OPTIONS: ClusterOptions = {
@@ -46,35 +46,6 @@ class CounterController {
   peek(@Session() session: Session) {
     return { visits: (session.get('visits') as number | undefined) ?? null };
   }
-}
-
-interface Answer {
-  status: number; // 0: no HTTP answer
-  body: string;
-  start: number;
-  end: number;
-  setCookie: string[];
-}
-
-function get(agent: Agent, port: number, path: string, cookie?: string): Promise<Answer> {
-  return new Promise((resolve) => {
-    const start = Date.now();
-    let settled = false;
-    const finish = (status: number, body: string, setCookie: string[] = []) => {
-      if (settled) return;
-      settled = true;
-      resolve({ status, body, start, end: Date.now(), setCookie });
-    };
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent, headers: cookie === undefined ? {} : { cookie } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => finish(res.statusCode ?? 0, Buffer.concat(chunks).toString(), res.headers['set-cookie'] ?? []));
-      res.on('error', (err) => finish(0, err.message));
-    });
-    req.setTimeout(HANG_MS, () => req.destroy(new Error(`no answer within ${HANG_MS} ms`)));
-    req.on('error', (err) => finish(0, err.message));
-    req.end();
-  });
 }
 
 interface Instance {

@@ -1,4 +1,4 @@
-import { Agent, request as httpRequest } from 'node:http';
+import { Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Controller, Get, Logger, Module } from '@nestjs/common';
 import pg from 'pg';
@@ -10,6 +10,7 @@ import { startDurableRedisServer, type DurableRedisServer } from '../support/dur
 import { platforms, type Platform } from '../support/platforms.js';
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 import { onFreePort } from '../support/server-process.js';
+import { get, type Answer } from './http-answers.js';
 
 // Store faults under load: the store server is stopped abruptly while clients keep going, then
 // started again. Each server runs on a free port the OS picks.
@@ -19,7 +20,6 @@ const STORE_TIMEOUT = 1000;
 /** No request may take longer than this, whatever the store does (storeTimeout plus a wide margin). */
 const BOUND_MS = 5000;
 /** A request with no answer after this long is recorded as hung (status 0) instead of stalling the test. */
-const HANG_MS = 10_000;
 const SESSIONS = 50;
 const CLIENTS = 8;
 const WARM_MS = 1500;
@@ -55,35 +55,6 @@ function moduleWith(store: SessionStore) {
   @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store, storeTimeout: STORE_TIMEOUT })], controllers: [FaultController] })
   class FaultModule {}
   return FaultModule;
-}
-
-interface Answer {
-  status: number; // 0: no HTTP answer (connection error, or nothing within HANG_MS)
-  body: string;
-  start: number;
-  end: number;
-  setCookie: string[];
-}
-
-function get(agent: Agent, port: number, path: string, cookie?: string): Promise<Answer> {
-  return new Promise((resolve) => {
-    const start = Date.now();
-    let settled = false;
-    const finish = (status: number, body: string, setCookie: string[] = []) => {
-      if (settled) return;
-      settled = true;
-      resolve({ status, body, start, end: Date.now(), setCookie });
-    };
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent, headers: cookie === undefined ? {} : { cookie } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => finish(res.statusCode ?? 0, Buffer.concat(chunks).toString(), res.headers['set-cookie'] ?? []));
-      res.on('error', (err) => finish(0, err.message));
-    });
-    req.setTimeout(HANG_MS, () => req.destroy(new Error(`no answer within ${HANG_MS} ms`)));
-    req.on('error', (err) => finish(0, err.message));
-    req.end();
-  });
 }
 
 function visitsOf(answer: Answer): number {
