@@ -229,11 +229,25 @@ export class InheritedWebhookController extends InheritedRoutes {}
 @Controller('inherited-account')
 export class InheritedAccountController extends InheritedRoutes {}
 
+/** A base class marked `@SkipCsrf()`: every controller inheriting from it is exempt. */
+@SkipCsrf()
+@UseGuards(CsrfGuard)
+class SkippedRoutes {
+  @HttpCode(200)
+  @Post('delete')
+  remove() {
+    return { ok: true };
+  }
+}
+
+@Controller('skipped-base')
+export class SkippedBaseController extends SkippedRoutes {}
+
 /** Two controllers that share an inherited handler; only one of them is `@SkipCsrf()`. */
 export function inheritedCsrfModule(): Type<unknown> {
   @Module({
     imports: [SessionModule.forRoot({ secret: SECRET })],
-    controllers: [TokenController, InheritedWebhookController, InheritedAccountController],
+    controllers: [TokenController, InheritedWebhookController, InheritedAccountController, SkippedBaseController],
   })
   class InheritedCsrfAppModule {}
   return InheritedCsrfAppModule;
