@@ -127,11 +127,13 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
   /**
    * Ends this subscription when the session `name`/`id` ends here, for as long as the connection is
    * open and the subscription runs. Returns what takes this subscription's end off again (undefined
-   * when nothing was added: a closed connection, or a connection-wide end already there).
+   * when nothing was added: an operation answered at once, a closed connection, or a connection-wide
+   * end already there).
    */
   private hangOn(name: string, id: string): (() => void) | undefined {
     const connection = this.connection;
-    if (!connection.isOpen()) return undefined;
+    const end = connection.end;
+    if (end === undefined || !connection.isOpen()) return undefined;
     const engine = this.engine;
     const holder = connection.holder as { [kHanging]?: Map<string, Hanging> };
     let hanging = holder[kHanging];
@@ -167,7 +169,6 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
       });
       all.set(key, (entry = { remove, ends }));
     }
-    const end = connection.end;
     if (entry.ends.has(end)) return undefined;
     entry.ends.add(end);
     counted(engine, 1);

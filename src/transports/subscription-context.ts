@@ -7,7 +7,9 @@
  *   function of the app's own gets `req` added the same way); graphql-ws' context holds
  *   `extra: { socket, request }`, the `ws` socket and the upgrade request.
  * - Mercurius (`@nestjs/mercurius`, `subscription: true`): `{ request, reply: { request }, pubsub, id }`,
- *   `request` the Fastify request of the upgrade, `pubsub` that subscription's own.
+ *   `request` the Fastify request of the upgrade, `pubsub` that subscription's own. A query or a
+ *   mutation sent over the socket (`fullWsTransport: true`) gets a copy of the connection's context:
+ *   `request`, and the app-wide `pubsub`, which has no `close`: one operation, answered at once.
  */
 
 /** A subscription's connection, as far as sessions are concerned. */
@@ -23,8 +25,10 @@ export interface SubscriptionConnection {
   /**
    * Ends what hangs on the session here, its session having ended: the whole connection (graphql-ws),
    * or this one subscription (Mercurius). The same function for every subscription it ends at once.
+   * Absent for an operation answered at once (a query or mutation over Mercurius' socket): nothing
+   * of it lasts, so nothing hangs on its session.
    */
-  readonly end: () => void;
+  readonly end?: () => void;
   /**
    * Calls `listener` once, when this one subscription ends on its own, where a connection carries
    * subscriptions of their own ends (Mercurius); absent where `end` is the connection's (graphql-ws).
@@ -42,8 +46,8 @@ export function subscriptionConnection(gqlContext: unknown): SubscriptionConnect
   const context = gqlContext as { req?: any; extra?: any; request?: any; pubsub?: any };
   const extra = extraOf(context.req) ?? extraOf(context);
   if (extra !== undefined) return graphqlWsConnection(extra.socket, extra.request);
-  if (hasHeaders(context.request) && typeof context.pubsub?.close === 'function') return mercuriusConnection(context.request, context.pubsub);
-  return undefined;
+  if (!hasHeaders(context.request)) return undefined;
+  return typeof context.pubsub?.close === 'function' ? mercuriusConnection(context.request, context.pubsub) : mercuriusOperation(context.request);
 }
 
 /** graphql-ws' `extra` of a connection served by `ws` (its `useServer`): `{ socket, request }`. */
@@ -82,6 +86,19 @@ function mercuriusConnection(request: any, pubsub: { close(): unknown }): Subscr
     onClose: (listener) => tcp.once('close', listener),
     end: () => void pubsub.close(),
     onEnd: (listener) => onPubSubClose(pubsub, listener),
+  };
+}
+
+/** A query or a mutation over Mercurius' socket (`fullWsTransport`): read by the upgrade's cookie, nothing to end. */
+function mercuriusOperation(request: any): SubscriptionConnection | undefined {
+  const raw = request.raw;
+  const tcp = raw?.socket;
+  if (raw == null || typeof tcp?.once !== 'function') return undefined;
+  return {
+    request,
+    holder: raw,
+    isOpen: () => tcp.destroyed !== true,
+    onClose: (listener) => tcp.once('close', listener),
   };
 }
 

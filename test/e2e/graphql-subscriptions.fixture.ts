@@ -166,12 +166,15 @@ export function apolloSubscriptionsModule(store: SessionStore): Type<unknown> {
   return ApolloSubscriptionsModule;
 }
 
-/** Mercurius on Fastify, its own subscription server (graphql-ws' protocol among those it speaks). */
+/**
+ * Mercurius on Fastify, its own subscription server (graphql-ws' protocol among those it speaks),
+ * which runs queries and mutations sent over the socket too (`fullWsTransport`).
+ */
 export function mercuriusSubscriptionsModule(store: SessionStore): Type<unknown> {
   @Module({
     imports: [
       SessionModule.forRoot({ secret: SECRET, store }),
-      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false, subscription: true }),
+      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false, subscription: { fullWsTransport: true } }),
     ],
     providers,
   })
