@@ -76,7 +76,11 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return this.first?.definition.name === name ? this.first : this.others?.get(name);
   }
 
-  /** Loads the session `name` once per request; synchronous when no store call is needed. */
+  /**
+   * Loads the session `name` once per request; synchronous when no store call is needed. A load
+   * that failed stays failed for the rest of the request: whoever asks again (the next resolver,
+   * a parameter after a guard) gets the same error, without another store call or log line.
+   */
   load(name: string): SessionState | Promise<SessionState> {
     const known = this.loaded(name);
     if (known !== undefined) return known;
@@ -84,16 +88,11 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     if (inFlight !== undefined) return inFlight;
     const result = this.engine.read(this.engine.definition(name), this);
     if (!(result instanceof Promise)) return this.keep(result);
-    const promise = result.then(
-      (session) => {
-        this.loading?.delete(name);
-        return this.keep(session);
-      },
-      (error: unknown) => {
-        this.loading?.delete(name);
-        throw error;
-      },
-    );
+    // A rejected promise stays in `loading`.
+    const promise = result.then((session) => {
+      this.loading!.delete(name);
+      return this.keep(session);
+    });
     (this.loading ??= new Map()).set(name, promise);
     return promise;
   }

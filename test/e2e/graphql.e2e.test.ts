@@ -165,6 +165,20 @@ const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store
     expect((await gql('{ userId }')).body).toEqual({ data: { userId: 42 } });
   });
 
+  it('a store that fails to load is asked once per request: each later mutation of the document gets the same error, logged once', async () => {
+    await login();
+    const logged = captureErrors();
+    store.reset();
+    store.failNext('get', 3);
+    const failed = await gql('mutation { a: bump b: bump c: bump }');
+    store.failures.get = 0;
+    expect(failed.body.data).toEqual({ a: null, b: null, c: null });
+    expect(failed.body.errors?.map((each) => each.message)).toEqual(['Session store unavailable', 'Session store unavailable', 'Session store unavailable']);
+    expect(store.calls).toEqual(['get']);
+    expect(logged()).toEqual([expect.stringMatching(/The store of session 'default' failed to read a session: get refused/)]);
+    expect((await gql('{ userId visits }')).body).toEqual({ data: { userId: 42, visits: 0 } });
+  });
+
   it.runIf(driver.platform.kind === 'express')('a store that fails to load through SessionService.load(req): no detail of the cause either', async () => {
     await login();
     const logged = captureErrors();

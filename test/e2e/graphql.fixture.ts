@@ -99,6 +99,12 @@ export class SessionResolver {
     return visits;
   }
 
+  /** Nullable: a field that fails leaves the next mutations of the document running. */
+  @Mutation(() => Int, { nullable: true })
+  bump(@Session() session: Session) {
+    return this.increment(session);
+  }
+
   @Mutation(() => Boolean)
   failing(@Session() session: Session, @Flash() flash: Flash) {
     session.set('visits', 99);

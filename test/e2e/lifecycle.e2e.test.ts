@@ -14,9 +14,11 @@ import {
   Sse,
   StreamableFile,
   UseFilters,
+  UseGuards,
   UseInterceptors,
   type ArgumentsHost,
   type CallHandler,
+  type CanActivate,
   type ExceptionFilter,
   type ExecutionContext,
   type MessageEvent,
@@ -79,6 +81,30 @@ class ChangeAfterHandler implements NestInterceptor {
         return value;
       }),
     );
+  }
+}
+
+/** Lets every request through, also when the store cannot be read: the handler's own session decides. */
+@Injectable()
+class LenientGuard implements CanActivate {
+  constructor(private readonly sessions: SessionService) {}
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    try {
+      await this.sessions.load(context);
+    } catch {
+      // The handler's @Session() answers for it.
+    }
+    return true;
+  }
+}
+
+/** A controller's guard runs before the loader of its handler's @Session(). */
+@Controller('lenient')
+@UseGuards(LenientGuard)
+class LenientController {
+  @Get()
+  lenient(@Session() session: Session) {
+    return { visits: session.get('visits') ?? 0 };
   }
 }
 
@@ -299,7 +325,7 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
   const store = new ControlledStore();
 
   beforeAll(async () => {
-    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [LifecycleController], providers: [ChangeAfterHandler, FlashingFilter] })
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [LifecycleController, LenientController], providers: [ChangeAfterHandler, FlashingFilter] })
     class LifecycleModule {}
     t = await platform.create(LifecycleModule);
     if (platform.kind === 'express') {
@@ -446,6 +472,19 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(res.headers['content-type']).toMatch(/application\/json/);
     expect(JSON.parse(res.text)).toEqual({ statusCode: 503, message: 'Service Unavailable' });
+  });
+
+  it('a load that failed in a guard is not tried again by the handler: one store read, one log line, 503', async () => {
+    const jar = await signedIn();
+    const errors = quiet();
+    store.reset();
+    store.failNext('get', 2);
+    const res = await get('/lenient', jar);
+    store.failures.get = 0;
+    expect(res.status).toBe(503);
+    expect(store.calls).toEqual(['get']);
+    expect(errors).toHaveBeenCalledTimes(1);
+    expect((await get('/lenient', jar)).body).toEqual({ visits: 1 });
   });
 
   it('answers 503 when the write fails after an exception filter changed the session', async () => {
