@@ -1,6 +1,6 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError, SessionValidationError } from '../session/session.errors.js';
+import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError, SessionValidationError, STORE_UNAVAILABLE_CODE, storeUnavailableBody } from '../session/session.errors.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {
@@ -337,11 +337,14 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
   }
 }
 
-/** The generic body of an error response; for GraphQL, a GraphQL response with one error and its code. */
+/**
+ * The generic body of an error response: a 503 is the body of a `SessionStoreError`; for GraphQL, a
+ * GraphQL response with one error and its code.
+ */
 function errorBody(status: number, graphql: boolean): string {
   const unavailable = status === (HttpStatus.SERVICE_UNAVAILABLE as number);
-  if (!graphql) return JSON.stringify({ statusCode: status, message: unavailable ? 'Service Unavailable' : 'Internal Server Error' });
-  const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, 'SESSION_STORE_UNAVAILABLE'] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
+  if (!graphql) return JSON.stringify(unavailable ? storeUnavailableBody() : { statusCode: status, message: 'Internal Server Error' });
+  const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, STORE_UNAVAILABLE_CODE] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
   return JSON.stringify({ errors: [{ message, extensions: { code } }] });
 }
 

@@ -101,10 +101,22 @@ export class SessionSupportError extends SessionError {
 /** The message of every store failure: clients (GraphQL's among them) may see it; the details are logged. */
 export const CLIENT_STORE_MESSAGE = 'Session store unavailable';
 
-/** A store that failed or did not answer in time; the client gets a 503 and the cause is logged. */
+/** The code a client recognises a store failure by, in a 503's body and in GraphQL's `extensions.code`. */
+export const STORE_UNAVAILABLE_CODE = 'SESSION_STORE_UNAVAILABLE';
+
+/** The body of the 503 a store failure answers with (Nest's exception filter, the response gate). */
+export function storeUnavailableBody(): { statusCode: number; message: string; code: string } {
+  return { statusCode: HttpStatus.SERVICE_UNAVAILABLE, message: 'Service Unavailable', code: STORE_UNAVAILABLE_CODE };
+}
+
+/**
+ * A store that failed or did not answer in time; the client gets a 503 whose body carries
+ * `code: 'SESSION_STORE_UNAVAILABLE'`, and the cause is logged. Apollo under Nest copies that body
+ * into a GraphQL error's `extensions.originalError`.
+ */
 export class SessionStoreError extends SessionError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, HttpStatus.SERVICE_UNAVAILABLE, options);
+    super(message, HttpStatus.SERVICE_UNAVAILABLE, { cause: options?.cause, body: storeUnavailableBody() });
   }
 
   /**
@@ -114,7 +126,7 @@ export class SessionStoreError extends SessionError {
    * may change it.
    */
   get extensions(): { code: string; http: { status: number } } {
-    return { code: 'SESSION_STORE_UNAVAILABLE', http: { status: HttpStatus.SERVICE_UNAVAILABLE } };
+    return { code: STORE_UNAVAILABLE_CODE, http: { status: HttpStatus.SERVICE_UNAVAILABLE } };
   }
 }
 

@@ -157,7 +157,7 @@ const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store
     const [error] = failed.body.errors!;
     expect(error.message).toBe('Session store unavailable');
     if (driver.loadFailureStatus === 503) expect(error.extensions).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE' });
-    else expect(error.extensions).toMatchObject({ status: 503, originalError: { statusCode: 503, message: 'Service Unavailable' } });
+    else expect(error.extensions).toMatchObject({ status: 503, originalError: { statusCode: 503, message: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE' } });
     expect(JSON.stringify(failed.body)).not.toMatch(/ECONNREFUSED|10\.1\.2\.3|refused/);
     expect(failed.cookies).toEqual([]);
     expect(logged()).toEqual([expect.stringMatching(/The store of session 'default' failed to read a session: get refused: connect ECONNREFUSED/)]);

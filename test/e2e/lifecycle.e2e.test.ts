@@ -471,7 +471,7 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect(res.status).toBe(503);
     expect(res.headers['set-cookie']).toBeUndefined();
     expect(res.headers['content-type']).toMatch(/application\/json/);
-    expect(JSON.parse(res.text)).toEqual({ statusCode: 503, message: 'Service Unavailable' });
+    expect(JSON.parse(res.text)).toEqual({ statusCode: 503, message: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE' });
   });
 
   it('a load that failed in a guard is not tried again by the handler: one store read, one log line, 503', async () => {

@@ -187,8 +187,8 @@ describe.each(platforms)('nothing secret in logs or error bodies, on $name (a re
     }
     for (const bad of tampered) expect(everything.includes(bad), `a tampered cookie value appears: ${bad}`).toBe(false);
     // Error bodies are generic.
-    expect(readDown.body).toEqual({ statusCode: 503, message: 'Service Unavailable' });
-    expect(saveDown.body).toEqual({ statusCode: 503, message: 'Service Unavailable' });
+    expect(readDown.body).toEqual({ statusCode: 503, message: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE' });
+    expect(saveDown.body).toEqual({ statusCode: 503, message: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE' });
     expect(setCookies(readDown.headers)).toEqual([]);
   });
 });
