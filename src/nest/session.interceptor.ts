@@ -1,5 +1,6 @@
 import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
-import { Observable } from 'rxjs';
+import { map, Observable } from 'rxjs';
+import type { SessionSource } from '../lifecycle/session-source.js';
 import { sessionsOf } from '../transports/request-context.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
 import { interceptMessage } from '../gateways/gateway-message.js';
@@ -8,7 +9,8 @@ import { interceptMessage } from '../gateways/gateway-message.js';
  * Attaches the request's sessions to the execution context that `SessionService.current()`
  * reads: loads the sessions the route asks for and runs the handler where `current()` finds them.
  * Bound by `@UseSession()`, by `interceptor: 'global'` on every route, or by a user's
- * `@UseInterceptors(SessionInterceptor)`. Saving is the response's: it saves as it leaves. On a
+ * `@UseInterceptors(SessionInterceptor)`. A GraphQL subscription's async iterator runs there too,
+ * event after event. Saving is the response's: it saves as it leaves. On a
  * gateway's message handler (bound there by `GatewaySessionBinder`), it also saves after the
  * handler, since no response does.
  */
@@ -38,7 +40,9 @@ export class SessionInterceptor implements NestInterceptor {
       let unsubscribe: (() => void) | undefined;
       const start = () => {
         if (closed) return;
-        const handle = () => next.handle().subscribe(subscriber);
+        const handle = route.context && context.getType<string>() === 'graphql'
+          ? () => next.handle().pipe(map((value) => inScope(engine, request, value))).subscribe(subscriber)
+          : () => next.handle().subscribe(subscriber);
         const inner = route.context ? engine.context.run(request, handle) : handle();
         unsubscribe = () => inner.unsubscribe();
       };
@@ -50,4 +54,25 @@ export class SessionInterceptor implements NestInterceptor {
       };
     });
   }
+}
+
+/**
+ * A subscription's result as the resolver returned it, but whose events are made where
+ * `current()` finds the sessions: an async iterator (an `async *` resolver's body runs only when
+ * asked for its next event, after the resolver call) runs its `next`, `return` and `throw` there.
+ * Anything else is returned as it is.
+ */
+function inScope(engine: SessionEngine, sessions: SessionSource, value: unknown): unknown {
+  const iterator = value as Partial<AsyncIterator<unknown>> | null | undefined;
+  if (iterator == null || typeof iterator !== 'object' || typeof iterator.next !== 'function') return value;
+  const scope = engine.context;
+  const next = iterator.next;
+  const wrapped: AsyncIterableIterator<unknown> = {
+    next: (...args: [] | [unknown]) => scope.run(sessions, () => next.apply(iterator, args)),
+    [Symbol.asyncIterator]: () => wrapped,
+  };
+  const { return: end, throw: fail } = iterator;
+  if (typeof end === 'function') wrapped.return = (result?: unknown) => scope.run(sessions, () => end.call(iterator, result));
+  if (typeof fail === 'function') wrapped.throw = (error?: unknown) => scope.run(sessions, () => fail.call(iterator, error));
+  return wrapped;
 }

@@ -117,12 +117,24 @@ export class LiveResolver {
     return badges(context, () => badgeOf(session));
   }
 
-  /** The same, through SessionService.current() where @UseSession() runs the handler. */
+  /** The same, through SessionService.current(), read as each event is made (after the resolver call). */
   @Subscription(() => Badge, { name: 'currentBadge', resolve: (payload: { badge: Badge }) => payload.badge })
   @UseSession()
   currentBadge(@Context() context: object) {
-    const session = this.sessions.current()!;
-    return badges(context, () => badgeOf(session));
+    return badges(context, () => this.currentBadgeNow());
+  }
+
+  /** The same from an async generator, whose body runs only when the first event is asked for. */
+  @Subscription(() => Badge, { name: 'currentTicker', resolve: (payload: { badge: Badge }) => payload.badge })
+  @UseSession()
+  async *currentTicker() {
+    yield { badge: this.currentBadgeNow() };
+    yield { badge: this.currentBadgeNow() };
+  }
+
+  private currentBadgeNow(): Badge {
+    const session = this.sessions.current();
+    return session === undefined ? { userId: -1, sessionId: null, messages: ['no current session'] } : badgeOf(session);
   }
 
   /** Only for signed-in visitors: a guard that reads the session. */
