@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { graphqlSkipReason, type GraphQLBody } from '../support/graphql.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';
@@ -21,15 +24,25 @@ const cases = drivers.flatMap((driver) => [false, true].map((global) => ({ ...dr
   let t: TestApp;
   beforeAll(async () => {
     t = await platform.create(module(global) as never);
+    await t.app.listen(0, '127.0.0.1');
   });
   afterAll(() => t?.close());
 
   async function gql(jar: CookieJar, query: string, token?: string) {
-    const request = t.http().post('/graphql').set('Cookie', jar.header());
-    if (token !== undefined) request.set('x-csrf-token', token);
-    const response = await request.send({ query });
+    return post(jar, { query }, token === undefined ? {} : { 'x-csrf-token': token });
+  }
+
+  /** A POST of any body (a batch: an array of operations) with the jar's cookies and `headers`. */
+  async function post(jar: CookieJar, body: object, headers: Record<string, string> = {}) {
+    const response = await t.http().post('/graphql').set('Cookie', jar.header()).set(headers).send(body);
     jar.take(response);
     return { status: response.status, body: response.body as GraphQLBody, cookies: setCookies(response.headers) };
+  }
+
+  /** The error a refused mutation gets over HTTP, from each driver. */
+  function expectRefused(error: { message: string; extensions?: Record<string, unknown> } | undefined) {
+    expect(error?.message).toBe('Invalid or missing CSRF token');
+    expect(error?.extensions).toEqual(platform.kind === 'express' ? { code: 'FORBIDDEN', originalError: REFUSED } : { code: 'CSRF_TOKEN_INVALID', http: { status: 403 } });
   }
 
   async function tokenFor(jar: CookieJar): Promise<string> {
@@ -72,6 +85,94 @@ const cases = drivers.flatMap((driver) => [false, true].map((global) => ({ ...dr
         expect(refused.status).toBe(403);
         expect(refused.body.errors![0].extensions).toEqual({ code: 'CSRF_TOKEN_INVALID', http: { status: 403 } });
       }
+    }
+    expect((await gql(jar, read)).body).toEqual({ data: { [read.slice(2, -2)]: 0 } });
+  });
+
+  it('checks one HTTP request once: a sign-in (regenerate(), which replaces the secret) followed by another guarded mutation in the same document runs both', async () => {
+    const jar = new CookieJar();
+    const token = await tokenFor(jar);
+    const before = jar.get('sid');
+    const both = await gql(jar, `mutation { signIn ${mutation.slice('mutation { '.length, -2)} }`, token);
+    expect(both.body).toEqual({ data: { signIn: true, [field]: global ? 1 : 5 } });
+    expect(jar.get('sid')).not.toBe(before);
+    // The old token belonged to the old secret: the new session needs a new one.
+    expect((await gql(jar, mutation, token)).body.data ?? null).toBeNull();
+    expect((await gql(jar, mutation, await tokenFor(jar))).body).toEqual({ data: { [field]: global ? 2 : 10 } });
+  });
+
+  it('accepts the token of the readable cookie in the x-xsrf-token header (csrf.cookie)', async () => {
+    const jar = new CookieJar();
+    await tokenFor(jar);
+    const cookie = jar.get('XSRF-TOKEN')!;
+    expect(cookie).toMatch(/^[A-Za-z0-9_-]{86}$/);
+    expect((await post(jar, { query: mutation }, { 'x-xsrf-token': cookie })).body).toEqual({ data: { [field]: global ? 1 : 5 } });
+    expectRefused((await post(jar, { query: mutation }, { 'x-xsrf-token': 'garbage' })).body.errors?.[0]);
+  });
+
+  it('refuses the mutation a document picks with operationName, and lets its query through', async () => {
+    const jar = new CookieJar();
+    await tokenFor(jar);
+    const document = `query Q ${read} mutation M ${mutation.slice('mutation '.length)}`;
+    const refused = await post(jar, { query: document, operationName: 'M' });
+    expect(refused.status).toBe(platform.kind === 'express' ? 200 : 403);
+    expect(refused.body.data ?? null).toBeNull();
+    expect(refused.body.errors).toHaveLength(1);
+    expectRefused(refused.body.errors![0]);
+    expect((await post(jar, { query: document, operationName: 'Q' })).body).toEqual({ data: { [read.slice(2, -2)]: 0 } });
+  });
+
+  it('refuses the mutation of a batch without a token, answering its query; with the token both run', async () => {
+    const jar = new CookieJar();
+    const token = await tokenFor(jar);
+    const refused = await post(jar, [{ query: read }, { query: mutation }]);
+    // Apollo answers a batch 200; Mercurius gives it the status of its errors.
+    expect(refused.status).toBe(platform.kind === 'express' ? 200 : 403);
+    expect(refused.body).toHaveLength(2);
+    const [query, guarded] = refused.body as unknown as GraphQLBody[];
+    expect(query).toEqual({ data: { [read.slice(2, -2)]: 0 } });
+    expect(guarded.data ?? null).toBeNull();
+    expect(guarded.errors).toHaveLength(1);
+    expectRefused(guarded.errors![0]);
+    const passed = await post(jar, [{ query: read }, { query: mutation }], { 'x-csrf-token': token });
+    expect(passed.status).toBe(200);
+    expect(passed.body).toEqual([{ data: { [read.slice(2, -2)]: 0 } }, { data: { [field]: global ? 1 : 5 } }]);
+  });
+
+  it('lets a query through by GET; a mutation by GET never runs (both drivers answer 405), token or not', async () => {
+    const jar = new CookieJar();
+    const token = await tokenFor(jar);
+    const get = (query: string) => t.http().get('/graphql').query({ query }).set('Cookie', jar.header()).set('x-csrf-token', token).set('apollo-require-preflight', 'true');
+    expect((await get(read)).body).toEqual({ data: { [read.slice(2, -2)]: 0 } });
+    const refused = await get(mutation);
+    expect(refused.status).toBe(405);
+    expect((refused.body as GraphQLBody).data ?? null).toBeNull();
+    expect((await gql(jar, read)).body).toEqual({ data: { [read.slice(2, -2)]: 0 } });
+  });
+
+  it('refuses a mutation sent over a WebSocket (no HTTP request to show a token), even with the token and the cookie on the upgrade', async () => {
+    const jar = new CookieJar();
+    const token = await tokenFor(jar);
+    const headers = { cookie: jar.header(), 'x-csrf-token': token };
+    class UpgradeWithHeaders extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers });
+      }
+    }
+    const url = `ws://127.0.0.1:${(t.server.address() as AddressInfo).port}/graphql`;
+    const client = createClient({ url, webSocketImpl: UpgradeWithHeaders, retryAttempts: 0, lazy: true });
+    try {
+      const results: GraphQLBody[] = [];
+      await new Promise<void>((resolve, reject) => {
+        client.subscribe({ query: mutation }, { next: (value) => void results.push(value as GraphQLBody), error: reject, complete: resolve });
+      });
+      expect(results).toHaveLength(1);
+      expect(results[0].data ?? null).toBeNull();
+      expect(results[0].errors).toHaveLength(1);
+      expect(results[0].errors![0].message).toBe('Invalid or missing CSRF token');
+      expect(results[0].errors![0].extensions).toEqual({ code: 'CSRF_TOKEN_INVALID', http: { status: 403 } });
+    } finally {
+      await client.dispose();
     }
     expect((await gql(jar, read)).body).toEqual({ data: { [read.slice(2, -2)]: 0 } });
   });

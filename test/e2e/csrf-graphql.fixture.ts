@@ -23,6 +23,15 @@ export class BankResolver {
     return (session.get('balance') as number | undefined) ?? 0;
   }
 
+  /** A sign-in: its new session holds no CSRF secret of the old one's. */
+  @Mutation(() => Boolean)
+  @UseGuards(CsrfGuard)
+  async signIn(@Session() session: Session) {
+    await session.regenerate();
+    session.set('user', 1);
+    return true;
+  }
+
   @Mutation(() => Int)
   @UseGuards(CsrfGuard)
   deposit(@Session() session: Session, @Args('amount', { type: () => Int }) amount: number) {
@@ -48,11 +57,18 @@ export class NoteResolver {
   }
 }
 
+/**
+ * The session options of both apps: the readable-cookie mode (`x-xsrf-token` accepted too). Both
+ * drivers take batched requests and run mutations sent over a WebSocket (graphql-ws), where a
+ * mutation has no HTTP request to show a token.
+ */
+const sessions = () => SessionModule.forRoot({ secret: SECRET, csrf: { cookie: true } });
+
 export function apolloCsrfModule(global: boolean): Type<unknown> {
   @Module({
     imports: [
-      SessionModule.forRoot({ secret: SECRET }),
-      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false }),
+      sessions(),
+      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, allowBatchedHttpRequests: true, subscriptions: { 'graphql-ws': true } }),
     ],
     providers: [BankResolver, NoteResolver, ...(global ? [{ provide: APP_GUARD, useClass: CsrfGuard }] : [])],
   })
@@ -63,8 +79,8 @@ export function apolloCsrfModule(global: boolean): Type<unknown> {
 export function mercuriusCsrfModule(global: boolean): Type<unknown> {
   @Module({
     imports: [
-      SessionModule.forRoot({ secret: SECRET }),
-      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false }),
+      sessions(),
+      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false, allowBatchedQueries: true, subscription: { fullWsTransport: true } }),
     ],
     providers: [BankResolver, NoteResolver, ...(global ? [{ provide: APP_GUARD, useClass: CsrfGuard }] : [])],
   })
