@@ -1,11 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import { parse } from 'cookie';
 import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter.js';
-import { gateResponse, headGone, type ResponseSaver } from './response-gate.js';
+import { gateResponse, headGone, responseReplaced, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
 import { DEFAULT_SESSION } from '../session/session.constants.js';
 import { SessionState, type SessionHost } from '../session/session.js';
+import { reported, SessionError } from '../session/session.errors.js';
 
 const kSessions = Symbol('nest-sessions:request');
 
@@ -44,6 +45,14 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   cookieSource: ResponseCookieSource | undefined;
   /** The cookie `cookieSource` gave for this response. */
   private sourceCookie: string | undefined;
+  /** The response's own save has run: its cookies are decided, and later changes are saved without one. */
+  private responded = false;
+  /** The response's own save, when it waits for a store write. */
+  private responseSave: Promise<unknown> | undefined;
+  /** A save of changes made after the response is scheduled. */
+  private lateSaveDue = false;
+  /** A change after the response that cannot be saved was warned about (once per request). */
+  private lateWarned = false;
 
   private constructor(
     readonly engine: SessionEngine,
@@ -104,9 +113,16 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   // ResponseSaver: the one save of the request, as the response leaves.
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
+    this.responded = true;
+    const result = this.saveResponse(headersSent);
+    if (result instanceof Promise) this.responseSave = result;
+    return result;
+  }
+
+  private saveResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
     if (this.engine.versioned) {
       const stamping = this.stampVersions();
-      if (stamping !== undefined) return stamping.then(() => this.saveForResponse(headersSent));
+      if (stamping !== undefined) return stamping.then(() => this.saveResponse(headersSent));
     }
     if (this.saving !== undefined) return this.saving.then(() => this.saveAll(headersSent));
     return this.saveAll(headersSent);
@@ -125,19 +141,30 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   // SessionHost
   async destroyStored(session: SessionState, id: string): Promise<void> {
+    if (this.responded) throw this.refusedAfterResponse(session, 'destroy() after the response was sent is refused: its cookie could no longer be cleared');
     // A save of the old id still running must land before the destroy, never after it.
     if (this.saving !== undefined) await this.saving;
     await this.engine.destroy(session.definition, id);
   }
 
+  /** Nothing to refuse before the response's save; after it, see `changedAfterResponse`. */
+  refuseChange(session: SessionState, change: 'change' | 'regenerate'): void {
+    if (this.responded) this.changedAfterResponse(session, change);
+  }
+
   saveNow(session: SessionState): Promise<void> {
+    // Once the response's save has run, no cookie can join it any more.
+    return this.saveSession(session, this.responded || headGone(this.raw));
+  }
+
+  private saveSession(session: SessionState, headersSent: boolean): Promise<void> {
     if (session.versionDue) {
       const stamping = this.engine.stampVersion(session);
-      if (stamping !== undefined) return Promise.resolve(stamping).then(() => this.saveNow(session));
+      if (stamping !== undefined) return Promise.resolve(stamping).then(() => this.saveSession(session, headersSent));
     }
     let plan: SavePlan | undefined;
     try {
-      plan = this.engine.plan(session, this, headGone(this.raw));
+      plan = this.engine.plan(session, this, headersSent);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -197,6 +224,49 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   /** The response's head has gone out: no cookie can reach the client any more. */
   headSent(): boolean {
     return headGone(this.raw);
+  }
+
+  /**
+   * A change made once the response's save has run (a GraphQL resolver still running after an error
+   * in a non-null field sent the response; a handler going on after `@Res()` answered): a server-side
+   * session is saved again, without a cookie, once the response's own write has landed (a streamed
+   * response still going saves it as it ends). What needs a cookie cannot be done: `regenerate()` is
+   * refused; a `CookieStore` session, or one not stored yet, is not saved, with one warning.
+   */
+  private changedAfterResponse(session: SessionState, change: 'change' | 'regenerate'): void {
+    if (change === 'regenerate') {
+      throw this.refusedAfterResponse(session, 'regenerate() after the response was sent is refused: its new cookie could no longer reach the browser, and the old session would be gone (the user signed out)');
+    }
+    if (!this.raw.writableEnded) return;
+    if (session.definition.clientSide || (!session.stored && session.writing === 0)) {
+      if (this.lateWarned) return;
+      this.lateWarned = true;
+      this.engine.logger.warn(
+        `Session '${session.definition.name}' changed after the response was sent; ${session.definition.clientSide ? 'it lives in its cookie, which' : 'it is new, and its cookie'} can no longer reach the browser, so the change is not saved: change it before the response is sent`,
+      );
+      return;
+    }
+    if (this.lateSaveDue) return;
+    this.lateSaveDue = true;
+    // After the response's own write and any explicit save: a later write never lands before an older one.
+    void Promise.allSettled([this.responseSave, this.saving]).then(() => this.saveLate());
+  }
+
+  private saveLate(): void {
+    this.lateSaveDue = false;
+    // The response became a 503: nothing of this request is saved.
+    if (responseReplaced(this.raw)) return;
+    const sessions = this.others === undefined ? [this.first] : [this.first, ...this.others.values()];
+    for (const session of sessions) {
+      // Failures are logged where they happen (the store call, the plan).
+      if (session !== undefined && !session.definition.clientSide && (session.stored || session.writing > 0)) this.saveSession(session, true).catch(noop);
+    }
+  }
+
+  private refusedAfterResponse(session: SessionState, what: string): SessionError {
+    return reported(new SessionError(
+      `Session '${session.definition.name}': ${what}; call it before the response is sent (in GraphQL, an error in a non-null field sends the response while other resolvers still run)`,
+    ));
   }
 
   /** Plans every loaded session, then writes them: one that cannot be saved stops all before any write. */

@@ -116,6 +116,11 @@ export function headGone(res: ServerResponse): boolean {
   return gate?.held !== undefined ? false : res.headersSent;
 }
 
+/** Whether the response was replaced by an error (its save failed). */
+export function responseReplaced(res: ServerResponse): boolean {
+  return (res as GatedResponse)[kGate]?.phase === REPLACED;
+}
+
 function gatedWriteHead(this: GatedResponse, ...args: unknown[]): ServerResponse {
   const gate = this[kGate]!;
   if (gate.phase === OPEN) save(this, gate, false);

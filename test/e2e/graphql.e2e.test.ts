@@ -138,6 +138,36 @@ const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store
     expect((await gql('{ guarded }')).body).toEqual({ data: { guarded: 2 } }); // the guard's change was saved
   });
 
+  it('a change made after an error in a non-null field sent the response is saved, without a cookie, in one write', async () => {
+    await login();
+    fixture!.afterResponse.length = 0;
+    store.reset();
+    const sent = await gql('{ lateSet boom }');
+    expect(sent.body.data).toBeNull();
+    expect(sent.cookies).toEqual([]);
+    await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch']));
+    expect(fixture!.afterResponse).toEqual(['set']);
+    expect((await gql('{ userId messages }')).body).toEqual({ data: { userId: 42, messages: ['Welcome 42', 'added late'] } });
+    expect((await gql('{ lateValue }')).body).toEqual({ data: { lateValue: 'saved' } });
+  });
+
+  it('regenerate() or destroy() after the response was sent rejects with a SessionError before the store is touched: the user stays signed in', async () => {
+    await login();
+    const logged = captureErrors();
+    fixture!.afterResponse.length = 0;
+    store.reset();
+    await gql('{ lateEnd(how: "regenerate") boom }');
+    await gql('{ lateEnd(how: "destroy") boom }');
+    await vi.waitFor(() => expect(fixture!.afterResponse).toHaveLength(2));
+    expect(fixture!.afterResponse).toEqual([
+      expect.stringMatching(/^regenerate: SessionError: Session 'default': regenerate\(\) after the response was sent is refused/),
+      expect.stringMatching(/^destroy: SessionError: Session 'default': destroy\(\) after the response was sent is refused/),
+    ]);
+    expect(store.calls).toEqual(['get', 'get']);
+    expect(logged()).toEqual([expect.stringMatching(/regenerate\(\) after the response/), expect.stringMatching(/destroy\(\) after the response/)]);
+    expect((await gql('{ userId }')).body).toEqual({ data: { userId: 42 } });
+  });
+
   it('a resolver that throws still has its session changes saved: 200 with errors, and the cookie', async () => {
     const failed = await gql('mutation { failing }');
     expect(failed.status).toBe(200);

@@ -4,6 +4,7 @@ import { BadRequestException, ForbiddenException, Injectable, Module, UseGuards,
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { Args, Context, Field, GraphQLModule, Int, Mutation, ObjectType, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
+import type { ServerResponse } from 'node:http';
 import { Flash, Session, SessionModule, SessionService, UseSession, type SessionStore } from '../../src/index.js';
 import { SECRET } from './app.fixture.js';
 
@@ -25,6 +26,15 @@ export class SignedInGuard implements CanActivate {
   }
 }
 
+/** What resolvers still running after their response was sent did, in order: for the test to wait on. */
+export const afterResponse: string[] = [];
+
+/** Resolves once the HTTP response of this GraphQL context has gone out (Apollo: `req.res`; Mercurius: `reply.raw`). */
+function responseSent(context: { req?: { res?: ServerResponse }; reply?: { raw: ServerResponse } }): Promise<void> {
+  const res = context.reply?.raw ?? context.req!.res!;
+  return res.writableFinished ? Promise.resolve() : new Promise((resolve) => res.once('finish', () => resolve()));
+}
+
 @Resolver()
 export class SessionResolver {
   constructor(private readonly sessions: SessionService) {}
@@ -38,6 +48,11 @@ export class SessionResolver {
   @Query(() => Int)
   visits(@Session() session: Session) {
     return session.get('visits') ?? 0;
+  }
+
+  @Query(() => String, { nullable: true })
+  lateValue(@Session() session: Session) {
+    return session.get('late') ?? null;
   }
 
   @Query(() => [String])
@@ -103,6 +118,35 @@ export class SessionResolver {
   @Mutation(() => Int, { nullable: true })
   bump(@Session() session: Session) {
     return this.increment(session);
+  }
+
+  /** Non-null and failing at once: graphql-js answers (data: null) while its sibling fields still run. */
+  @Query(() => Int)
+  boom(): number {
+    throw new BadRequestException('boom');
+  }
+
+  /** Changes the session once the response has gone out (run beside `boom`). */
+  @Query(() => Int, { nullable: true })
+  async lateSet(@Session() session: Session, @Flash() flash: Flash, @Context() context: object) {
+    await responseSent(context);
+    session.set('late', 'saved');
+    flash.add('info', 'added late');
+    afterResponse.push('set');
+    return 1;
+  }
+
+  /** regenerate() or destroy() once the response has gone out (run beside `boom`). */
+  @Query(() => Int, { nullable: true })
+  async lateEnd(@Session() session: Session, @Context() context: object, @Args('how', { type: () => String }) how: string) {
+    await responseSent(context);
+    try {
+      await (how === 'regenerate' ? session.regenerate() : session.destroy());
+      afterResponse.push(`${how}: done`);
+    } catch (error) {
+      afterResponse.push(`${how}: ${(error as Error).name}: ${(error as Error).message}`);
+    }
+    return 1;
   }
 
   @Mutation(() => Boolean)

@@ -27,7 +27,7 @@ import {
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
@@ -46,6 +46,8 @@ type RawResponse = { setHeader(n: string, v: string): void; writeHead(s: number,
 const SHARED_HEAD = { 'content-type': 'text/plain' };
 /** Set when a write callback of a replaced response was called. */
 const callbacks = { ended: false };
+/** What a handler did once its response had gone out. */
+const afterSend: string[] = [];
 
 /** Requests parked in a handler until the test lets them go on. */
 const parked = new Map<string, { arrived: () => void; release: Promise<void> }>();
@@ -186,6 +188,16 @@ class LifecycleController {
     session.set('kind', 'res');
     res.header('content-type', 'text/plain');
     res.send!('raw');
+  }
+
+  @Get('after-send')
+  async changeAfterSend(@Session() session: Session, @Res() res: { send?: (body: string) => void; raw?: ServerResponse } & ServerResponse) {
+    const raw = res.raw ?? res;
+    const sent = new Promise((resolve) => raw.once('finish', resolve));
+    res.send!('sent');
+    await sent;
+    session.set('after', 'the response');
+    afterSend.push(await session.regenerate().then(() => 'regenerated', (error: Error) => `${error.name}: ${error.message}`));
   }
 
   @Get('res-later')
@@ -485,6 +497,19 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect(store.calls).toEqual(['get']);
     expect(errors).toHaveBeenCalledTimes(1);
     expect((await get('/lenient', jar)).body).toEqual({ visits: 1 });
+  });
+
+  it('a change after the response was sent is saved without a cookie; regenerate() then is refused and the session kept', async () => {
+    const jar = await signedIn();
+    const errors = quiet();
+    afterSend.length = 0;
+    const res = await get('/after-send', jar);
+    expect(res.text).toBe('sent');
+    expect(res.headers['set-cookie']).toBeUndefined();
+    await vi.waitFor(() => expect(afterSend).toHaveLength(1));
+    expect(afterSend[0]).toMatch(/^SessionError: Session 'default': regenerate\(\) after the response was sent is refused/);
+    expect(errors).toHaveBeenCalledWith(expect.stringMatching(/regenerate\(\) after the response was sent/));
+    await vi.waitFor(async () => expect((await data(jar)).data).toEqual({ visits: 1, after: 'the response' }));
   });
 
   it('answers 503 when the write fails after an exception filter changed the session', async () => {
