@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { Redis, type Cluster } from 'ioredis';
-import { MAX_LIFETIME } from '../session/session.constants.js';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
 import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 
@@ -28,8 +27,8 @@ export interface RedisStoreOptions {
   /** Prepended to every session id to form the Redis key. Default `'sess:'`. */
   prefix?: string;
   /**
-   * Prepended to a user id to form the key of that user's index: a sorted set of their sessions
-   * (`session.setUser()`), scored by expiry.
+   * Starts the key of a user's index: `<userPrefix>\x01z:<user id>`, a sorted set of their sessions
+   * (`session.setUser()`) scored by expiry (earlier versions kept a plain set at `<userPrefix><user id>`).
    * Default: `prefix` followed by `user:` (`'sess:user:'`), which no session id the library makes
    * can produce.
    */
@@ -131,62 +130,66 @@ return old
 `);
 
 // A user's index is a sorted set of their sessions' ids scored by each session's expiry (epoch ms), so
-// that expired members can be dropped by score. The scripts on it take ARGV: a session's key part (or
-// ''), now, a score for members of unknown expiry, then their own. Each first turns an index written as
-// a plain set (by earlier versions) into a sorted set, its members scored by the old set's expiry (it
-// outlived every session in it) or else the score given: they are checked against their sessions when
-// listed, and go by score like the others.
-const UPGRADE = `
-if redis.call('TYPE', KEYS[1])['ok'] == 'set' then
-  local members = redis.call('SMEMBERS', KEYS[1])
-  local ttl = redis.call('PTTL', KEYS[1])
-  local score = ttl > 0 and tonumber(ARGV[2]) + ttl or tonumber(ARGV[3])
-  redis.call('DEL', KEYS[1])
-  for i = 1, #members, 500 do
-    local args = {}
-    for j = i, math.min(i + 499, #members) do
-      args[#args + 1] = score
-      args[#args + 1] = members[j]
-    end
-    redis.call('ZADD', KEYS[1], unpack(args))
-  end
-end
-`;
+// that expired members can be dropped by score. Its key is not the one earlier versions wrote a plain
+// set of ids under (see userKey): instances of both versions can serve side by side, each writing its
+// own kind, and the old set is read and cleaned here until it expires with its own TTL.
 
-// Drops the members whose session has expired by now (ARGV[2]); the key lives as long as its latest
-// member, so an index whose sessions all expired is gone too.
-const TRIM = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+// Keeps the index's key until its latest member expires. Every script that writes the index ends
+// with it.
+const EXPIRE_LAST = `
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] ~= nil then redis.call('PEXPIREAT', KEYS[1], last[2]) end
 `;
 
-// On a user's index: ARGV[4]: the session's expiresAt. Adds the session (or moves its score to its
-// new expiry) and drops the expired ones, so the index holds no more than the user's live
-// sessions however long one of them stays active. The index lives in another slot than the session:
-// a command of its own, after the session's.
-const INDEX = new Script(`${UPGRADE}
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+// Drops the members whose session has expired by now (ARGV[2]).
+const TRIM = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+${EXPIRE_LAST}`;
+
+// On a user's index: ARGV: the session's key part, now, its expiresAt. Adds the session, or raises its
+// score to its new expiry: never lowers it (GT), so an index write that lands after a later one (two
+// instances writing the same session) cannot make the index forget a session that still lives; a
+// session whose expiry went down keeps its member until the higher score passes (a listing checks it).
+// Drops the expired members too, so the index holds no more than the user's live sessions however long
+// one of them stays active. The index lives in another slot than the session: a command of its own.
+const INDEX = new Script(`
+redis.call('ZADD', KEYS[1], 'GT', ARGV[3], ARGV[1])
 ${TRIM}
 return 1
 `);
 
-// On a user's index: removes the session.
-const UNINDEX = new Script(`${UPGRADE}
+// On a user's index: ARGV: the session's key part, now. Removes the session.
+const UNINDEX = new Script(`
 redis.call('ZREM', KEYS[1], ARGV[1])
+${TRIM}
 return 1
 `);
 
-// On a user's index: the members whose session has not expired by its score, after dropping the others.
-const MEMBERS = new Script(`${UPGRADE}
+// On a user's index: ARGV: '', now. The members whose session has not expired by its score, after
+// dropping the others.
+const MEMBERS = new Script(`
 ${TRIM}
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `);
 
 // On a user's index: ARGV: the members to remove (those a listing found gone or tied to someone else).
 const PRUNE = new Script(`
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'zset' then return 0 end
-return redis.call('ZREM', KEYS[1], unpack(ARGV))
+local removed = redis.call('ZREM', KEYS[1], unpack(ARGV))
+${EXPIRE_LAST}
+return removed
+`);
+
+// On a user's index written by an earlier version (a plain set, which that version kept alive as long as
+// its latest session): its members, or none when it is gone or holds something else.
+const LEGACY_MEMBERS = new Script(`
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'set' then return {} end
+return redis.call('SMEMBERS', KEYS[1])
+`);
+
+// On that old set: ARGV: the members to remove (a session ended, moved or found gone).
+const LEGACY_REMOVE = new Script(`
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'set' then return 0 end
+return redis.call('SREM', KEYS[1], unpack(ARGV))
 `);
 
 /** How many sessions a listing reads at once (one `HMGET` each, sent together), and members a prune removes at once. */
@@ -297,18 +300,19 @@ export class RedisStore implements SessionStore {
   /**
    * The live sessions tied to `userId`: the members of the user's index whose score (expiry) has not
    * passed, then each session's fields, `CHUNK` sessions at a time (each is a key of its own, in its
-   * own slot on a Cluster). Members whose session is gone, expired or tied to someone else now are
-   * removed from the index on the way.
+   * own slot on a Cluster), with the members of the old set an earlier version may still be writing.
+   * Members whose session is gone, expired or tied to someone else now are removed on the way.
    */
   async listByUser(userId: string): Promise<UserSessionEntry[]> {
     const key = this.userKey(userId);
-    const members = await this.call('listByUser', () => MEMBERS.run(this.client, key, this.indexArgs('')));
-    if (!Array.isArray(members)) return [];
+    const legacyKey = this.legacyUserKey(userId);
+    const [members, legacy] = await this.call('listByUser', () => Promise.all([MEMBERS.run(this.client, key, ['', Date.now()]), LEGACY_MEMBERS.run(this.client, legacyKey, [])]));
+    const all = [...new Set([...(Array.isArray(members) ? members : []), ...(Array.isArray(legacy) ? legacy : [])] as string[])];
     const user = encodeStoreKey(userId);
     const found: UserSessionEntry[] = [];
     const stale: string[] = [];
-    for (let i = 0; i < members.length; i += CHUNK) {
-      const chunk = (members as string[]).slice(i, i + CHUNK);
+    for (let i = 0; i < all.length; i += CHUNK) {
+      const chunk = all.slice(i, i + CHUNK);
       const rows = await this.call('listByUser', () => Promise.all(chunk.map((member) => this.client.hmget(this.prefix + member, CREATED, EXPIRES, MAX_AGE, NAME, USER, TIE))));
       const now = Date.now();
       rows.forEach((row, j) => {
@@ -319,7 +323,7 @@ export class RedisStore implements SessionStore {
     }
     for (let i = 0; i < stale.length; i += CHUNK) {
       const chunk = stale.slice(i, i + CHUNK);
-      await this.call('listByUser', () => PRUNE.run(this.client, key, chunk));
+      await this.call('listByUser', () => Promise.all([PRUNE.run(this.client, key, chunk), LEGACY_REMOVE.run(this.client, legacyKey, chunk)]));
     }
     return found;
   }
@@ -347,23 +351,28 @@ export class RedisStore implements SessionStore {
     return this.prefix + encodeStoreKey(id);
   }
 
-  /** The key of a user's index: a sorted set of their sessions' ids (encoded as in their keys) scored by expiry. */
+  /**
+   * The key of a user's index: a sorted set of their sessions' ids (encoded as in their keys) scored
+   * by expiry. `\u0001z:` after the user prefix is a start no encoded user id has (encodeStoreKey puts
+   * a `"` after a leading `\u0001`), so the key is never the old set's of any user (legacyUserKey).
+   */
   private userKey(userId: string): string {
+    return `${this.userPrefix}\u0001z:${encodeStoreKey(userId)}`;
+  }
+
+  /** Where earlier versions kept a user's index as a plain set of ids: read and cleaned, never written. */
+  private legacyUserKey(userId: string): string {
     return this.userPrefix + encodeStoreKey(userId);
   }
 
   private async index(userId: string, id: string, expiresAt: number): Promise<void> {
-    await this.call('index', () => INDEX.run(this.client, this.userKey(userId), [...this.indexArgs(encodeStoreKey(id)), Math.floor(expiresAt)]));
+    await this.call('index', () => INDEX.run(this.client, this.userKey(userId), [encodeStoreKey(id), Date.now(), Math.floor(expiresAt)]));
   }
 
+  /** Removes the session from the user's index, and from the old set while one is there. */
   private async unindex(userId: string, id: string): Promise<void> {
-    await this.call('index', () => UNINDEX.run(this.client, this.userKey(userId), this.indexArgs(encodeStoreKey(id))));
-  }
-
-  /** The arguments every script on a user's index begins with (see UPGRADE). */
-  private indexArgs(member: string): (string | number)[] {
-    const now = Date.now();
-    return [member, now, now + MAX_LIFETIME];
+    const member = encodeStoreKey(id);
+    await this.call('index', () => Promise.all([UNINDEX.run(this.client, this.userKey(userId), [member, Date.now()]), LEGACY_REMOVE.run(this.client, this.legacyUserKey(userId), [member])]));
   }
 
   /** Moves a session from one user's index to another's after a write that re-tied it (or refreshes its score). */

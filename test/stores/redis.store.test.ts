@@ -240,7 +240,7 @@ describe('RedisStore', () => {
   const tied = (user: string, expiresAt = hour()): SessionRecord => ({ data: { a: '1' }, meta: { createdAt: Date.now(), user: { id: user, lastSeenAt: Date.now() } }, expiresAt });
 
   it("keeps a user's index to their live sessions while they stay active, with no listing: a sorted set scored by expiry", async () => {
-    const key = `${prefix}user:active`;
+    const key = `${prefix}user:\x01z:active`;
     const live = tied('active');
     await store.set('active-live', live);
     const soon = Date.now() + 150;
@@ -265,32 +265,53 @@ describe('RedisStore', () => {
     expect(listed).toEqual([...ids].sort());
     await Promise.all(ids.slice(0, 700).map((id) => client.del(`${prefix}${id}`))); // gone behind the store's back
     expect((await store.listByUser('many')).map((entry) => entry.id).sort()).toEqual(ids.slice(700).sort());
-    expect(await client.zcard(`${prefix}user:many`)).toBe(534); // the missing ones pruned
+    expect(await client.zcard(`${prefix}user:\x01z:many`)).toBe(534); // the missing ones pruned
   });
 
-  it('takes over an index written as a plain set by an earlier version: lists, adds to and removes from it', async () => {
-    const key = (user: string) => `${prefix}user:${user}`;
-    const legacy = async (user: string, ids: string[], ttl: number | undefined) => {
-      for (const id of ids) await store.set(id, tied(user));
-      await client.del(key(user));
-      await client.sadd(key(user), ...ids, `${user}-gone`);
-      if (ttl !== undefined) await client.pexpire(key(user), ttl);
+  it("never lowers a session's score in the index: an index write that lands late cannot hide a session that still lives", async () => {
+    const key = `${prefix}user:\x01z:late`;
+    const late = Date.now() + 30 * 86_400_000;
+    const soon = Date.now() + 300;
+    // Two instances write the same session: A with a short expiry, then B extends it (setMaxAge).
+    await store.set('late-1', tied('late', soon));
+    await store.patch('late-1', { ...patch({ x: '1' }), expiresAt: late });
+    // A's index write for its own write, delayed, lands after B's.
+    await (store as unknown as { index(user: string, id: string, expiresAt: number): Promise<void> }).index('late', 'late-1', soon);
+    await new Promise((resolve) => setTimeout(resolve, soon + 100 - Date.now()));
+    expect((await store.listByUser('late')).map((e) => e.id)).toEqual(['late-1']);
+    expect(await client.zscore(key, 'late-1')).toBe(String(late));
+    expect(await client.pexpiretime(key)).toBe(late);
+  });
+
+  it('works beside instances of an earlier version that keep a plain set per user: reads and cleans it, never converts it', async () => {
+    const oldKey = (user: string) => `${prefix}user:${user}`;
+    const newKey = (user: string) => `${prefix}user:\x01z:${user}`;
+    // What an earlier version does on a write of a tied session: SADD, and the set lives as long as its latest session.
+    const oldIndex = async (user: string, ids: string[], ttl = 7_200_000) => {
+      await client.sadd(oldKey(user), ...ids);
+      await client.pexpire(oldKey(user), ttl);
     };
-    await legacy('old-list', ['old-list-1', 'old-list-2'], 7_200_000);
-    expect((await store.listByUser('old-list')).map((e) => e.id).sort()).toEqual(['old-list-1', 'old-list-2']);
-    expect(await client.type(key('old-list'))).toBe('zset');
-    expect((await client.zrange(key('old-list'), '0', '-1')).sort()).toEqual(['old-list-1', 'old-list-2']);
+    await store.set('mix-1', tied('mix'));
+    await store.set('mix-2', { ...tied('mix'), expiresAt: hour() + 60_000 });
+    await client.hset(`${prefix}mix-old`, 'c', JSON.stringify(Date.now()), 'e', String(hour()), 'u', 'mix', 't', JSON.stringify({ id: 'mix', lastSeenAt: Date.now() }));
+    await client.pexpireat(`${prefix}mix-old`, hour());
+    await oldIndex('mix', ['mix-old', 'mix-1', 'mix-gone']);
+    // An old instance keeps writing after the new ones did: no WRONGTYPE for it.
+    await oldIndex('mix', ['mix-2']);
+    expect((await client.smembers(oldKey('mix'))).sort()).toEqual(['mix-1', 'mix-2', 'mix-gone', 'mix-old']);
 
-    await legacy('old-add', ['old-add-1'], undefined);
-    await store.set('old-add-2', tied('old-add'));
-    expect((await store.listByUser('old-add')).map((e) => e.id).sort()).toEqual(['old-add-1', 'old-add-2']);
-
-    await legacy('old-end', ['old-end-1', 'old-end-2'], 7_200_000);
-    await store.destroy('old-end-1');
-    expect(await client.type(key('old-end'))).toBe('zset');
-    await store.patch('old-end-2', { ...patch({ b: '2' }), user: null });
-    expect(await client.zrange(key('old-end'), '0', '-1')).toEqual(['old-end-gone']);
-    expect(await store.listByUser('old-end')).toEqual([]);
+    expect((await store.listByUser('mix')).map((e) => e.id).sort()).toEqual(['mix-1', 'mix-2', 'mix-old']);
+    expect((await client.smembers(oldKey('mix'))).sort()).toEqual(['mix-1', 'mix-2', 'mix-old']); // the gone one cleaned
+    await store.destroy('mix-1'); // a sign-out on a new instance
+    await store.patch('mix-old', { ...patch({ b: '2' }), user: null }); // re-tied to no one
+    expect((await client.smembers(oldKey('mix'))).sort()).toEqual(['mix-2']);
+    expect(await client.type(oldKey('mix'))).toBe('set'); // never converted: old instances can still use it
+    expect(await client.pttl(oldKey('mix'))).toBeGreaterThan(7_000_000); // and it still expires with its own TTL
+    expect(await client.zrange(newKey('mix'), '0', '-1')).toEqual(['mix-2']);
+    expect(await client.pexpiretime(newKey('mix'))).toBe(Number(await client.zscore(newKey('mix'), 'mix-2'))); // the index goes with its latest session
+    expect((await store.listByUser('mix')).map((e) => e.id)).toEqual(['mix-2']);
+    await store.destroy('mix-2');
+    expect(await client.exists(oldKey('mix'), newKey('mix'))).toBe(0);
   });
 
   it('close() leaves a client it was given open', async () => {
