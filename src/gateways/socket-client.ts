@@ -23,7 +23,7 @@ const kCookieHeader = Symbol('nest-sessions:upgrade-cookie');
 
 interface IoSocket {
   connected: boolean;
-  handshake: { headers: Record<string, string | string[] | undefined> };
+  handshake: { headers: Record<string, string | string[] | undefined>; query?: Record<string, unknown> };
   disconnect(close?: boolean): unknown;
   once(event: 'disconnect', listener: () => void): unknown;
 }
@@ -56,7 +56,7 @@ export function socketClient(client: unknown): SocketClient | undefined {
   if (typeof client !== 'object' || client === null) return undefined;
   if (isIoSocket(client)) {
     return {
-      cookieHeader: () => headerText(client.handshake.headers.cookie) ?? '',
+      cookieHeader: () => (isJsonp(client) ? '' : (headerText(client.handshake.headers.cookie) ?? '')),
       isOpen: () => client.connected,
       end: () => void client.disconnect(true),
       onClose: (listener) => void client.once('disconnect', listener),
@@ -92,6 +92,16 @@ function upgradeCookie(client: object): string | { readonly unknown: string } {
   return {
     unknown: "the upgrade request of this ws WebSocket did not reach the app's HTTP server, where its Cookie header is read: the gateway listens on a port of its own (@WebSocketGateway(port)) or on a server of its own; serve it on the app's HTTP server (@WebSocketGateway() without a port), or use socket.io",
   };
+}
+
+/**
+ * A socket.io handshake over engine.io's JSONP polling (`j` in its query): a `<script>` tag can
+ * make one from any page of the site (no `Origin`, the cookie sent) and run the answer, which hands
+ * that page the connection id. No socket.io client uses JSONP: such a socket gets no session.
+ */
+function isJsonp(client: IoSocket): boolean {
+  const query = client.handshake.query;
+  return typeof query === 'object' && query !== null && query.j !== undefined;
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {
