@@ -80,6 +80,12 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return this;
   }
 
+  /** A GraphQL batch (the parsed body is a JSON array of operations): how many; undefined for one operation. */
+  graphqlBatch(): number | undefined {
+    const body: unknown = this.req.body;
+    return Array.isArray(body) ? Math.max(1, body.length) : undefined;
+  }
+
   /** The session already loaded under `name`, if any. */
   loaded(name: string): SessionState | undefined {
     return this.first?.definition.name === name ? this.first : this.others?.get(name);

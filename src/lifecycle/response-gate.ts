@@ -11,6 +11,8 @@ export interface ResponseSaver {
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined>;
   /** The response answers GraphQL resolvers: an error sent instead of it is shaped as a GraphQL response. */
   readonly graphql?: boolean;
+  /** For GraphQL: how many operations the request carried as a batch (a JSON array); undefined for one. */
+  graphqlBatch?(): number | undefined;
 }
 
 // Where a gated response is: not saved yet, waiting for a store write, saved, or replaced by an error.
@@ -324,7 +326,7 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
       }
     }
     for (const name of res.getHeaderNames()) if (BODY_HEADERS.has(name)) res.removeHeader(name);
-    const body = errorBody(status, gate.saver.graphql === true);
+    const body = errorBody(status, gate.saver);
     res.statusCode = status;
     gate.writeHead.call(res, status, {
       'content-type': 'application/json; charset=utf-8',
@@ -344,13 +346,16 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
 
 /**
  * The generic body of an error response: a 503 is the body of a `SessionStoreError`; for GraphQL, a
- * GraphQL response with one error and its code.
+ * GraphQL response with one error and its code, or for a batch, a list of them, one per operation
+ * (as batching clients expect a list).
  */
-function errorBody(status: number, graphql: boolean): string {
+function errorBody(status: number, saver: ResponseSaver): string {
   const unavailable = status === (HttpStatus.SERVICE_UNAVAILABLE as number);
-  if (!graphql) return JSON.stringify(unavailable ? storeUnavailableBody() : { statusCode: status, message: 'Internal Server Error' });
+  if (saver.graphql !== true) return JSON.stringify(unavailable ? storeUnavailableBody() : { statusCode: status, message: 'Internal Server Error' });
   const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, STORE_UNAVAILABLE_CODE] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
-  return JSON.stringify({ errors: [{ message, extensions: { code } }] });
+  const one = { errors: [{ message, extensions: { code } }] };
+  const batch = saver.graphqlBatch?.();
+  return JSON.stringify(batch === undefined ? one : Array.from({ length: batch }, () => one));
 }
 
 /** A write or end that will never happen still calls its callback, so nothing waits for it forever. */

@@ -83,11 +83,12 @@ export class SessionService {
       const sessions = graphqlSessions(this.engine, value);
       if (sessions !== undefined) return sessions;
     }
-    const req = value as { res?: unknown };
+    const req = value as { res?: unknown; route?: unknown; body?: unknown; query?: unknown };
     if (req.res === undefined) {
       throw reported(new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)'));
     }
-    return RequestSessions.of(this.engine, req, req.res);
+    const sessions = RequestSessions.of(this.engine, req, req.res);
+    return isGraphqlRequest(req) ? sessions.forGraphql() : sessions;
   }
 
   /**
@@ -134,3 +135,22 @@ export class SessionService {
   }
 }
 
+/**
+ * An Express request that a GraphQL server answers (Apollo's middleware), as a resolver's
+ * `load(req)` gets it: no Express route matched it (Nest's controllers are routes, a GraphQL server
+ * is middleware) and it carries a GraphQL operation. An error sent instead of its response is then
+ * shaped as a GraphQL response.
+ */
+function isGraphqlRequest(req: { route?: unknown; body?: unknown; query?: unknown }): boolean {
+  if (req.route !== undefined) return false;
+  const body = req.body;
+  if (Array.isArray(body)) return body.length > 0 && body.every(isGraphqlOperation);
+  return isGraphqlOperation(body) || isGraphqlOperation(req.query);
+}
+
+/** `{ query: string }`, or a persisted query (`{ extensions: { persistedQuery } }`). */
+function isGraphqlOperation(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const { query, extensions } = value as { query?: unknown; extensions?: { persistedQuery?: unknown } };
+  return typeof query === 'string' || (typeof extensions === 'object' && extensions !== null && typeof extensions.persistedQuery === 'object');
+}

@@ -230,6 +230,37 @@ const cases = drivers.flatMap((driver) => stores.map((store) => ({ driver, store
     expect((await gql('{ userId }')).body).toEqual({ data: { userId: 1 } });
   });
 
+  it('a batch of operations loads and saves once; when its save fails, the 503 is a list of GraphQL responses, one per operation', async () => {
+    await login();
+    store.reset();
+    const batch = [{ query: 'mutation { increment }' }, { query: '{ userId }' }];
+    const served = await t.http().post('/graphql').set('Cookie', jar.header()).send(batch);
+    expect(served.body).toEqual([{ data: { increment: 1 } }, { data: { userId: 42 } }]);
+    expect(store.calls).toEqual(['get', 'patch']);
+
+    const logged = captureErrors();
+    store.failNext('patch');
+    const failed = await t.http().post('/graphql').set('Cookie', jar.header()).send(batch);
+    expect(failed.status).toBe(503);
+    const unavailable = { errors: [{ message: 'Session store unavailable', extensions: { code: 'SESSION_STORE_UNAVAILABLE' } }] };
+    expect(failed.body).toEqual([unavailable, unavailable]);
+    expect(setCookies(failed.headers)).toEqual([]);
+    expect(logged()).toEqual([expect.stringMatching(/failed to save a session: patch refused/)]);
+    expect((await gql('{ visits }')).body).toEqual({ data: { visits: 1 } });
+  });
+
+  it.runIf(driver.platform.kind === 'express')('a save that fails where only SessionService.load(req) asked for the session: a GraphQL error too', async () => {
+    await login();
+    const logged = captureErrors();
+    store.failNext('patch');
+    const failed = await gql('mutation { incrementFromRequest }');
+    expect(failed.status).toBe(503);
+    expect(failed.body).toEqual({ errors: [{ message: 'Session store unavailable', extensions: { code: 'SESSION_STORE_UNAVAILABLE' } }] });
+    expect(failed.cookies).toEqual([]);
+    expect(logged()).toHaveLength(1);
+    expect((await gql('mutation { incrementFromRequest }')).body).toEqual({ data: { incrementFromRequest: 1 } });
+  });
+
   it('a store that fails to save: the response becomes a 503 with a GraphQL error and no cookie, logged once; nothing was kept', async () => {
     await login();
     const logged = captureErrors();

@@ -73,6 +73,12 @@ export class SessionResolver {
     return session.isNew ? null : session.id;
   }
 
+  /** SessionService.load() given the Express request, changing the session (Apollo on Express). */
+  @Mutation(() => Int)
+  async incrementFromRequest(@Context('req') req: object) {
+    return this.increment(await this.sessions.load(req));
+  }
+
   /** SessionService.load() given the GraphQL context object. */
   @Query(() => String, { nullable: true })
   async fromContext(@Context() context: object) {
@@ -169,14 +175,14 @@ export class ViewerResolver {
 const resolvers = [SessionResolver, ViewerResolver, SignedInGuard];
 
 /**
- * Apollo on Express (@nestjs/apollo), with its default context: `{ req }`. `options`: e.g. the two
+ * Apollo on Express (@nestjs/apollo), with its default context: `{ req }`, batches allowed. `options`: e.g. the two
  * that let a store failure through as it is (HTTP 503, `extensions.code`).
  */
 export function apolloModule(store: SessionStore, options: Partial<ApolloDriverConfig> = {}): Type<unknown> {
   @Module({
     imports: [
       SessionModule.forRoot({ secret: SECRET, store }),
-      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, ...options }),
+      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, allowBatchedHttpRequests: true, ...options }),
     ],
     providers: resolvers,
   })
@@ -184,12 +190,12 @@ export function apolloModule(store: SessionStore, options: Partial<ApolloDriverC
   return ApolloAppModule;
 }
 
-/** Mercurius on Fastify (@nestjs/mercurius), with its default context: `{ req, reply, app }`. */
+/** Mercurius on Fastify (@nestjs/mercurius), with its default context: `{ req, reply, app }`, batches allowed. */
 export function mercuriusModule(store: SessionStore): Type<unknown> {
   @Module({
     imports: [
       SessionModule.forRoot({ secret: SECRET, store }),
-      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false }),
+      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false, allowBatchedQueries: true }),
     ],
     providers: resolvers,
   })
