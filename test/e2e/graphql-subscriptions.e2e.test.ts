@@ -105,11 +105,14 @@ interface Feed {
     expect(await gql(`mutation { login(userId: ${userId}) }`)).toEqual({ data: { login: true } });
   }
 
-  /** A graphql-ws client whose WebSocket (node's `ws`) sends the jar's cookies as they are when it connects. */
-  function client(cookies: CookieJar = jar, options: { retryAttempts?: number; url?: string } = {}): Client {
+  /**
+   * A graphql-ws client whose WebSocket (node's `ws`) sends the jar's cookies as they are when it
+   * connects, or a Cookie header given as it is.
+   */
+  function client(cookies: CookieJar | string = jar, options: { retryAttempts?: number; url?: string } = {}): Client {
     class CookieWebSocket extends WebSocket {
       constructor(address: string, protocols?: string | string[]) {
-        const header = cookies.header();
+        const header = typeof cookies === 'string' ? cookies : cookies.header();
         super(address, protocols, { headers: header === '' ? {} : { cookie: header } });
       }
     }
@@ -188,6 +191,42 @@ interface Feed {
     await gql('mutation { logout }');
     const unknown = subscribe(client(stale), 'subscription { badge { userId sessionId } }');
     expect((await unknown.next(1))[0]).toEqual({ data: { badge: { userId: null, sessionId: null } } });
+  });
+
+  it('a malformed, tampered or garbage Cookie header on the upgrade reads as an empty session, with nothing logged', async () => {
+    await login(13);
+    const logged = captureErrors();
+    const [id, signature] = jar.get('sid')!.split('.');
+    const tampered = `${id}.${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+    for (const header of [`sid=${tampered}`, `sid=${id}`, 'sid=%zz%; sid=abc.def', 'sid=', '=;;=; sid', `sid="${'x'.repeat(5000)}"`, 'sid=ÿþ']) {
+      const feed = subscribe(client(header), 'subscription { badge { userId sessionId } }');
+      expect((await feed.next(1))[0], header).toEqual({ data: { badge: { userId: null, sessionId: null } } });
+    }
+    expect(logged()).toEqual([]);
+    // The real cookie still reads the session.
+    expect((await subscribe(client(), 'subscription { badge { userId } }').next(1))[0]).toEqual({ data: { badge: { userId: 13 } } });
+  });
+
+  it('a batch of operations in one HTTP request reads the session once and saves it once, the login cookie on that response', async () => {
+    const store = new ControlledStore<SessionStore>(kind.create(index + 200));
+    const own = await driver.platform.create(driver.module(store));
+    try {
+      const cookies = new CookieJar();
+      await gql('mutation { login(userId: 51) }', cookies, own);
+      store.reset();
+      const response = await own.http().post('/graphql').set('Cookie', cookies.header()).send([{ query: '{ userId }' }, { query: 'mutation { login(userId: 52) }' }]);
+      expect(response.status).toBe(200);
+      expect(response.body).toHaveLength(2);
+      expect(response.body[1]).toEqual({ data: { login: true } });
+      expect(store.count('get')).toBe(1);
+      expect(store.count('set') + store.count('patch')).toBe(1);
+      const before = cookies.get('sid');
+      expect(cookies.take(response).map((cookie) => cookie.name)).toEqual(['sid']);
+      expect(cookies.get('sid')).not.toBe(before);
+      expect((await gql('{ userId }', cookies, own)).data).toEqual({ userId: 52 });
+    } finally {
+      await own.close();
+    }
   });
 
   it('a guard reads the session with SessionService.load(context): refused without a signed-in session, let through with one', async () => {

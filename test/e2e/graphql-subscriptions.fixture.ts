@@ -165,12 +165,12 @@ export class BadgeResolver {
 
 const providers = [LiveResolver, BadgeResolver, SignedInReader];
 
-/** Apollo on Express, subscriptions over graphql-ws: the only session-related setup is none. */
+/** Apollo on Express, subscriptions over graphql-ws (and batched HTTP requests): the only session-related setup is none. */
 export function apolloSubscriptionsModule(store: SessionStore): Type<unknown> {
   @Module({
     imports: [
       SessionModule.forRoot({ secret: SECRET, store }),
-      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, subscriptions: { 'graphql-ws': true } }),
+      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, allowBatchedHttpRequests: true, subscriptions: { 'graphql-ws': true } }),
     ],
     providers,
   })
@@ -180,13 +180,13 @@ export function apolloSubscriptionsModule(store: SessionStore): Type<unknown> {
 
 /**
  * Mercurius on Fastify, its own subscription server (graphql-ws' protocol among those it speaks),
- * which runs queries and mutations sent over the socket too (`fullWsTransport`).
+ * which runs queries and mutations sent over the socket too (`fullWsTransport`); batched HTTP requests too.
  */
 export function mercuriusSubscriptionsModule(store: SessionStore): Type<unknown> {
   @Module({
     imports: [
       SessionModule.forRoot({ secret: SECRET, store }),
-      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false, subscription: { fullWsTransport: true } }),
+      GraphQLModule.forRoot<MercuriusDriverConfig>({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false, allowBatchedQueries: true, subscription: { fullWsTransport: true } }),
     ],
     providers,
   })
