@@ -115,7 +115,7 @@ function loadedSession(context: ExecutionContext, name: string | undefined): Ses
   throw missing(
     context,
     type === 'graphql'
-      ? 'this GraphQL context carries no HTTP request and response (req, res or reply) and no subscription connection, so there is no session here: a context function of your own must keep req (Apollo: for subscriptions, the graphql-ws context Nest gives as req) or reply (Mercurius).'
+      ? "this GraphQL context carries no HTTP request and response (req, res or reply) and no subscription connection, so there is no session here: a context function of your own must keep req (Apollo: for subscriptions, the graphql-ws context Nest gives as req; or, with req set to extra.request, keep graphql-ws' extra beside it) or reply (Mercurius)."
       : `sessions are supported in HTTP routes, GraphQL resolvers and WebSocket gateways; a '${type}' handler has no HTTP request to carry a session cookie.`,
   );
 }
@@ -124,9 +124,21 @@ function flashOf(session: SessionShape<any> | Promise<SessionShape<any>>) {
   return session instanceof Promise ? session.then((loaded) => loaded.flash) : session.flash;
 }
 
+/** What the client reads: the cause is the app's, and its detail stays in the server log. */
+const MISSING_MESSAGE = 'No session is available here; the server log says why.';
+
+/** The causes logged so far, per handler: one line per handler and cause, not one per call a client can repeat. */
+const logged = new WeakMap<object, Set<string>>();
+
 function missing(context: ExecutionContext, reason: string): SessionError {
-  const error = new SessionError(`${context.getClass().name}.${context.getHandler().name}: ${reason}`);
+  const handler = context.getHandler();
+  const detail = `${context.getClass().name}.${handler.name}: ${reason}`;
+  let causes = logged.get(handler);
+  if (causes === undefined) logged.set(handler, (causes = new Set()));
   // An HttpException is not logged by Nest, and this one is a bug to fix: say it where it shows.
-  logger.error(error.message);
-  return error;
+  if (!causes.has(detail)) {
+    causes.add(detail);
+    logger.error(detail);
+  }
+  return new SessionError(MISSING_MESSAGE);
 }

@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import { createClient, type Client } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { type SessionStore } from '../../src/index.js';
+import { MemoryStore, type SessionStore } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
 import { subscriptionEndsKept } from '../../src/subscriptions/subscription-sessions.js';
 import { ControlledStore } from '../support/controlled-store.js';
@@ -400,6 +400,50 @@ interface Feed {
     expect((await unknown.next(1))[0]).toEqual({ data: { badge: { userId: null } } });
     expect(engine().connections.count('default', id)).toBe(0);
     expect(subscriptionEndsKept(engine())).toBe(kept);
+  });
+});
+
+(reason === undefined ? describe : describe.skip)('GraphQL subscriptions: an Apollo context function of the app\'s own', () => {
+  const express = platforms.find((p) => p.name === 'express')!;
+
+  /** The badge a subscription and a query over the socket read, for an app whose context function is `context`. */
+  async function overTheSocket(context: (value: { req?: unknown; extra?: { request?: unknown } }) => object) {
+    const t = await express.create(fixture!.apolloSubscriptionsModule(new MemoryStore({ sweepInterval: 0 }), context));
+    const logged = captureErrors();
+    try {
+      await t.app.listen(0, '127.0.0.1');
+      const jar = new CookieJar();
+      jar.take(await t.http().post('/graphql').send({ query: 'mutation { login(userId: 61) }' }));
+      class CookieWebSocket extends WebSocket {
+        constructor(address: string, protocols?: string | string[]) {
+          super(address, protocols, { headers: { cookie: jar.header() } });
+        }
+      }
+      const client = createClient({ url: `ws://127.0.0.1:${(t.server.address() as AddressInfo).port}/graphql`, webSocketImpl: CookieWebSocket, retryAttempts: 0, lazy: true });
+      const first = (query: string) => new Promise<Result>((resolve, reject) => client.subscribe({ query }, { next: (value) => resolve(value as Result), error: reject, complete: () => undefined }));
+      try {
+        const badge = await first('subscription { badge { userId } }');
+        const again = await first('subscription { badge { userId } }');
+        return { badge, again, query: await first('{ userId }'), logged: logged() };
+      } finally {
+        await client.dispose();
+      }
+    } finally {
+      await t.close();
+    }
+  }
+
+  it('one that sets req to the upgrade request (extra.request) and keeps extra reads the session', async () => {
+    const { badge, query, logged } = await overTheSocket(({ req, extra }) => ({ req: extra?.request ?? req, extra }));
+    expect(badge).toEqual({ data: { badge: { userId: 61 } } });
+    expect(query).toEqual({ data: { userId: 61 } });
+    expect(logged).toEqual([]);
+  });
+
+  it('one that drops extra gets an error whose cause only the server log names, once per resolver however often a client asks', async () => {
+    const { badge, again, query, logged } = await overTheSocket(({ req, extra }) => ({ req: extra?.request ?? req }));
+    for (const result of [badge, again, query]) expect(result.errors?.map((each) => each.message)).toEqual(['No session is available here; the server log says why.']);
+    expect(logged).toEqual([expect.stringMatching(/LiveResolver\.badge: .*keep graphql-ws' extra/), expect.stringMatching(/LiveResolver\.userId: .*keep graphql-ws' extra/)]);
   });
 });
 

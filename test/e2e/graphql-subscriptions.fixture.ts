@@ -166,11 +166,11 @@ export class BadgeResolver {
 const providers = [LiveResolver, BadgeResolver, SignedInReader];
 
 /** Apollo on Express, subscriptions over graphql-ws (and batched HTTP requests): the only session-related setup is none. */
-export function apolloSubscriptionsModule(store: SessionStore): Type<unknown> {
+export function apolloSubscriptionsModule(store: SessionStore, context?: ApolloDriverConfig['context']): Type<unknown> {
   @Module({
     imports: [
       SessionModule.forRoot({ secret: SECRET, store }),
-      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, allowBatchedHttpRequests: true, subscriptions: { 'graphql-ws': true } }),
+      GraphQLModule.forRoot<ApolloDriverConfig>({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false, allowBatchedHttpRequests: true, subscriptions: { 'graphql-ws': true }, context }),
     ],
     providers,
   })

@@ -110,8 +110,8 @@ describe('request context: where a request comes from', () => {
     expect((graphqlSessions(undefined, { req: request, reply }) as RequestSessions | undefined)?.engine).toBe(engine);
   });
 
-  it('the guard lets ws, rpc and socket-only GraphQL contexts through; the parameters and SessionService.load say why there is no session', async () => {
-    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+  it('the guard lets ws, rpc and socket-only GraphQL contexts through; the parameters say why there is no session in the log (once), the client gets a generic message', async () => {
+    const logged = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const loader = new SessionLoader(engine);
     const service = new SessionService(engine);
     const subscription = contextOf('graphql', [{}, {}, { req: { connectionParams: {}, extra: {} } }, {}]);
@@ -124,9 +124,11 @@ describe('request context: where a request comes from', () => {
       [subscription, /SomeResolver\.handler: this GraphQL context carries no HTTP request and response \(req, res or reply\) and no subscription connection/],
     ] as const) {
       expect(loader.canActivate(context)).toBe(true);
+      logged.mockClear();
       expect(() => session(undefined, context)).toThrow(SessionError);
-      expect(() => session(undefined, context)).toThrow(reason);
-      expect(() => flash(undefined, context)).toThrow(reason);
+      expect(() => session(undefined, context)).toThrow('No session is available here; the server log says why.');
+      expect(() => flash(undefined, context)).toThrow('No session is available here; the server log says why.');
+      expect(logged.mock.calls.map(([line]) => String(line))).toEqual([expect.stringMatching(reason)]);
       await expect(service.load(context)).rejects.toThrow(SessionError);
     }
   });
