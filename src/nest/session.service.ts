@@ -117,16 +117,16 @@ export class SessionService {
    * same user) or not one this app issued for this session name (forged, mangled, another secret).
    *
    * Pass `{ user }` (the user signed in on the request) where a handle comes from a client: a handle
-   * of another user's session then ends nothing and answers false (as does `{ user: undefined }`).
-   * Without it, anyone holding a handle can end that session: the caller must have checked that it
-   * may.
+   * of another user's session then ends nothing and answers false (as do `{ user: undefined }` and
+   * `{}`). Without it, anyone holding a handle can end that session: the caller must have checked that
+   * it may. A second argument that is neither a configured session name nor an options object (such as
+   * a user id as it is, or `undefined`) ends nothing; a string naming no session throws `SessionConfigError`.
    */
-  endSession(handle: string, name?: string): Promise<boolean>;
+  endSession(handle: string): Promise<boolean>;
+  endSession(handle: string, name: string): Promise<boolean>;
   endSession(handle: string, options: EndSessionOptions, name?: string): Promise<boolean>;
-  endSession(handle: string, optionsOrName?: EndSessionOptions | string, name?: string): Promise<boolean> {
-    const options = typeof optionsOrName === 'object' && optionsOrName !== null ? optionsOrName : undefined;
-    const sessionName = typeof optionsOrName === 'string' ? optionsOrName : (name ?? DEFAULT_SESSION);
-    return (this.users ??= new UserSessions(this.engine)).end(handle, options, sessionName);
+  endSession(handle: string, ...args: unknown[]): Promise<boolean> {
+    return (this.users ??= new UserSessions(this.engine)).end(handle, args);
   }
 
   /** The store of a session, e.g. to destroy sessions outside a request. */

@@ -529,10 +529,17 @@ function versionOf(version: unknown): string {
 /** Longest user id accepted, in characters. */
 const MAX_USER_ID = 256;
 
-/** A user id as stored: a non-empty string of at most 256 characters, or a finite number as its text. */
-export function userIdOf(user: unknown, where = 'session.setUser()'): string {
+/** A user id as the stores keep it (a finite number as its decimal text), or undefined when `user` is none. */
+export function asUserId(user: unknown): string | undefined {
   if (typeof user === 'number' && Number.isFinite(user)) return String(user);
   if (typeof user === 'string' && user.length > 0 && user.length <= MAX_USER_ID) return user;
+  return undefined;
+}
+
+/** A user id as stored: a non-empty string of at most 256 characters, or a finite number as its text. */
+export function userIdOf(user: unknown, where = 'session.setUser()'): string {
+  const id = asUserId(user);
+  if (id !== undefined) return id;
   throw reported(new SessionValidationError(
     `${where}: expected a user id (a string of 1 to ${MAX_USER_ID} characters or a finite number)${where === 'session.setUser()' ? ', or undefined to untie' : ''}; got ${typeof user === 'string' ? `a string of ${user.length} characters` : typeof user}`,
     'user',

@@ -1,8 +1,8 @@
 import { DEFAULT_SESSION } from '../session/session.constants.js';
-import { reported, SessionError, SessionSupportError } from '../session/session.errors.js';
+import { reported, SessionConfigError, SessionError, SessionSupportError } from '../session/session.errors.js';
 import type { Session } from '../session/session.interface.js';
 import type { SessionDefinition } from '../session/session-definition.js';
-import { SessionState, userIdOf } from '../session/session.js';
+import { asUserId, SessionState, userIdOf } from '../session/session.js';
 import { checked, type SessionEngine } from '../lifecycle/session-engine.js';
 import { isUserTie, type SessionStore, type UserSessionEntry } from '../stores/session-store.interface.js';
 
@@ -30,10 +30,11 @@ export interface EndSessionsOptions {
 export interface EndSessionOptions {
   /**
    * Ends the session only if it is tied to this user (the one signed in on the request, typically
-   * `session.user`): a handle of another user's session answers false and ends nothing. Given as
-   * `undefined` (a visitor signed in as no one), it ends nothing either.
+   * `session.user`): a handle of another user's session answers false and ends nothing. Absent or
+   * `undefined` (a visitor signed in as no one), or no valid user id (`''`, too long, `NaN`), it ends
+   * nothing either.
    */
-  user?: string | number | undefined;
+  user: string | number | undefined;
 }
 
 /** Lists and ends the sessions tied to a user, through the store's `listByUser()`. */
@@ -88,16 +89,38 @@ export class UserSessions {
     return ending.length;
   }
 
-  async end(handle: string, options: EndSessionOptions | undefined, name: string): Promise<boolean> {
+  /**
+   * `endSession(handle)`, `(handle, name)` or `(handle, options, name?)`. Any other second argument
+   * (undefined, null, a number: most likely a user id meant as `{ user }`) ends nothing, and a string
+   * that names no configured session is refused, so that a user id in its place never ends a session
+   * unchecked.
+   */
+  async end(handle: string, args: readonly unknown[]): Promise<boolean> {
+    const [second, third] = args;
+    let name = DEFAULT_SESSION;
+    let owned = false;
+    let owner: unknown;
+    if (typeof second === 'string') {
+      if (!this.engine.definitions.has(second)) {
+        throw reported(new SessionConfigError(
+          `SessionService.endSession(handle, name): no session named '${second}' is configured; to end a session only if it is the signed-in user's, pass { user: session.user }`,
+        ));
+      }
+      name = second;
+    } else if (second !== null && typeof second === 'object') {
+      // An options object always checks the user: `{}` or `{ user: undefined }` (nobody signed in)
+      // ends nothing. Read as a property, so an inherited `user` counts as well.
+      owned = true;
+      owner = (second as EndSessionOptions).user;
+      if (third !== undefined) name = third as string;
+    } else if (args.length > 0) {
+      return false;
+    }
     const def = this.engine.definition(name);
     this.capable(def, 'endSession');
-    let user: string | undefined;
-    if (options !== undefined && Object.hasOwn(options, 'user')) {
-      const owner: unknown = options.user;
-      // A caller who asked for the check with no user to check against (nobody signed in): nothing ends.
-      if (owner === undefined || owner === null) return false;
-      user = userIdOf(owner, 'SessionService.endSession(handle, { user })');
-    }
+    const user = owned ? asUserId(owner) : undefined;
+    // A caller who asked for the check with no valid user to check against: nothing ends.
+    if (owned && user === undefined) return false;
     const opened = def.handles().open(handle);
     // The handle names the user its session was tied to when listed: another user's handle ends nothing.
     if (opened === undefined || (user !== undefined && opened.userId !== user)) return false;

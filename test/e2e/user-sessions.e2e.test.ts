@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Module, Param, Post, UnauthorizedException } from '@nestjs/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Session, SessionModule, SessionService, SessionSupportError, UseSession, type AnySessionStore, type SessionModuleOptions } from '../../src/index.js';
+import { Session, SessionConfigError, SessionModule, SessionService, SessionSupportError, UseSession, type AnySessionStore, type SessionModuleOptions } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
 import { shiftableClock } from '../support/clock.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
@@ -324,6 +324,33 @@ describe('the address of a tied session', () => {
       } finally {
         await t.close();
       }
+    }
+  });
+});
+
+describe('endSession(handle, second argument): anything but a session name or { user } ends nothing', () => {
+  it.each(platforms)('a user id in place of the options, a bad user, {}, or an inherited user of someone else end nothing ($name)', async (platform) => {
+    const t = await platform.create(moduleWith(memoryStoreKind.create('end-args'), { sessions: { admin: {} } }));
+    try {
+      const jar = new CookieJar();
+      jar.take(await t.http().post('/login/ada'));
+      const service = t.app.get(SessionService);
+      const [{ handle }] = await service.sessionsOf('ada');
+      const untyped = service as unknown as { endSession(handle: string, ...args: unknown[]): Promise<boolean> }; // as from an untyped body
+      const otherUser = Object.create({ get user() { return 'bob'; } }) as object;
+      for (const second of [undefined, null, 42, Number.NaN, {}, { user: undefined }, { user: null }, { user: '' }, { user: 'a'.repeat(257) }, { user: Number.NaN }, { user: { id: 'ada' } }, otherUser]) {
+        await expect(untyped.endSession(handle, second)).resolves.toBe(false);
+      }
+      // A user id given as it is, where the session name goes, is refused rather than taken for a name.
+      await expect(untyped.endSession(handle, 'ada')).rejects.toThrow(SessionConfigError);
+      await expect(untyped.endSession(handle, 'ada')).rejects.toThrow(/no session named 'ada'.*\{ user: session\.user \}/);
+      expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: 'ada' });
+      // A handle of the default session under another configured name opens nothing there.
+      await expect(service.endSession(handle, 'admin')).resolves.toBe(false);
+      await expect(service.endSession(handle, { user: 'ada' })).resolves.toBe(true);
+      expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: null });
+    } finally {
+      await t.close();
     }
   });
 });
