@@ -46,8 +46,9 @@ export function subscriptionConnection(gqlContext: unknown): SubscriptionConnect
   const context = gqlContext as { req?: any; extra?: any; request?: any; pubsub?: any };
   const extra = extraOf(context.req) ?? extraOf(context);
   if (extra !== undefined) return graphqlWsConnection(extra.socket, extra.request);
-  if (!hasHeaders(context.request)) return undefined;
-  return typeof context.pubsub?.close === 'function' ? mercuriusConnection(context.request, context.pubsub) : mercuriusOperation(context.request);
+  // Mercurius' contexts over its socket hold a pubsub (what a Fastify reply, which has a `request`, does not).
+  if (!hasHeaders(context.request) || typeof context.pubsub?.subscribe !== 'function') return undefined;
+  return typeof context.pubsub.close === 'function' ? mercuriusConnection(context.request, context.pubsub) : mercuriusOperation(context.request);
 }
 
 /** graphql-ws' `extra` of a connection served by `ws` (its `useServer`): `{ socket, request }`. */

@@ -133,6 +133,14 @@ describe('request context: where a request comes from', () => {
     }
   });
 
+  it("a Fastify reply given to SessionService.load() is not taken for an operation over Mercurius' socket (whose context also holds a request)", async () => {
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const { reply } = fastifyPair();
+    (reply.request as { raw: unknown }).raw = { socket: { once() {}, destroyed: false } };
+    await expect(new SessionService(engine).load(reply)).rejects.toThrow(/does not lead to its response/);
+    expect(graphqlSessions(engine, reply)).toBeUndefined();
+  });
+
   it('a GraphQL parameter loads by itself where no guard did, and gives the same session as a later guard', async () => {
     const { request, reply } = fastifyPair();
     const context = contextOf('graphql', [{}, {}, { req: request, reply }, {}]);
