@@ -146,9 +146,9 @@ export class SessionState implements Session<any>, FlashHolder {
       return;
     }
     const id = userIdOf(user);
-    // The version the app read when it checked the credentials: only `userVersion` compares it.
-    const given = options?.version === undefined ? undefined : versionOf(options.version);
-    const version = this.#definition.userVersion === undefined ? undefined : given;
+    // The version the app read when it checked the credentials: only `userVersion` compares it, and
+    // without it the value is ignored unread (a NULL column, NaN), as documented.
+    const version = this.#definition.userVersion === undefined || options?.version === undefined ? undefined : versionOf(options.version);
     const tie = this.#metaValue.user;
     if (tie?.id === id && (version === undefined || tie.version === version)) return;
     const previous = this.#metaValue;

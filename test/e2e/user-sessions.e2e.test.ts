@@ -29,7 +29,8 @@ class DevicesController {
   @HttpCode(200)
   async loginAtVersion(@Session() session: Session, @Param('user') user: string, @Param('version') version: string) {
     await session.regenerate();
-    session.setUser(user, { version: Number(version) });
+    // `null`: what a NULL version column reads as.
+    session.setUser(user, { version: version === 'null' ? (null as unknown as number) : Number(version) });
     return { ok: true };
   }
 
@@ -324,6 +325,23 @@ describe('the address of a tied session', () => {
       } finally {
         await t.close();
       }
+    }
+  });
+});
+
+describe('session.setUser(id, { version }) without userVersion', () => {
+  it.each(platforms)('ignores the version unread: a NULL column or NaN signs in as any other ($name)', async (platform) => {
+    const t = await platform.create(moduleWith(memoryStoreKind.create('no-version')));
+    try {
+      for (const version of ['null', 'not-a-number']) {
+        const jar = new CookieJar();
+        const res = await t.http().post(`/login/ada/version/${version}`);
+        expect(res.status).toBe(200);
+        jar.take(res);
+        expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: 'ada' });
+      }
+    } finally {
+      await t.close();
     }
   });
 });
