@@ -34,7 +34,7 @@ import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { Observable, of, switchMap } from 'rxjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Flash, Session, SessionModule, SessionService } from '../../src/index.js';
+import { CookieStore, Flash, Session, SessionModule, SessionService } from '../../src/index.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
@@ -198,6 +198,18 @@ class LifecycleController {
     await sent;
     session.set('after', 'the response');
     afterSend.push(await session.regenerate().then(() => 'regenerated', (error: Error) => `${error.name}: ${error.message}`));
+  }
+
+  @Get('late-twice')
+  async changeTwiceAfterSend(@Session() session: Session, @Res() res: { send?: (body: string) => void; raw?: ServerResponse } & ServerResponse) {
+    const raw = res.raw ?? res;
+    const sent = new Promise((resolve) => raw.once('finish', resolve));
+    res.send!('sent');
+    await sent;
+    session.set('first', 1);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    session.set('second', 2);
+    afterSend.push('changed twice');
   }
 
   @Get('res-later')
@@ -499,6 +511,15 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect((await get('/lenient', jar)).body).toEqual({ visits: 1 });
   });
 
+  it('changes made apart after the response was sent are each saved, the later one after the earlier', async () => {
+    const jar = await signedIn();
+    afterSend.length = 0;
+    store.reset();
+    await get('/late-twice', jar);
+    await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch', 'patch']));
+    expect((await data(jar)).data).toEqual({ visits: 1, first: 1, second: 2 });
+  });
+
   it('a change after the response was sent is saved without a cookie; regenerate() then is refused and the session kept', async () => {
     const jar = await signedIn();
     const errors = quiet();
@@ -635,6 +656,32 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     const [cookie] = jar.take(res);
     expect(cookie?.name).toBe('sid');
     expect((await data(jar)).data).toEqual({ visits: 1 });
+  });
+});
+
+describe.each(platforms)('changes after the response to a session kept in its cookie, on $name', (platform) => {
+  it('are not saved (no cookie can carry them), with one warning for the request', async () => {
+    @Module({
+      imports: [SessionModule.forRoot({ secret: SECRET, store: new CookieStore({ secret: 'a-cookie-store-key-that-is-long-enough-0123456789' }) })],
+      controllers: [LifecycleController],
+      providers: [ChangeAfterHandler, FlashingFilter],
+    })
+    class CookieModule {}
+    const t = await platform.create(CookieModule);
+    try {
+      const warnings = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      const jar = new CookieJar();
+      jar.take(await t.http().get('/count'));
+      afterSend.length = 0;
+      const res = await t.http().get('/late-twice').set('Cookie', jar.header());
+      expect(res.headers['set-cookie']).toBeUndefined();
+      await vi.waitFor(() => expect(afterSend).toEqual(['changed twice']));
+      expect(warnings.mock.calls.map(String)).toEqual([expect.stringMatching(/^Session 'default' changed after the response was sent; it lives in its cookie/)]);
+      expect((await t.http().get('/all').set('Cookie', jar.header())).body.data).toEqual({ visits: 1 });
+    } finally {
+      vi.restoreAllMocks();
+      await t.close();
+    }
   });
 });
 
