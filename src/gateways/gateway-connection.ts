@@ -1,6 +1,5 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { parse } from 'cookie';
-import type { SessionEngine } from '../lifecycle/session-engine.js';
+import type { SessionEngine, SessionScope } from '../lifecycle/session-engine.js';
 import { checked, isThenable, matching } from '../lifecycle/session-engine.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { reported, SessionError, SessionSocketError } from '../session/session.errors.js';
@@ -10,9 +9,6 @@ import { socketClient, type SocketClient } from './socket-client.js';
 
 const kConnection = Symbol('nest-sessions:connection');
 const kMessage = Symbol('nest-sessions:message');
-
-/** The message whose handler is running: found by what asks without the message's arguments (a parameter, `load(client)`). */
-const running = new AsyncLocalStorage<GatewayMessage>();
 
 /** One session of a socket, as its handshake's cookie names it: read once per connection. */
 interface Entry {
@@ -32,22 +28,25 @@ interface Entry {
 /**
  * The sessions of one message of a socket (or of one `SessionService.load(client)` outside any
  * message, as in `handleConnection`): each read fresh at the message's first ask, then shared by
- * everything that asks within the message (its guards, its parameters, its interceptor, and
- * `load(client)` or `current()` in what its handler calls). Messages that overlap each have their
- * own, and each saves what it changed as a patch of the keys it changed, so their changes merge.
+ * everything that asks within the message (its guards, its parameters, its interceptor, and, on a
+ * handler marked `@UseSession()`, `load(client)` and `current()` in what its handler calls).
+ * Messages that overlap each have their own, and each saves what it changed as a patch of the keys
+ * it changed, so their changes merge.
  */
-export class GatewayMessage {
+export class GatewayMessage implements SessionScope {
   private readonly sessions = new Map<string, SessionState | Promise<SessionState>>();
+  /** The arguments Nest gives the message's guards and interceptors (its parameters get a copy). */
+  args: readonly unknown[] | undefined;
+  /** Its handler runs in the engine's context (AsyncLocalStorage), where `current()` and `load(client)` find it. */
+  scoped = false;
+  /** Its handler is over and its sessions saved: nothing finds this message any more. */
+  finished = false;
 
   constructor(readonly connection: GatewayConnection) {}
 
-  /** Runs `work` as this message's: what asks for a session without the message's arguments finds this one. */
-  run<T>(work: () => T): T {
-    return running.run(this, work);
-  }
-
   /** The session already loaded under `name` for this message, if any. */
   loaded(name: string): SessionState | undefined {
+    if (this.finished) return undefined;
     const session = this.sessions.get(name);
     return session instanceof Promise ? undefined : session;
   }
@@ -99,6 +98,8 @@ export class GatewayMessage {
  */
 export class GatewayConnection implements SessionHost {
   private readonly entries = new Map<string, Entry>();
+  /** The messages whose handler runs now, from their interceptor's start to their last save. */
+  private readonly handling = new Set<GatewayMessage>();
   private cookies: Record<string, string | undefined> | undefined;
   private closed = false;
   private watching = false;
@@ -126,19 +127,42 @@ export class GatewayConnection implements SessionHost {
 
   /**
    * The message whose guards and interceptors get `args` (one array per message), created at its
-   * first ask. Without them, or from a parameter (which gets a copy of them), the message of this
-   * socket whose handler is running; outside any (`handleConnection`), a message of its own, so
-   * that every such call reads fresh.
+   * first ask. From a parameter, which gets a copy of them, the running message whose arguments are
+   * the same values; without them (`load(client)`), the message of a handler marked `@UseSession()`
+   * that runs this call. Otherwise (`handleConnection`, a handler that is not marked, work a handler
+   * left scheduled), a message of its own, so that every such call reads fresh.
    */
   message(args?: unknown[]): GatewayMessage {
     const holder = args as unknown as { [kMessage]?: GatewayMessage } | undefined;
     const known = holder?.[kMessage];
-    if (known !== undefined) return known;
-    const current = running.getStore();
-    if (current !== undefined && current.connection === this) return current;
+    if (known !== undefined && !known.finished) return known;
+    const scope = this.engine.context.getStore();
+    if (scope instanceof GatewayMessage && scope.connection === this && !scope.finished && (args === undefined || sameValues(scope.args, args))) return scope;
+    if (args !== undefined) {
+      for (const message of this.handling) if (!message.scoped && sameValues(message.args, args)) return message;
+    }
     const message = new GatewayMessage(this);
     if (holder !== undefined) Object.defineProperty(holder, kMessage, { value: message, configurable: true });
     return message;
+  }
+
+  /**
+   * The handler of `message` starts, with the arguments `args`: its parameters find it by them.
+   * It runs in the engine's context (`scoped`) where `current()` is asked for (`@UseSession()`), or
+   * where another running message of this socket has the same arguments (the same event, the same
+   * payload, no ack), which a parameter could not tell apart; true if it must.
+   */
+  begin(message: GatewayMessage, args: unknown[], context: boolean): boolean {
+    message.args = args;
+    message.scoped = context || [...this.handling].some((other) => !other.scoped && sameValues(other.args, args));
+    this.handling.add(message);
+    return message.scoped;
+  }
+
+  /** The handler of `message` is over and its sessions saved: later asks read anew. */
+  end(message: GatewayMessage): void {
+    message.finished = true;
+    this.handling.delete(message);
   }
 
   /**
@@ -287,6 +311,13 @@ export class GatewayConnection implements SessionHost {
       entry.unregister = undefined;
     }
   }
+}
+
+/** Two argument lists hold the same values, one by one. */
+function sameValues(a: readonly unknown[] | undefined, b: readonly unknown[]): boolean {
+  if (a === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function parseCookies(header: string): Record<string, string | undefined> {

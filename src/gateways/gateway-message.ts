@@ -8,10 +8,12 @@ import { forGatewayClient } from './gateway-errors.js';
 
 /**
  * One message of a gateway handler that asks for sessions: loads them (fresh from the store, for
- * this message alone), runs the handler where its parameters and `SessionService` find them, and
- * saves what changed before the handler's answer goes out (before its first value, and again when
- * it completes or fails), so the client's next HTTP request sees the change. A store failure
- * reaches the client as an error it can recognise (see `forGatewayClient`).
+ * this message alone), runs the handler where its parameters find them (and `SessionService`, in
+ * the engine's context, on a handler marked `@UseSession()`), and saves what changed before the
+ * handler's answer goes out (before its first value, and again when it completes or fails), so the
+ * client's next HTTP request sees the change. A client that leaves while the handler runs gets
+ * nothing more, but what the handler changes until its result comes is saved all the same. A
+ * store failure reaches the client as an error it can recognise (see `forGatewayClient`).
  */
 export function interceptMessage(engine: SessionEngine, context: ExecutionContext, next: CallHandler, route: RouteInfo): Observable<unknown> {
   const connection = GatewayConnection.of(engine, context.switchToWs().getClient());
@@ -20,18 +22,32 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
   const message = connection.message(context.getArgs());
   return new Observable<unknown>((subscriber) => {
     let inner: Subscription | undefined;
+    /** Nothing more goes to the client: it has its answer, or it left. */
     let done = false;
+    /** The handler's result came (or failed): its sessions are saved, the message is over. */
+    let over = false;
     let queue: Promise<void> = Promise.resolve();
     let savedBeforeValue = false;
+    const finish = () => {
+      if (over) return;
+      over = true;
+      inner?.unsubscribe();
+      connection.end(message);
+    };
     const stop = (error?: unknown) => {
+      finish();
       if (done) return;
       done = true;
-      inner?.unsubscribe();
       if (error === undefined) subscriber.complete();
       else subscriber.error(forGatewayClient(error));
     };
     const later = (work: () => Promise<void>) => {
-      queue = queue.then(() => (done ? undefined : work())).catch((error: unknown) => stop(error));
+      queue = queue.then(() => (over ? undefined : work())).catch((error: unknown) => stop(error));
+    };
+    /** The client left before the handler's result: saved once it comes (nothing is sent). */
+    const left = async () => {
+      await message.save().catch(() => undefined); // logged; nobody is left to tell
+      finish();
     };
 
     let loading: Promise<unknown> | undefined;
@@ -43,11 +59,12 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
     }
 
     const start = () => {
-      if (done) return;
+      if (done) return finish();
       const run = () =>
         next.handle().subscribe({
           next: (value) =>
             later(async () => {
+              if (done) return left();
               if (!savedBeforeValue) {
                 savedBeforeValue = true;
                 await message.save();
@@ -61,19 +78,21 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
             }),
           complete: () =>
             later(async () => {
+              if (done) return left();
               await message.save();
               stop();
             }),
         });
-      inner = message.run(route.context ? () => engine.context.run(message, run) : run);
-      if (done) inner.unsubscribe();
+      const scoped = connection.begin(message, context.getArgs(), route.context);
+      inner = scoped ? engine.context.run(message, run) : run();
+      if (over) inner.unsubscribe();
     };
     if (loading === undefined) start();
     else loading.then(start, (error: unknown) => stop(error));
     return () => {
-      if (done) return;
+      // The client left (Nest stops listening at its disconnect): the handler runs on, and its
+      // changes are saved when its result comes (see `left`).
       done = true;
-      inner?.unsubscribe();
     };
   });
 }

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CookieStore, MemoryStore, type SessionStore } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
@@ -266,6 +267,24 @@ describe.each(cases.map((each, index) => ({ ...each, index })))('gateways: $name
     expect(await client.request('untouched')).toBe('pong');
     expect(store.calls).toEqual([]);
     expect(connections().size).toBe(0);
+  });
+
+  it('messages of handlers not marked @UseSession() run in no AsyncLocalStorage (which would slow the whole process), with one store read each; a marked one does', async () => {
+    await login(9);
+    const client = await socket();
+    const entered = vi.spyOn(AsyncLocalStorage.prototype, 'run');
+    try {
+      store.reset();
+      expect(await client.request('whoami')).toMatchObject({ userId: 9 });
+      expect(await client.request('visit')).toBe(1);
+      expect(await client.request('whoami')).toMatchObject({ userId: 9, visits: 1 });
+      expect(entered).not.toHaveBeenCalled();
+      expect(store.calls.filter((call) => call === 'get')).toHaveLength(3);
+      expect(await client.request('current')).toBe(9);
+      expect(entered).toHaveBeenCalled();
+    } finally {
+      entered.mockRestore();
+    }
   });
 
   it('a store outage during a message gives the client an exception it can recognise, and the socket goes on', async () => {

@@ -1,0 +1,113 @@
+import { Module } from '@nestjs/common';
+import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, WsException } from '@nestjs/websockets';
+import request from 'supertest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Session, SessionModule, SessionService, UseSession } from '../../src/index.js';
+import { SessionEngine } from '../../src/lifecycle/session-engine.js';
+import { CookieJar } from '../support/cookie-jar.js';
+import { ControlledStore } from '../support/controlled-store.js';
+import { SECRET } from './app.fixture.js';
+import { AuthController, connect, createGatewayApp, type GatewayApp, type SocketTestClient, type Transport } from './gateways.fixture.js';
+
+// What a message's sessions do around its handler: work the handler leaves behind, a handler that
+// throws, a client that leaves mid-handler, a failed destroy().
+
+/** What work a handler left scheduled saw, once it ran. */
+const seenLater: { value?: unknown } = {};
+
+@WebSocketGateway()
+class MessagesGateway {
+  constructor(private readonly sessions: SessionService) {}
+
+  /** Starts work that reads the socket's session after the message is over, as a heartbeat would. */
+  @SubscribeMessage('watch')
+  @UseSession()
+  watch(@ConnectedSocket() client: object) {
+    setTimeout(() => {
+      void this.sessions.load(client).then((session) => {
+        seenLater.value = { loaded: session.get('userId') ?? null, current: this.sessions.current()?.get('userId') ?? null };
+      });
+    }, 50);
+    return { userId: this.sessions.current()?.get('userId') ?? null };
+  }
+
+  @SubscribeMessage('failAfterChange')
+  failAfterChange(@Session() session: Session) {
+    session.set('failed', 'yes');
+    throw new WsException('refused after a change');
+  }
+
+  /** Answers after `ms`, having set `slow` on the way. */
+  @SubscribeMessage('slowSet')
+  async slowSet(@Session() session: Session, @MessageBody() value: string) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    session.set('slow', value);
+    return { ok: true };
+  }
+
+  @SubscribeMessage('logout')
+  async logout(@Session() session: Session) {
+    try {
+      await session.destroy();
+      return { ok: true };
+    } catch (error) {
+      return { error: (error as Error).name };
+    }
+  }
+
+  @SubscribeMessage('whoami')
+  whoami(@Session() session: Session) {
+    return { userId: session.get('userId') ?? null };
+  }
+}
+
+/** Waits until `condition` holds. */
+async function until(condition: () => boolean, what: string) {
+  for (let i = 0; i < 200; i++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (transport) => {
+  let t: GatewayApp;
+  let store: ControlledStore;
+  const open: SocketTestClient[] = [];
+
+  beforeAll(async () => {
+    store = new ControlledStore();
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [AuthController], providers: [MessagesGateway] })
+    class MessagesModule {}
+    t = await createGatewayApp('express', transport, MessagesModule);
+  });
+  afterAll(() => t?.close());
+  beforeEach(() => () => {
+    for (const client of open.splice(0)) client.close();
+  });
+
+  async function login(user: number) {
+    const jar = new CookieJar();
+    jar.take(await request(t.server).post(`/login?user=${user}`));
+    return jar;
+  }
+
+  async function socket(jar: CookieJar) {
+    const client = await connect(transport, t.url, jar.header());
+    open.push(client);
+    return client;
+  }
+
+  const value = async (jar: CookieJar, key: string) => ((await request(t.server).get(`/value?key=${key}`).set('Cookie', jar.header())).body as { value: unknown }).value;
+  const sessionId = (jar: CookieJar) => (jar.get('sid') ?? '').split('.')[0];
+
+  it("work a @UseSession() handler left scheduled reads the store anew once the message is over: current() is gone, load(client) sees the session's end", async () => {
+    const jar = await login(77);
+    const client = await socket(jar);
+    delete seenLater.value;
+    expect(await client.request('watch')).toEqual({ userId: 77 });
+    await store.destroy(sessionId(jar)); // ended behind the socket's back, as another instance would
+    await until(() => seenLater.value !== undefined, 'the scheduled work to run');
+    expect(seenLater.value).toEqual({ loaded: null, current: null });
+  });
+});
