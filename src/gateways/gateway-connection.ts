@@ -201,7 +201,9 @@ export class GatewayConnection implements SessionHost {
     try {
       await this.engine.destroy(session.definition, id);
     } catch (error) {
+      // Not ended: the socket keeps the session, and is ended with it later.
       if (mine && entry.id === undefined) entry.id = id;
+      if (entry.id !== undefined) this.hangOn(entry, entry.id);
       throw error;
     }
   }

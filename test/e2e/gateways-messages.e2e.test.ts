@@ -110,4 +110,27 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     await until(() => seenLater.value !== undefined, 'the scheduled work to run');
     expect(seenLater.value).toEqual({ loaded: null, current: null });
   });
+
+  it('what a handler changed before it threw is saved, and the client gets the error', async () => {
+    const jar = await login(78);
+    const client = await socket(jar);
+    const exception = client.nextException();
+    void client.request('failAfterChange').catch(() => undefined); // the exception is the answer
+    expect(await exception).toMatchObject({ status: 'error', message: 'refused after a change' });
+    expect(await value(jar, 'failed')).toBe('yes');
+  });
+
+  it('a destroy() over a socket that the store fails keeps the session, and the socket is still ended by a later logout', async () => {
+    const jar = await login(79);
+    const id = sessionId(jar);
+    const client = await socket(jar);
+    const other = await socket(jar);
+    expect(await other.request('whoami')).toEqual({ userId: 79 });
+    store.failNext('destroy');
+    expect(await client.request('logout')).toEqual({ error: 'SessionStoreError' });
+    expect(t.app.get(SessionEngine).connections.count('default', id)).toBe(2); // before any other message hangs it on again
+    expect(await client.request('whoami')).toEqual({ userId: 79 });
+    await request(t.server).post('/logout').set('Cookie', jar.header());
+    await Promise.all([client.closed, other.closed]);
+  });
 });

@@ -130,6 +130,9 @@ export class HeldGuard implements CanActivate {
   }
 }
 
+/** What the last `whoami` handler saw, for a socket that may be ended before its answer arrives. */
+export const seen: { whoami?: unknown } = {};
+
 /** What a handler that tried a change it may not make answers: the error's class and message. */
 function refusal(error: unknown) {
   return { error: (error as Error).name, message: (error as Error).message };
@@ -141,7 +144,9 @@ export class SessionGateway {
 
   @SubscribeMessage('whoami')
   whoami(@Session() session: Session) {
-    return { userId: session.get('userId') ?? null, note: session.get('note') ?? null, visits: session.get('visits') ?? 0, isNew: session.isNew };
+    const answer = { userId: session.get('userId') ?? null, note: session.get('note') ?? null, visits: session.get('visits') ?? 0, isNew: session.isNew };
+    seen.whoami = answer;
+    return answer;
   }
 
   @SubscribeMessage('visit')
