@@ -182,25 +182,30 @@ export class CsrfProtection implements ResponseCookieSource, CompanionCookie {
       const incoming = unmaskToken(sessions.cookie(cookie.name));
       if (incoming !== undefined && sameToken(incoming, token)) return undefined;
     }
-    const maxAge = session.meta.maxAge ?? session.definition.cookieMaxAge;
-    return this.readableCookie(sessions, session, token, maxAge === undefined ? '' : `; Max-Age=${Math.ceil(maxAge / 1000)}`);
+    return this.readableCookie(sessions, session, token, maxAgeOf(session));
   }
 
   /**
    * As the response leaves (cookie mode): the session's cookie is set (created, or sent again with a
    * sliding `Max-Age`), so the readable cookie is set again with the same lifetime, and never
    * outlives it nor expires before it. Nothing for a session that has no secret (no token handed out).
+   * A session cookie being cleared (the session destroyed) clears the readable one the request
+   * carried: its secret is gone, so the token would only be refused.
    */
   withSessionCookie(sessions: RequestSessions, session: SessionState, sessionCookie: string): string | undefined {
+    if (sessionCookie.startsWith(`${session.definition.cookieName}=;`)) {
+      return sessions.cookie(this.cookie!.name) === undefined ? undefined : this.readableCookie(sessions, session, undefined, CLEARED);
+    }
     const secret = secretBytes(session.getInternal(CSRF_SECRET_KEY));
     if (secret === undefined) return undefined;
     return this.readableCookie(sessions, session, sessionToken(secret), MAX_AGE.exec(sessionCookie)?.[0] ?? '');
   }
 
-  private readableCookie(sessions: RequestSessions, session: SessionState, token: Buffer, maxAge: string): string {
+  /** The readable cookie carrying `token`, or clearing it (no token). */
+  private readableCookie(sessions: RequestSessions, session: SessionState, token: Buffer | undefined, maxAge: string): string {
     const cookie = this.cookie!;
     const attributes = session.definition.secureAuto && !sessions.isSecure() ? cookie.attributesInsecure : cookie.attributes;
-    return `${cookie.name}=${maskToken(token)}${maxAge}${attributes}`;
+    return `${cookie.name}=${token === undefined ? '' : maskToken(token)}${maxAge}${attributes}`;
   }
 
   private secretOf(session: SessionState): Buffer {
@@ -240,6 +245,20 @@ export class CsrfProtection implements ResponseCookieSource, CompanionCookie {
     this.logger.debug?.(`CSRF check failed: ${reason}`);
     throw new CsrfError(reason);
   }
+}
+
+/** What clears the readable cookie, as the session cookie is cleared. */
+const CLEARED = '; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT';
+
+/**
+ * The `Max-Age` attribute the session's cookie has (or gets, for a new session): its lifetime, capped
+ * by when the session expires (an absolute timeout), as the engine writes it; none for a
+ * browser-session cookie.
+ */
+function maxAgeOf(session: SessionState): string {
+  const maxAge = session.meta.maxAge ?? session.definition.cookieMaxAge;
+  if (maxAge === undefined) return '';
+  return `; Max-Age=${Math.max(0, Math.ceil(Math.min(maxAge, session.expiresAt.getTime() - Date.now()) / 1000))}`;
 }
 
 /** The path of a request as per-form tokens are bound to it. */

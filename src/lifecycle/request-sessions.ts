@@ -18,7 +18,7 @@ export interface ResponseCookieSource {
 /** A cookie that goes out again whenever the default session's own cookie does, with its lifetime (the readable CSRF cookie). */
 export interface CompanionCookie {
   readonly name: string;
-  /** The companion of `session`, whose cookie `sessionCookie` (a whole `Set-Cookie` value) this response sets; undefined for none. */
+  /** The companion of `session`, whose cookie `sessionCookie` (a whole `Set-Cookie` value) this response sets or clears; undefined for none. */
   withSessionCookie(sessions: RequestSessions, session: SessionState, sessionCookie: string): string | undefined;
 }
 const noop = (): void => undefined;
@@ -329,7 +329,10 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return result.length === 0 ? undefined : this.withCompanion(result);
   }
 
-  /** `cookies` with the companion of the default session's cookie when that one is among them. */
+  /**
+   * `cookies` with the companion of the default session's cookie when that one is among them (set or
+   * cleared): it follows the session cookie, so it replaces one the cookie source already gave.
+   */
   private withCompanion(cookies: string[] | undefined): string[] | undefined {
     const companion = this.engine.companion;
     if (companion === undefined || cookies === undefined) return cookies;
@@ -337,10 +340,9 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     if (session === undefined) return cookies;
     const prefix = `${session.definition.cookieName}=`;
     const sessionCookie = cookies.find((each) => each.startsWith(prefix));
-    // None set, or one that clears it; or the companion already given (by the cookie source).
-    if (sessionCookie === undefined || sessionCookie.startsWith(`${prefix};`) || cookies.some((each) => each.startsWith(`${companion.name}=`))) return cookies;
+    if (sessionCookie === undefined) return cookies;
     const extra = companion.withSessionCookie(this, session, sessionCookie);
-    return extra === undefined ? cookies : [...cookies, extra];
+    return extra === undefined ? cookies : [...cookies.filter((each) => !each.startsWith(`${companion.name}=`)), extra];
   }
 
   private keepCookie(plan: SavePlan): void {

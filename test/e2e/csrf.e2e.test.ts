@@ -307,6 +307,23 @@ describe.each(platforms)('the readable XSRF-TOKEN cookie on $name', (platform) =
     expect((await visitor.post('/transfer', { 'X-XSRF-TOKEN': renewed!.value })).status).toBe(403);
     expect((await visitor.send(visitor.post('/login', { 'X-XSRF-TOKEN': fresh!.value }))).status).toBe(200);
   });
+
+  it('is cleared with the session cookie when a session ends without the check (a GET sign-out)', async () => {
+    const visitor = new Visitor(app);
+    await visitor.get('/form');
+    expect(visitor.jar.get('XSRF-TOKEN')).toMatch(TOKEN);
+    const out = await visitor.get('/sign-out');
+    expect(setCookies(out.headers).find((c) => c.name === 'sid')?.value).toBe('');
+    const cleared = xsrfCookie(out);
+    expect(cleared).toBeDefined();
+    expect(cleared!.value).toBe('');
+    expect(cleared!.attributes).toMatchObject({ 'max-age': '0', path: '/', samesite: 'Lax', secure: true });
+    expect(visitor.jar.get('XSRF-TOKEN')).toBeUndefined();
+    // A visitor who never had the readable cookie gets no clearing of it.
+    const other = new Visitor(app);
+    await other.get('/count');
+    expect(setCookies((await other.get('/sign-out')).headers).map((c) => c.name)).toEqual(['sid']);
+  });
 });
 
 describe.each(platforms)('the readable XSRF-TOKEN cookie with a persistent session cookie on $name', (platform) => {
@@ -333,6 +350,35 @@ describe.each(platforms)('the readable XSRF-TOKEN cookie with a persistent sessi
     expect(refreshed!.value).toMatch(TOKEN);
     expect(refreshed!.attributes).toEqual({ 'max-age': '3600', path: '/', samesite: 'Lax', secure: true });
     expect((await visitor.send(visitor.post('/transfer', { 'X-XSRF-TOKEN': refreshed!.value }))).status).toBe(200);
+  });
+
+  it('has the Max-Age of the session cookie where an absolute timeout caps that one', async () => {
+    const capped = await platform.create(csrfModule({ csrf: { cookie: true }, cookie: { maxAge: 3_600_000 }, absoluteTimeout: 60_000 }));
+    try {
+      const visitor = new Visitor(capped);
+      const issued = await visitor.get('/form');
+      expect(named(issued, 'sid')?.attributes['max-age']).toBe('60');
+      expect(named(issued, 'XSRF-TOKEN')?.attributes['max-age']).toBe('60');
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const counted = await visitor.get('/count');
+      const sid = Number(named(counted, 'sid')?.attributes['max-age']);
+      expect(sid).toBeLessThan(60);
+      expect(named(counted, 'XSRF-TOKEN')?.attributes['max-age']).toBe(String(sid));
+      // A token handed out on a request that does not set the session cookie again: its lifetime left.
+      const again = await visitor.get('/form');
+      expect(named(again, 'sid')).toBeUndefined();
+      expect(Number(named(again, 'XSRF-TOKEN')?.attributes['max-age'])).toBeLessThanOrEqual(sid);
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('is cleared with the session cookie when a session ends without the check (a GET sign-out)', async () => {
+    const visitor = new Visitor(app);
+    await visitor.get('/form');
+    const out = await visitor.get('/sign-out');
+    expect(named(out, 'sid')?.attributes['max-age']).toBe('0');
+    expect(named(out, 'XSRF-TOKEN')).toMatchObject({ value: '', attributes: { 'max-age': '0', path: '/' } });
   });
 
   it('is not made for a session that never handed out a token', async () => {

@@ -101,6 +101,13 @@ export class TokenController {
     return { ok: true };
   }
 
+  /** A sign-out no guard checks (a link): the session ends without the CSRF check. */
+  @Get('sign-out')
+  async signOut(@Session() session: Session) {
+    await session.destroy();
+    return { ok: true };
+  }
+
   /** What the Session API shows of a session that holds a CSRF secret. */
   @Get('session')
   view(@Session() session: Session) {
