@@ -10,6 +10,9 @@ import { socketClient, type SocketClient } from './socket-client.js';
 const kConnection = Symbol('nest-sessions:connection');
 const kMessage = Symbol('nest-sessions:message');
 
+/** The message each session object of a socket belongs to. */
+const owners = new WeakMap<SessionState, GatewayMessage>();
+
 /** One session of a socket, as its handshake's cookie names it: read once per connection. */
 interface Entry {
   readonly def: SessionDefinition;
@@ -41,6 +44,10 @@ export class GatewayMessage implements SessionScope {
   scoped = false;
   /** Its handler is over and its sessions saved: nothing finds this message any more. */
   finished = false;
+  /** A handler's interceptor runs it: it saves what changed once the handler is over. */
+  intercepted = false;
+  /** A save of what changed outside any handler is due at the next turn of the event loop. */
+  private saveDue = false;
 
   constructor(readonly connection: GatewayConnection) {}
 
@@ -57,12 +64,12 @@ export class GatewayMessage implements SessionScope {
     if (known !== undefined) return known;
     const result = this.connection.read(name);
     if (!isThenable(result)) {
-      this.sessions.set(name, result);
+      this.keep(name, result);
       return result;
     }
     const loading = Promise.resolve(result).then(
       (session) => {
-        this.sessions.set(name, session);
+        this.keep(name, session);
         return session;
       },
       (error: unknown) => {
@@ -72,6 +79,27 @@ export class GatewayMessage implements SessionScope {
     );
     this.sessions.set(name, loading);
     return loading;
+  }
+
+  private keep(name: string, session: SessionState): void {
+    this.sessions.set(name, session);
+    owners.set(session, this);
+  }
+
+  /**
+   * One of its sessions is about to change. Where no handler's save follows (`handleConnection`,
+   * a guard that refuses the message, `load(client)` in a handler not marked `@UseSession()`, work
+   * a handler left scheduled), the change is saved on its own at the next turn of the event loop,
+   * with whatever else changed by then: nothing is dropped for want of a response.
+   */
+  changing(): void {
+    if ((this.intercepted && !this.finished) || this.saveDue) return;
+    this.saveDue = true;
+    setImmediate(() => {
+      this.saveDue = false;
+      if (this.intercepted && !this.finished) return; // its handler's interceptor saves it
+      this.save().catch(() => undefined); // logged where it failed; session.save() tells the caller
+    });
   }
 
   /** Saves what changed in the message's server-side sessions (after its handler). */
@@ -240,6 +268,7 @@ export class GatewayConnection implements SessionHost {
         `Session '${name}': this socket has no stored session (it came without a session cookie, or the session ended), and a new one cannot start over a socket, since its cookie could never reach the browser; start the session over HTTP, then reconnect the socket`,
       ));
     }
+    owners.get(session)?.changing();
   }
 
   isSecure(): boolean {

@@ -20,6 +20,7 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
   if (connection === undefined) return next.handle();
   // The message its guards began, if they asked already.
   const message = connection.message(context.getArgs());
+  message.intercepted = true;
   return new Observable<unknown>((subscriber) => {
     let inner: Subscription | undefined;
     /** Nothing more goes to the client: it has its answer, or it left. */

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Injectable, Module, UseGuards, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { ConnectedSocket, MessageBody, SubscribeMessage, WebSocketGateway, WsException } from '@nestjs/websockets';
 import request from 'supertest';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,18 @@ import { AuthController, connect, createGatewayApp, type GatewayApp, type Socket
 
 // What a message's sessions do around its handler: work the handler leaves behind, a handler that
 // throws, a client that leaves mid-handler, a failed destroy().
+
+/** Counts the attempts in the session, then refuses: the count must survive the refusal. */
+@Injectable()
+class CountingGuard implements CanActivate {
+  constructor(private readonly sessions: SessionService) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const session = await this.sessions.load(context);
+    session.set('attempts', ((session.get('attempts') as number | undefined) ?? 0) + 1);
+    throw new WsException('refused');
+  }
+}
 
 /** What work a handler left scheduled saw, once it ran. */
 const seenLater: { value?: unknown } = {};
@@ -42,6 +54,20 @@ class MessagesGateway {
   async slowSet(@Session() session: Session, @MessageBody() value: string) {
     await new Promise((resolve) => setTimeout(resolve, 100));
     session.set('slow', value);
+    return { ok: true };
+  }
+
+  /** load(client) in a handler that asks for no session by a decorator. */
+  @SubscribeMessage('plainSet')
+  async plainSet(@ConnectedSocket() client: object, @MessageBody() value: string) {
+    const session = await this.sessions.load(client);
+    session.set('plain', value);
+    return { ok: true };
+  }
+
+  @SubscribeMessage('counted')
+  @UseGuards(CountingGuard)
+  counted() {
     return { ok: true };
   }
 
@@ -77,7 +103,7 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
 
   beforeAll(async () => {
     store = new ControlledStore();
-    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [AuthController], providers: [MessagesGateway] })
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [AuthController], providers: [MessagesGateway, CountingGuard] })
     class MessagesModule {}
     t = await createGatewayApp('express', transport, MessagesModule);
   });
@@ -132,5 +158,32 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     expect(await client.request('whoami')).toEqual({ userId: 79 });
     await request(t.server).post('/logout').set('Cookie', jar.header());
     await Promise.all([client.closed, other.closed]);
+  });
+
+  it('a handler that finishes after its client left has its change saved', async () => {
+    const jar = await login(80);
+    const client = await socket(jar);
+    store.reset();
+    void client.request('slowSet', 'kept').catch(() => undefined); // the client leaves before the answer
+    await until(() => store.calls.includes('get'), 'the message to read its session');
+    client.close();
+    await until(() => store.calls.includes('patch'), 'the change to be saved');
+    expect(await value(jar, 'slow')).toBe('kept');
+  });
+
+  it('a change made where no handler saves is saved on its own: load(client) in a handler that asks for no session, a guard that refuses', async () => {
+    const jar = await login(81);
+    const client = await socket(jar);
+    store.reset();
+    expect(await client.request('plainSet', 'x')).toEqual({ ok: true });
+    await until(() => store.calls.includes('patch'), 'the change to be saved');
+    expect(await value(jar, 'plain')).toBe('x');
+
+    store.reset();
+    const exception = client.nextException();
+    void client.request('counted').catch(() => undefined); // refused: the exception is the answer
+    expect(await exception).toMatchObject({ message: 'refused' });
+    await until(() => store.calls.includes('patch'), 'the count to be saved');
+    expect(await value(jar, 'attempts')).toBe(1);
   });
 });
