@@ -101,6 +101,12 @@ export class TokenController {
     return { ok: true };
   }
 
+  /** A preflight's own handler: app-wide, the guard lets it through untouched. */
+  @Options('plain')
+  plainOptions() {
+    return { ok: true, method: 'OPTIONS' };
+  }
+
   /** A sign-out no guard checks (a link): the session ends without the CSRF check. */
   @Get('sign-out')
   async signOut(@Session() session: Session) {
