@@ -125,7 +125,8 @@ function browserOf(userAgent: string | undefined): string {
  * belongs to, and says so the moment the server ends the socket (socket.io's reason
  * `io server disconnect`: the session ended, e.g. signed out in another tab). Any other drop (the
  * network, a server restart) is not the end of the session: socket.io reconnects by itself, and the
- * badge says it is reconnecting until the server greets it again.
+ * badge says it is reconnecting until the server greets it again. A session store that is down
+ * is no end of the session either: the server says so (`unavailable`), and the badge tells it apart.
  */
 const LIVE_BADGE = `<p id="live" class="live" data-state="connecting" role="status">Live: connecting…</p>
 <script src="/socket.io/socket.io.js"></script>
@@ -133,6 +134,11 @@ const LIVE_BADGE = `<p id="live" class="live" data-state="connecting" role="stat
   const badge = document.getElementById('live');
   const socket = io({ transports: ['websocket'] });
   socket.on('presence', (presence) => {
+    if (presence.unavailable) {
+      badge.dataset.state = 'unavailable';
+      badge.textContent = 'Live: unavailable, reload to try again';
+      return;
+    }
     badge.dataset.state = presence.signedIn ? 'on' : 'off';
     badge.textContent = presence.signedIn ? 'Live: signed in as ' + presence.name : 'Live: not signed in';
   });
