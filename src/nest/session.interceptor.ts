@@ -40,7 +40,7 @@ export class SessionInterceptor implements NestInterceptor {
       let unsubscribe: (() => void) | undefined;
       const start = () => {
         if (closed) return;
-        const handle = route.context && context.getType<string>() === 'graphql'
+        const handle = route.context && isSubscription(context)
           ? () => next.handle().pipe(map((value) => inScope(engine, request, value))).subscribe(subscriber)
           : () => next.handle().subscribe(subscriber);
         const inner = route.context ? engine.context.run(request, handle) : handle();
@@ -56,6 +56,13 @@ export class SessionInterceptor implements NestInterceptor {
   }
 }
 
+/** Whether `context` is a GraphQL subscription's resolver call (its `info` names the operation). */
+function isSubscription(context: ExecutionContext): boolean {
+  if (context.getType<string>() !== 'graphql') return false;
+  const info = context.getArgByIndex<{ operation?: { operation?: unknown } } | undefined>(3);
+  return info?.operation?.operation === 'subscription';
+}
+
 /**
  * A subscription's result as the resolver returned it, but whose events are made where
  * `current()` finds the sessions: an async iterator (an `async *` resolver's body runs only when
@@ -63,8 +70,8 @@ export class SessionInterceptor implements NestInterceptor {
  * Anything else is returned as it is.
  */
 function inScope(engine: SessionEngine, sessions: SessionSource, value: unknown): unknown {
-  const iterator = value as Partial<AsyncIterator<unknown>> | null | undefined;
-  if (iterator == null || typeof iterator !== 'object' || typeof iterator.next !== 'function') return value;
+  const iterator = value as (Partial<AsyncIterator<unknown>> & Partial<AsyncIterable<unknown>>) | null | undefined;
+  if (iterator == null || typeof iterator !== 'object' || typeof iterator.next !== 'function' || typeof iterator[Symbol.asyncIterator] !== 'function') return value;
   const scope = engine.context;
   const next = iterator.next;
   const wrapped: AsyncIterableIterator<unknown> = {

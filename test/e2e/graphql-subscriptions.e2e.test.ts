@@ -179,6 +179,8 @@ interface Feed {
     const generator = subscribe(client(), 'subscription { currentTicker { userId } }');
     expect(await generator.next(2)).toEqual([{ data: { currentTicker: { userId: 42 } } }, { data: { currentTicker: { userId: 42 } } }]);
     expect((await gql('{ userId }')).data).toEqual({ userId: 42 });
+    // Over HTTP, a query's result that has a next() of its own is left as it is.
+    expect((await gql('{ cursor { position following } }')).data).toEqual({ cursor: { position: 42, following: 43 } });
   });
 
   it('a connection without a cookie, or with a cookie the store does not know, sees an empty session and hangs on nothing', async () => {

@@ -3,7 +3,7 @@
 import { EventEmitter, on } from 'node:events';
 import { ForbiddenException, Injectable, Module, UseGuards, type CanActivate, type ExecutionContext, type Type } from '@nestjs/common';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
-import { Args, Context, Field, GraphQLModule, Int, Mutation, ObjectType, Query, ResolveField, Resolver, Subscription } from '@nestjs/graphql';
+import { Args, Context, Field, GraphQLModule, Int, Mutation, ObjectType, Parent, Query, ResolveField, Resolver, Subscription } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
 import { Flash, Session, SessionModule, SessionService, UseSession, type SessionStore } from '../../src/index.js';
 import { SECRET } from './app.fixture.js';
@@ -20,6 +20,23 @@ export class Badge {
 
   @Field(() => [String])
   messages!: string[];
+}
+
+/** What a query returns that has a `next()` of its own (a cursor): nothing to take for an iterator. */
+@ObjectType()
+export class Cursor {
+  @Field(() => Int)
+  position!: number;
+
+  next!: () => number;
+}
+
+@Resolver(() => Cursor)
+export class CursorResolver {
+  @ResolveField(() => Int)
+  following(@Parent() cursor: Cursor) {
+    return cursor.next();
+  }
 }
 
 /** Lets signed-in visitors through, reading the session with SessionService.load(context); changes nothing. */
@@ -88,6 +105,14 @@ export class LiveResolver {
   @Query(() => Int, { nullable: true })
   userId(@Session() session: Session) {
     return session.get('userId') ?? null;
+  }
+
+  /** A query under @UseSession() whose result has a `next()` method. */
+  @Query(() => Cursor)
+  @UseSession()
+  cursor(): Cursor {
+    const position = (this.sessions.current()?.get('userId') as number | undefined) ?? 0;
+    return { position, next: () => position + 1 };
   }
 
   @Mutation(() => Boolean)
@@ -163,7 +188,7 @@ export class BadgeResolver {
   }
 }
 
-const providers = [LiveResolver, BadgeResolver, SignedInReader];
+const providers = [LiveResolver, BadgeResolver, CursorResolver, SignedInReader];
 
 /** Apollo on Express, subscriptions over graphql-ws (and batched HTTP requests): the only session-related setup is none. */
 export function apolloSubscriptionsModule(store: SessionStore, context?: ApolloDriverConfig['context']): Type<unknown> {
