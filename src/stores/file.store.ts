@@ -99,8 +99,7 @@ export class FileStore implements SessionStore {
       const before = current.meta.user?.id;
       const after = patch.user === undefined ? before : patch.user?.id;
       if (before !== undefined && before !== after) await this.unmark(before, id);
-      // Marked at every write of a tied session, so a marker lost (a crash between two writes) comes back.
-      if (after !== undefined && patch.expiresAt > Date.now()) await this.mark(after, id);
+      if (after !== undefined && patch.expiresAt > Date.now()) await (after === before ? this.keepMarked(after, id) : this.mark(after, id));
     });
   }
 
@@ -110,7 +109,7 @@ export class FileStore implements SessionStore {
       const current = await this.read(id);
       if (current === undefined) return;
       await this.write(id, { ...current, expiresAt });
-      if (current.meta.user !== undefined && expiresAt > Date.now()) await this.mark(current.meta.user.id, id);
+      if (current.meta.user !== undefined && expiresAt > Date.now()) await this.keepMarked(current.meta.user.id, id);
     });
   }
 
@@ -191,6 +190,19 @@ export class FileStore implements SessionStore {
       }
     } catch (error) {
       throw this.failure("index a user's session", 'check that the directory is writable and the disk not full', error);
+    }
+  }
+
+  /**
+   * At each later write of a tied session: one `stat`, and the marker written again only when it is
+   * missing, so a marker lost (a crash between two writes) comes back without every write paying a
+   * directory and a file creation.
+   */
+  private async keepMarked(userId: string, id: string): Promise<void> {
+    try {
+      await stat(join(this.userDir(userId), id));
+    } catch {
+      await this.mark(userId, id);
     }
   }
 

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
@@ -77,7 +77,22 @@ describe('FileStore', () => {
     expect(readdirSync(join(directory, 'users'))).toEqual([]); // the empty user directory went too
   });
 
-  it('writes the marker again at every write of a tied session, so a marker lost between two writes comes back', async () => {
+  it('writes the marker once, not at every write of a tied session', async () => {
+    const directory = freshDir();
+    const store = track(new FileStore({ directory, sweepInterval: 0 }));
+    await store.set('once', { ...record({ a: 1 }), meta: { createdAt: Date.now(), user: { id: 'ada' } } });
+    const [marker] = markers(directory);
+    const path = join(directory, 'users', marker);
+    const past = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000); // whole seconds: exact on every file system
+    utimesSync(path, past, past);
+    await store.patch('once', { ...patch({ b: '2' }), user: { id: 'ada', lastSeenAt: Date.now() } });
+    await store.patch('once', patch({ c: '3' }));
+    await store.touch('once', LATER() + 1000);
+    expect(statSync(path).mtimeMs).toBe(past.getTime()); // never opened for writing again
+    expect((await store.listByUser('ada')).map((e) => e.id)).toEqual(['once']);
+  });
+
+  it('writes the marker again at a later write of a tied session when it is missing, so a marker lost between two writes comes back', async () => {
     const directory = freshDir();
     const store = track(new FileStore({ directory, sweepInterval: 0 }));
     const rec: SessionRecord = { ...record({ a: 1 }), meta: { createdAt: Date.now(), user: { id: 'ada' } } };
