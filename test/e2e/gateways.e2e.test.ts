@@ -177,6 +177,23 @@ describe.each(cases.map((each, index) => ({ ...each, index })))('gateways: $name
     expect(await held).toEqual({ held: key, userId: 31, note: null }); // its own session, read when it started
   });
 
+  it('two overlapping messages with the same event and payload (no ack on ws) each get the session they read', async () => {
+    await login(34);
+    const client = await socket();
+    const key = `twin-${index}`;
+    store.reset();
+    const releaseFirst = store.holdNextAnswer('get');
+    const first = client.request('hold', key, (answer) => (answer as { note?: unknown } | null)?.note === null);
+    await until(() => store.calls.includes('get'), 'the first message to read its session');
+    await http('post', '/note?text=between');
+    const second = client.request('hold', key, (answer) => (answer as { note?: unknown } | null)?.note === 'between');
+    await holds.reached(key); // the second one's parameter has its session; the first one's read is still held
+    releaseFirst();
+    holds.release(key);
+    expect(await first).toEqual({ held: key, userId: 34, note: null });
+    expect(await second).toEqual({ held: key, userId: 34, note: 'between' });
+  });
+
   it("overlapping messages each have their own session, and their changes merge key by key: a guard's change survives a message that starts while it waits", async () => {
     await login(32);
     const client = await socket();
