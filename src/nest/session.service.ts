@@ -25,8 +25,9 @@ export class SessionService {
    * lead to its response), of an HTTP route or a GraphQL resolver; or a GraphQL context object
    * (`@Context()`); or, on Express, the request. In a gateway: the `ExecutionContext` of a message
    * handler or its guard, or the client socket itself (in `handleConnection`), read fresh from the
-   * store once per message (the same object for the message's guards and handler); outside a
-   * message, at every call. In a GraphQL
+   * store once per message (the same object for the message's guards and handler, and for the
+   * socket in a handler marked `@UseSession()`); elsewhere, at every call, and saved on its own
+   * where no handler saves it. In a GraphQL
    * subscription: the session of the request that opened its connection, read-only.
    */
   async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
