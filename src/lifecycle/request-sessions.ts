@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { parse } from 'cookie';
 import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter.js';
-import { gateResponse, headGone, responseReplaced, type ResponseSaver } from './response-gate.js';
+import { gateResponse, headGone, responseReplaced, saveAgainAtEnd, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
 import { DEFAULT_SESSION } from '../session/session.constants.js';
@@ -61,6 +61,8 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   ) {
     this.adapter = adapterFor(res);
     this.raw = this.adapter.rawResponse(res);
+    // First asked for once the head has gone out: no cookie can join it any more.
+    this.responded = this.raw.headersSent;
     gateResponse(this.raw, this);
   }
 
@@ -147,10 +149,25 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   // SessionHost
   async destroyStored(session: SessionState, id: string): Promise<void> {
-    if (this.responded) throw this.refusedAfterResponse(session, 'destroy() after the response was sent is refused: its cookie could no longer be cleared');
+    if (this.responded) return this.destroyAfterResponse(session, id);
     // A save of the old id still running must land before the destroy, never after it.
     if (this.saving !== undefined) await this.saving;
     await this.engine.destroy(session.definition, id);
+  }
+
+  /**
+   * A logout never fails open: after the response, the stored session still goes (the browser's
+   * cookie then leads to no session), once the response's own write and any save of changes made
+   * after it have landed. A session that lives in its cookie cannot be ended without that cookie.
+   */
+  private async destroyAfterResponse(session: SessionState, id: string): Promise<void> {
+    if (session.definition.clientSide) throw this.refusedAfterResponse(session, 'destroy() after the response was sent is refused: the session lives in its cookie, which could no longer be cleared');
+    await Promise.allSettled([this.responseSave, this.saving]);
+    if (this.saving !== undefined) await this.saving;
+    await this.engine.destroy(session.definition, id);
+    this.engine.logger.warn(
+      `Session '${session.definition.name}' destroyed after the response was sent: it is gone from its store, but its cookie could no longer be cleared; destroy it before the response is sent`,
+    );
   }
 
   /** Nothing to refuse before the response's save; after it, see `changedAfterResponse`. */
@@ -243,7 +260,10 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     if (change === 'regenerate') {
       throw this.refusedAfterResponse(session, 'regenerate() after the response was sent is refused: its new cookie could no longer reach the browser, and the old session would be gone (the user signed out)');
     }
-    if (!this.raw.writableEnded) return;
+    if (!this.raw.writableEnded) {
+      saveAgainAtEnd(this.raw);
+      return;
+    }
     if (session.definition.clientSide || (!session.stored && session.writing === 0)) {
       if (this.lateWarned) return;
       this.lateWarned = true;

@@ -118,6 +118,12 @@ export function headGone(res: ServerResponse): boolean {
   return gate?.held !== undefined ? false : res.headersSent;
 }
 
+/** A session changed after the head went out: the response saves it again (without a cookie) as it ends. */
+export function saveAgainAtEnd(res: ServerResponse): void {
+  const gate = (res as GatedResponse)[kGate];
+  if (gate !== undefined) gate.streamed = true;
+}
+
 /** Whether the response was replaced by an error (its save failed). */
 export function responseReplaced(res: ServerResponse): boolean {
   return (res as GatedResponse)[kGate]?.phase === REPLACED;

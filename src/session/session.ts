@@ -140,6 +140,7 @@ export class SessionState implements Session<any>, FlashHolder {
   setUser(user: string | number | undefined, options?: SetUserOptions): void {
     if (user === undefined) {
       if (this.#metaValue.user === undefined) return;
+      this.#host.refuseChange?.(this, 'change');
       const { user: _old, ...rest } = this.#metaValue;
       this.#metaValue = rest;
       this.versionDue = false;
@@ -151,6 +152,7 @@ export class SessionState implements Session<any>, FlashHolder {
     const version = this.#definition.userVersion === undefined || options?.version === undefined ? undefined : versionOf(options.version);
     const tie = this.#metaValue.user;
     if (tie?.id === id && (version === undefined || tie.version === version)) return;
+    this.#host.refuseChange?.(this, 'change');
     const previous = this.#metaValue;
     this.#metaValue = { ...previous, user: version === undefined ? { id } : { id, version } };
     if (this.#definition.clientSide) {

@@ -10,6 +10,7 @@ import {
   Param,
   Redirect,
   Render,
+  Req,
   Res,
   Sse,
   StreamableFile,
@@ -112,6 +113,8 @@ class LenientController {
 
 @Controller()
 class LifecycleController {
+  constructor(private readonly sessions: SessionService) {}
+
   @Get('count')
   count(@Session() session: Session) {
     const visits = ((session.get('visits') as number | undefined) ?? 0) + 1;
@@ -198,6 +201,63 @@ class LifecycleController {
     await sent;
     session.set('after', 'the response');
     afterSend.push(await session.regenerate().then(() => 'regenerated', (error: Error) => `${error.name}: ${error.message}`));
+  }
+
+  @Get('logout-after-redirect')
+  async logoutAfterRedirect(@Session() session: Session, @Res() res: any) {
+    const raw: ServerResponse = res.raw ?? res;
+    const sent = new Promise((resolve) => raw.once('finish', resolve));
+    if (typeof res.code === 'function') res.code(302).header('location', '/bye').send();
+    else res.redirect('/bye');
+    await sent;
+    afterSend.push(await session.destroy().then(() => 'destroyed', (error: Error) => `${error.name}: ${error.message}`));
+  }
+
+  /** Express: the session is first asked for (SessionService.load(req)) once the response has gone out. */
+  @Get('first-load-after-send/:what')
+  async firstLoadAfterSend(@Req() req: any, @Res() res: any, @Param('what') what: string) {
+    const sent = new Promise((resolve) => (res as ServerResponse).once('finish', resolve));
+    res.send('sent');
+    await sent;
+    const session = await this.sessions.load(req);
+    if (what === 'set') {
+      session.set('late', true);
+      afterSend.push('set');
+    } else {
+      afterSend.push(await session.regenerate().then(() => 'regenerated', (error: Error) => `${error.name}: ${error.message}`));
+    }
+  }
+
+  @Get('head-then-end')
+  headThenEnd(@Session() session: Session, @Res() res: any) {
+    const raw: ServerResponse = res.raw ?? res;
+    raw.writeHead(200, { 'content-type': 'text/plain' });
+    session.set('between', 'head and end');
+    setTimeout(() => {
+      raw.end('x');
+      afterSend.push('ended');
+    }, 10);
+  }
+
+  @Get('sign-out-after-send')
+  async signOutAfterSend(@Session() session: Session, @Res() res: any) {
+    const raw: ServerResponse = res.raw ?? res;
+    const sent = new Promise((resolve) => raw.once('finish', resolve));
+    res.send('sent');
+    await sent;
+    session.setUser(undefined);
+    afterSend.push('signed out');
+  }
+
+  @Get('sign-in')
+  signIn(@Session() session: Session) {
+    session.setUser('u1');
+    return {};
+  }
+
+  @Get('user')
+  user(@Session() session: Session) {
+    return { user: session.user ?? null };
   }
 
   @Get('late-twice')
@@ -519,6 +579,59 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch', 'patch']));
     expect((await data(jar)).data).toEqual({ visits: 1, first: 1, second: 2 });
   });
+
+  it('destroy() after the response was sent still removes the stored session (a logout never fails open), with a warning', async () => {
+    const jar = await signedIn();
+    const warnings = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    afterSend.length = 0;
+    store.reset();
+    const res = await get('/logout-after-redirect', jar);
+    expect(res.status).toBe(302);
+    expect(res.headers['set-cookie']).toBeUndefined();
+    await vi.waitFor(() => expect(afterSend).toEqual(['destroyed']));
+    expect(store.calls).toEqual(['get', 'destroy']);
+    expect(warnings.mock.calls.map(String)).toEqual([expect.stringMatching(/^Session 'default' destroyed after the response was sent: it is gone from its store, but its cookie could no longer be cleared/)]);
+    expect((await data(jar)).data).toEqual({});
+  });
+
+  it('a change between the head and the end of a response is saved as it ends', async () => {
+    const jar = await signedIn();
+    afterSend.length = 0;
+    store.reset();
+    const res = await get('/head-then-end', jar);
+    expect(res.text).toBe('x');
+    await vi.waitFor(() => expect(afterSend).toEqual(['ended']));
+    await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch']));
+    expect((await data(jar)).data).toEqual({ visits: 1, between: 'head and end' });
+  });
+
+  it('setUser(undefined) after the response was sent is saved: the user is signed out', async () => {
+    const jar = new CookieJar();
+    jar.take(await get('/sign-in', jar));
+    afterSend.length = 0;
+    store.reset();
+    await get('/sign-out-after-send', jar);
+    await vi.waitFor(() => expect(afterSend).toEqual(['signed out']));
+    await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch']));
+    expect((await get('/user', jar)).body).toEqual({ user: null });
+  });
+
+  if (platform.kind === 'express') {
+    it('a session first asked for after the response was sent: a change is saved without a cookie, regenerate() is refused', async () => {
+      const jar = await signedIn();
+      const errors = quiet();
+      afterSend.length = 0;
+      store.reset();
+      await get('/first-load-after-send/set', jar);
+      await vi.waitFor(() => expect(afterSend).toEqual(['set']));
+      await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch']));
+      await get('/first-load-after-send/regenerate', jar);
+      await vi.waitFor(() => expect(afterSend).toHaveLength(2));
+      expect(afterSend[1]).toMatch(/^SessionError: Session 'default': regenerate\(\) after the response was sent is refused/);
+      expect(errors).toHaveBeenCalledWith(expect.stringMatching(/regenerate\(\) after the response was sent/));
+      expect((await data(jar)).data).toEqual({ visits: 1, late: true });
+    });
+  }
 
   it('a change after the response was sent is saved without a cookie; regenerate() then is refused and the session kept', async () => {
     const jar = await signedIn();
