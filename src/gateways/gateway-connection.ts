@@ -155,23 +155,40 @@ export class GatewayConnection implements SessionHost {
 
   /**
    * The message whose guards and interceptors get `args` (one array per message), created at its
-   * first ask. From a parameter, which gets a copy of them, the running message whose arguments are
-   * the same values; without them (`load(client)`), the message of a handler marked `@UseSession()`
-   * that runs this call. Otherwise (`handleConnection`, a handler that is not marked, work a handler
-   * left scheduled), a message of its own, so that every such call reads fresh.
+   * first ask. Without them (`load(client)`), the message of a handler marked `@UseSession()` that
+   * runs this call. Otherwise (`handleConnection`, a handler that is not marked, work a handler left
+   * scheduled), a message of its own, so that every such call reads fresh.
    */
   message(args?: unknown[]): GatewayMessage {
     const holder = args as unknown as { [kMessage]?: GatewayMessage } | undefined;
     const known = holder?.[kMessage];
     if (known !== undefined && !known.finished) return known;
-    const scope = this.engine.context.getStore();
-    if (scope instanceof GatewayMessage && scope.connection === this && !scope.finished && (args === undefined || sameValues(scope.args, args))) return scope;
-    if (args !== undefined) {
-      for (const message of this.handling) if (!message.scoped && sameValues(message.args, args)) return message;
-    }
+    const scope = this.scope();
+    if (scope !== undefined && (args === undefined || scope.args === args)) return scope;
     const message = new GatewayMessage(this);
     if (holder !== undefined) Object.defineProperty(holder, kMessage, { value: message, configurable: true });
     return message;
+  }
+
+  /**
+   * The message of a parameter, which gets a copy of its message's arguments: the one that runs
+   * this call in the engine's context, else the running message whose arguments are the same values
+   * (twins run in the engine's context, see `begin`). Only a parameter matches by value: a guard or
+   * an interceptor of a message that has not begun must never be handed another one.
+   */
+  messageOfParameter(args: unknown[]): GatewayMessage {
+    const known = (args as unknown as { [kMessage]?: GatewayMessage })[kMessage];
+    if (known !== undefined && !known.finished) return known;
+    const scope = this.scope();
+    if (scope !== undefined && sameValues(scope.args, args)) return scope;
+    for (const message of this.handling) if (!message.scoped && sameValues(message.args, args)) return message;
+    return this.message(args);
+  }
+
+  /** The running message of this socket in whose context (`scoped`) this call runs, if any. */
+  private scope(): GatewayMessage | undefined {
+    const scope = this.engine.context.getStore();
+    return scope instanceof GatewayMessage && scope.connection === this && !scope.finished ? scope : undefined;
   }
 
   /**
@@ -182,7 +199,7 @@ export class GatewayConnection implements SessionHost {
    */
   begin(message: GatewayMessage, args: unknown[], context: boolean): boolean {
     message.args = args;
-    message.scoped = context || [...this.handling].some((other) => !other.scoped && sameValues(other.args, args));
+    message.scoped = context || [...this.handling].some((other) => other !== message && !other.scoped && sameValues(other.args, args));
     this.handling.add(message);
     return message.scoped;
   }

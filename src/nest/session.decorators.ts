@@ -101,7 +101,7 @@ function loadedSession(context: ExecutionContext, name: string | undefined): Ses
   if (type === 'ws') {
     // The session interceptor, bound to gateway handlers that ask, loaded it for this message.
     const connection = GatewayConnection.find(context.switchToWs().getClient());
-    if (connection !== undefined) return connection.message(context.getArgs()).load(name ?? DEFAULT_SESSION);
+    if (connection !== undefined) return connection.messageOfParameter(context.getArgs()).load(name ?? DEFAULT_SESSION);
     throw missing(
       context,
       'no session was loaded for this gateway handler: SessionModule binds its loader to the message handlers of gateways that are providers of a module when the app starts; a method decorator that replaces the method drops the binding (put @UseSession() above it).',

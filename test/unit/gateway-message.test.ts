@@ -1,0 +1,43 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { CallHandler, ExecutionContext } from '@nestjs/common';
+import { Observable, Subject } from 'rxjs';
+import { expect, it } from 'vitest';
+import type { SessionEngine } from '../../src/lifecycle/session-engine.js';
+import type { RouteInfo } from '../../src/nest/route-info.js';
+import { GatewayConnection } from '../../src/gateways/gateway-connection.js';
+import { interceptMessage } from '../../src/gateways/gateway-message.js';
+
+const engine = { context: new AsyncLocalStorage() } as unknown as SessionEngine;
+const route = { names: [], context: false } as unknown as RouteInfo;
+
+function context(client: object, args: unknown[]): ExecutionContext {
+  return { switchToWs: () => ({ getClient: () => client }), getArgs: () => args, getType: () => 'ws' } as unknown as ExecutionContext;
+}
+
+/** The messages of `client` whose handler runs now. */
+function running(client: object): unknown[] {
+  return [...(GatewayConnection.find(client) as unknown as { handling: Set<unknown> }).handling];
+}
+
+it("a message whose arguments equal a running message's (socket.io emit without ack) gets its own session at its guards and interceptor", () => {
+  const client = { handshake: { headers: {} }, connected: true, disconnect() {}, once() {} };
+  const feed = new Subject<number>();
+  const subscription = interceptMessage(engine, context(client, [client, undefined, undefined, 'refresh']), { handle: () => feed } as CallHandler, route).subscribe();
+  const connection = GatewayConnection.find(client)!;
+  const [first] = running(client);
+  expect(first).toBeDefined();
+  expect(connection.message([client, undefined, undefined, 'refresh'])).not.toBe(first);
+  subscription.unsubscribe();
+});
+
+it('a handler bound to two session interceptors (interceptor: \'global\' and its own) is intercepted once, outside the engine\'s context unless asked', () => {
+  const client = { readyState: 1, close() {}, once() {} };
+  const args = [client, 'x', 'visit'];
+  let store: unknown = 'not run';
+  const handler = { handle: () => new Observable<number>((subscriber) => void (store = engine.context.getStore(), subscriber.next(1))) } as CallHandler;
+  const inner = { handle: () => interceptMessage(engine, context(client, args), handler, route) } as CallHandler;
+  const subscription = interceptMessage(engine, context(client, args), inner, route).subscribe();
+  expect(store).toBeUndefined();
+  expect(running(client)).toHaveLength(1);
+  subscription.unsubscribe();
+});
