@@ -20,6 +20,8 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
   if (connection === undefined) return next.handle();
   // The message its guards began, if they asked already.
   const message = connection.message(context.getArgs());
+  // Intercepted already (`interceptor: 'global'` and the binder's interceptor on one handler): one load, one save.
+  if (message.intercepted) return next.handle();
   message.intercepted = true;
   return new Observable<unknown>((subscriber) => {
     let inner: Subscription | undefined;
