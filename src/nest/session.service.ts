@@ -84,12 +84,13 @@ export class SessionService {
       const sessions = graphqlSessions(this.engine, value);
       if (sessions !== undefined) return sessions;
     }
-    const req = value as { res?: unknown; route?: unknown; body?: unknown; query?: unknown };
+    const req = value as { res?: unknown };
     if (req.res === undefined) {
       throw reported(new SessionError('SessionService.load(request): this request does not lead to its response; pass the ExecutionContext instead (a guard has it as its first argument)'));
     }
-    const sessions = RequestSessions.of(this.engine, req, req.res);
-    return isGraphqlRequest(req) ? sessions.forGraphql() : sessions;
+    // Nothing in a request alone says that GraphQL answers it (a REST body may carry a `query`): an
+    // error sent instead of its response is shaped as GraphQL only where a resolver's context asked.
+    return RequestSessions.of(this.engine, req, req.res);
   }
 
   /**
@@ -134,24 +135,4 @@ export class SessionService {
   store(name: string = DEFAULT_SESSION): AnySessionStore {
     return this.engine.definition(name).store;
   }
-}
-
-/**
- * An Express request that a GraphQL server answers (Apollo's middleware), as a resolver's
- * `load(req)` gets it: no Express route matched it (Nest's controllers are routes, a GraphQL server
- * is middleware) and it carries a GraphQL operation. An error sent instead of its response is then
- * shaped as a GraphQL response.
- */
-function isGraphqlRequest(req: { route?: unknown; body?: unknown; query?: unknown }): boolean {
-  if (req.route !== undefined) return false;
-  const body = req.body;
-  if (Array.isArray(body)) return body.length > 0 && body.every(isGraphqlOperation);
-  return isGraphqlOperation(body) || isGraphqlOperation(req.query);
-}
-
-/** `{ query: string }`, or a persisted query (`{ extensions: { persistedQuery } }`). */
-function isGraphqlOperation(value: unknown): boolean {
-  if (value === null || typeof value !== 'object') return false;
-  const { query, extensions } = value as { query?: unknown; extensions?: { persistedQuery?: unknown } };
-  return typeof query === 'string' || (typeof extensions === 'object' && extensions !== null && typeof extensions.persistedQuery === 'object');
 }

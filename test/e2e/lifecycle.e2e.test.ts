@@ -1,5 +1,6 @@
 import {
   BadRequestException,
+  Body,
   Catch,
   Controller,
   Get,
@@ -8,6 +9,7 @@ import {
   Logger,
   Module,
   Param,
+  Post,
   Redirect,
   Render,
   Req,
@@ -23,6 +25,9 @@ import {
   type ExceptionFilter,
   type ExecutionContext,
   type MessageEvent,
+  type MiddlewareConsumer,
+  type NestMiddleware,
+  type NestModule,
   type NestInterceptor,
 } from '@nestjs/common';
 import { writeFile } from 'node:fs/promises';
@@ -827,6 +832,65 @@ describe('Express middleware that wraps the response methods first (as on-header
     } finally {
       vi.restoreAllMocks();
       await app.close();
+    }
+  });
+});
+
+describe('a REST request whose session middleware loaded with SessionService.load(req), on Express', () => {
+  const store = new ControlledStore();
+
+  @Injectable()
+  class LoadingMiddleware implements NestMiddleware {
+    constructor(private readonly sessions: SessionService) {}
+    async use(req: object, _res: unknown, next: () => void) {
+      (await this.sessions.load(req)).set('seen', true);
+      next();
+    }
+  }
+
+  @Controller()
+  class SearchController {
+    @Post('search')
+    search(@Body() body: unknown) {
+      return { searched: body };
+    }
+
+    @Get('items')
+    items() {
+      return { items: [] };
+    }
+  }
+
+  @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store })], controllers: [SearchController], providers: [LoadingMiddleware] })
+  class MiddlewareModule implements NestModule {
+    configure(consumer: MiddlewareConsumer) {
+      consumer.apply(LoadingMiddleware).forRoutes('*');
+    }
+  }
+
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await platforms.find((each) => each.name === 'express')!.create(MiddlewareModule);
+  });
+  afterAll(() => t.close());
+
+  const rest = { statusCode: 503, message: 'Service Unavailable', code: 'SESSION_STORE_UNAVAILABLE' };
+  const requests: [string, () => request.Test][] = [
+    ['a body with a query field', () => t.http().post('/search').send({ query: 'shoes' })],
+    ['a list of bodies with query fields', () => t.http().post('/search').send([{ query: 'a' }, { query: 'b' }])],
+    ['a query parameter named query', () => t.http().get('/items?query=shoes')],
+    ['no route (404)', () => t.http().post('/nowhere').send({ query: 'shoes' })],
+  ];
+
+  it.each(requests)('answers a failed save of %s with the HTTP 503 body, never a GraphQL one', async (_kind, send) => {
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    try {
+      store.failNext('set');
+      const res = await send();
+      expect(res.status).toBe(503);
+      expect(JSON.parse(res.text)).toEqual(rest);
+    } finally {
+      vi.restoreAllMocks();
     }
   });
 });
