@@ -48,6 +48,8 @@ export class GatewayMessage implements SessionScope {
   intercepted = false;
   /** A save of what changed outside any handler is due at the next turn of the event loop. */
   private saveDue = false;
+  /** Changed since its interceptor's last save began. */
+  private unsaved = false;
 
   constructor(readonly connection: GatewayConnection) {}
 
@@ -93,7 +95,11 @@ export class GatewayMessage implements SessionScope {
    * with whatever else changed by then: nothing is dropped for want of a response.
    */
   changing(): void {
-    if ((this.intercepted && !this.finished) || this.saveDue) return;
+    if (this.intercepted && !this.finished) {
+      this.unsaved = true; // its handler's interceptor saves it, or, if its last save has begun, `end` does
+      return;
+    }
+    if (this.saveDue) return;
     this.saveDue = true;
     setImmediate(() => {
       this.saveDue = false;
@@ -102,8 +108,14 @@ export class GatewayMessage implements SessionScope {
     });
   }
 
+  /** Its interceptor is done: a change made since its last save began is saved on its own. */
+  ended(): void {
+    if (this.unsaved) this.changing();
+  }
+
   /** Saves what changed in the message's server-side sessions (after its handler). */
   async save(): Promise<void> {
+    this.unsaved = false;
     const pending: Promise<void>[] = [];
     for (const session of this.sessions.values()) {
       if (!(session instanceof Promise) && !session.definition.clientSide) pending.push(this.connection.saveNow(session));
@@ -204,10 +216,14 @@ export class GatewayConnection implements SessionHost {
     return message.scoped;
   }
 
-  /** The handler of `message` is over and its sessions saved: later asks read anew. */
+  /**
+   * The handler of `message` is over and its sessions saved: later asks read anew; what changed
+   * while its last save was in flight (work the handler left scheduled) is saved on its own.
+   */
   end(message: GatewayMessage): void {
     message.finished = true;
     this.handling.delete(message);
+    message.ended();
   }
 
   /**

@@ -49,6 +49,15 @@ class MessagesGateway {
     throw new WsException('refused after a change');
   }
 
+  /** Sets `early`, and leaves work scheduled that sets `mid` 20 ms later and `late` 120 ms later. */
+  @SubscribeMessage('lateSet')
+  lateSet(@Session() session: Session) {
+    session.set('early', 'e');
+    setTimeout(() => session.set('mid', 'm'), 20);
+    setTimeout(() => session.set('late', 'l'), 120);
+    return { ok: true };
+  }
+
   /** Answers after `ms`, having set `slow` on the way. */
   @SubscribeMessage('slowSet')
   async slowSet(@Session() session: Session, @MessageBody() value: string) {
@@ -158,6 +167,32 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     expect(await client.request('whoami')).toEqual({ userId: 79 });
     await request(t.server).post('/logout').set('Cookie', jar.header());
     await Promise.all([client.closed, other.closed]);
+  });
+
+  it('what work a handler left scheduled changes after the answer is saved on its own', async () => {
+    const jar = await login(90);
+    const client = await socket(jar);
+    expect(await client.request('lateSet')).toEqual({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 250)); // the scheduled work has run
+    expect({ early: await value(jar, 'early'), mid: await value(jar, 'mid'), late: await value(jar, 'late') }).toEqual({ early: 'e', mid: 'm', late: 'l' });
+  });
+
+  it("a change scheduled work makes while the message's last save is in flight is saved", async () => {
+    const jar = await login(91);
+    const client = await socket(jar);
+    store.reset();
+    const releaseFirst = store.holdNextAnswer('patch');
+    const answer = client.request('lateSet');
+    await until(() => store.calls.includes('patch'), 'the save before the answer');
+    const releaseLast = store.holdNextAnswer('patch');
+    await new Promise((resolve) => setTimeout(resolve, 60)); // 'mid' is set while the handler's saves are pending
+    releaseFirst(); // the answer goes out; the last save (of 'mid') starts and is held
+    await until(() => store.count('patch') === 2, 'the last save');
+    await new Promise((resolve) => setTimeout(resolve, 150)); // 'late' is set while it is in flight
+    releaseLast();
+    expect(await answer).toEqual({ ok: true });
+    await until(() => store.count('patch') === 3, 'the late change to be saved');
+    expect({ early: await value(jar, 'early'), mid: await value(jar, 'mid'), late: await value(jar, 'late') }).toEqual({ early: 'e', mid: 'm', late: 'l' });
   });
 
   it('a handler that finishes after its client left has its change saved', async () => {
