@@ -12,8 +12,8 @@ import { forGatewayClient } from './gateway-errors.js';
  * the engine's context, on a handler marked `@UseSession()`), and saves what changed before the
  * handler's answer goes out (before its first value, and again when it completes or fails), so the
  * client's next HTTP request sees the change. A client that leaves while the handler runs gets
- * nothing more, but what the handler changes until its result comes is saved all the same. A
- * store failure reaches the client as an error it can recognise (see `forGatewayClient`).
+ * nothing more, and a stream the handler returned is dropped, but what the handler changes is
+ * saved all the same. A store failure reaches the client as an error it can recognise (see `forGatewayClient`).
  */
 export function interceptMessage(engine: SessionEngine, context: ExecutionContext, next: CallHandler, route: RouteInfo): Observable<unknown> {
   const connection = GatewayConnection.of(engine, context.switchToWs().getClient());
@@ -47,11 +47,6 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
     const later = (work: () => Promise<void>) => {
       queue = queue.then(() => (over ? undefined : work())).catch((error: unknown) => stop(error));
     };
-    /** The client left before the handler's result: saved once it comes (nothing is sent). */
-    const left = async () => {
-      await message.save().catch(() => undefined); // logged; nobody is left to tell
-      finish();
-    };
 
     let loading: Promise<unknown> | undefined;
     try {
@@ -67,7 +62,6 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
         next.handle().subscribe({
           next: (value) =>
             later(async () => {
-              if (done) return left();
               if (!savedBeforeValue) {
                 savedBeforeValue = true;
                 await message.save();
@@ -81,7 +75,6 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
             }),
           complete: () =>
             later(async () => {
-              if (done) return left();
               await message.save();
               stop();
             }),
@@ -93,9 +86,14 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
     if (loading === undefined) start();
     else loading.then(start, (error: unknown) => stop(error));
     return () => {
-      // The client left (Nest stops listening at its disconnect): the handler runs on, and its
-      // changes are saved when its result comes (see `left`).
+      if (over) return;
+      // The client left (Nest stops listening at its disconnect): what changed is saved now, and
+      // the handler's stream is dropped, so that one that never ends (a filter on an app-wide
+      // Subject) holds neither the socket nor its sessions. A handler that still runs (a Promise)
+      // runs on, and what it changes from now on is saved on its own (the message has ended).
       done = true;
+      message.save().catch(() => undefined); // logged; nobody is left to tell
+      finish();
     };
   });
 }

@@ -41,3 +41,12 @@ it('a handler bound to two session interceptors (interceptor: \'global\' and its
   expect(running(client)).toHaveLength(1);
   subscription.unsubscribe();
 });
+
+it("a stream a handler returned is dropped when its client leaves: nothing holds the socket's message", () => {
+  const client = { readyState: 1, close() {}, once() {} };
+  const feed = new Subject<number>(); // an app-wide Subject that may never emit for this client
+  const subscription = interceptMessage(engine, context(client, [client, 'x', 'feed']), { handle: () => feed } as CallHandler, route).subscribe();
+  expect(feed.observed).toBe(true);
+  subscription.unsubscribe(); // Nest stops listening at the disconnect
+  expect({ observed: feed.observed, running: running(client).length }).toEqual({ observed: false, running: 0 });
+});
