@@ -22,7 +22,7 @@ export class Badge {
   messages!: string[];
 }
 
-/** What a query returns that has a `next()` of its own (a cursor): nothing to take for an iterator. */
+/** What a query returns that has a `next()` of its own and is async iterable (a cursor): only a subscription's result is an event stream. */
 @ObjectType()
 export class Cursor {
   @Field(() => Int)
@@ -107,12 +107,13 @@ export class LiveResolver {
     return session.get('userId') ?? null;
   }
 
-  /** A query under @UseSession() whose result has a `next()` method. */
+  /** A query under @UseSession() whose result has a `next()` method and is async iterable. */
   @Query(() => Cursor)
   @UseSession()
   cursor(): Cursor {
     const position = (this.sessions.current()?.get('userId') as number | undefined) ?? 0;
-    return { position, next: () => position + 1 };
+    const cursor = { position, next: () => position + 1, [Symbol.asyncIterator]: () => cursor };
+    return cursor;
   }
 
   @Mutation(() => Boolean)

@@ -233,6 +233,17 @@ class LifecycleController {
     }
   }
 
+  @Get('change-send-change')
+  async changeSendChange(@Session() session: Session, @Res() res: any) {
+    const raw: ServerResponse = res.raw ?? res;
+    const sent = new Promise((resolve) => raw.once('finish', resolve));
+    session.set('before', 'the response');
+    res.send('sent');
+    await sent;
+    session.set('after', 'the response');
+    afterSend.push('changed after');
+  }
+
   @Get('head-then-end')
   headThenEnd(@Session() session: Session, @Res() res: any) {
     const raw: ServerResponse = res.raw ?? res;
@@ -597,6 +608,20 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     expect(store.calls).toEqual(['get', 'destroy']);
     expect(warnings.mock.calls.map(String)).toEqual([expect.stringMatching(/^Session 'default' destroyed after the response was sent: it is gone from its store, but its cookie could no longer be cleared/)]);
     expect((await data(jar)).data).toEqual({});
+  });
+
+  it('a response that became a 503 (its save failed) saves nothing of its request, not even a change made after it', async () => {
+    const jar = await signedIn();
+    quiet();
+    afterSend.length = 0;
+    store.reset();
+    store.failNext('patch');
+    const res = await get('/change-send-change', jar);
+    expect(res.status).toBe(503);
+    await vi.waitFor(() => expect(afterSend).toEqual(['changed after']));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(store.calls).toEqual(['get', 'patch']);
+    expect((await data(jar)).data).toEqual({ visits: 1 });
   });
 
   it('a change between the head and the end of a response is saved as it ends', async () => {
