@@ -95,13 +95,14 @@ function upgradeCookie(client: object): string | { readonly unknown: string } {
 }
 
 /**
- * A socket.io handshake over engine.io's JSONP polling (`j` in its query): a `<script>` tag can
- * make one from any page of the site (no `Origin`, the cookie sent) and run the answer, which hands
- * that page the connection id. No socket.io client uses JSONP: such a socket gets no session.
+ * A socket.io handshake over engine.io's JSONP polling (a polling handshake with `j` in its query,
+ * as engine.io tells it): a `<script>` tag can make one from any page of the site (no `Origin`, the
+ * cookie sent) and run the answer, which hands that page the connection id. No socket.io client
+ * uses JSONP: such a socket gets no session. A `j` of the app's own on a WebSocket handshake is no JSONP.
  */
 function isJsonp(client: IoSocket): boolean {
   const query = client.handshake.query;
-  return typeof query === 'object' && query !== null && query.j !== undefined;
+  return typeof query === 'object' && query !== null && query.transport === 'polling' && typeof query.j === 'string';
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

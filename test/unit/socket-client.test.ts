@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { SessionError, SessionService } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
+import { socketClient } from '../../src/gateways/socket-client.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const sessions = new SessionService(new SessionEngine({ secret: SECRET }));
@@ -31,5 +32,19 @@ describe("SessionService.load(client) on a ws WebSocket whose upgrade's Cookie h
     await expect(sessions.load(webSocket({ value: new EventEmitter() }))).rejects.toThrow(
       /Session 'default': the upgrade request of this ws WebSocket did not reach the app's HTTP server.*a port of its own/,
     );
+  });
+});
+
+describe("the Cookie header of a socket.io socket's handshake", () => {
+  /** A socket.io `Socket` whose handshake had `query`. */
+  const ioSocket = (query: Record<string, unknown>) => ({ handshake: { headers: { cookie: 'sid=x' }, query }, connected: true, disconnect() {}, once() {} });
+
+  it('is withheld from a JSONP polling handshake, which a <script> tag can make', () => {
+    expect(socketClient(ioSocket({ EIO: '4', transport: 'polling', j: '0' }))?.cookieHeader()).toBe('');
+  });
+
+  it("is read for a WebSocket or XHR polling handshake whose query has a 'j' of the app's own", () => {
+    expect(socketClient(ioSocket({ EIO: '4', transport: 'websocket', j: 'app' }))?.cookieHeader()).toBe('sid=x');
+    expect(socketClient(ioSocket({ EIO: '4', transport: 'polling' }))?.cookieHeader()).toBe('sid=x');
   });
 });
