@@ -80,7 +80,16 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
             }),
         });
       const scoped = connection.begin(message, context.getArgs(), route.context);
-      inner = scoped ? engine.context.run(message, run) : run();
+      try {
+        inner = scoped ? engine.context.run(message, run) : run();
+      } catch (error) {
+        // An interceptor after this one threw rather than erred: as for a handler's error.
+        later(async () => {
+          await message.save().catch(() => undefined); // logged; the thrown error is the one to tell
+          stop(error);
+        });
+        return;
+      }
       if (over) inner.unsubscribe();
     };
     if (loading === undefined) start();

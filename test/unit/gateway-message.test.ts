@@ -50,3 +50,13 @@ it("a stream a handler returned is dropped when its client leaves: nothing holds
   subscription.unsubscribe(); // Nest stops listening at the disconnect
   expect({ observed: feed.observed, running: running(client).length }).toEqual({ observed: false, running: 0 });
 });
+
+it('a handler whose next interceptor throws at once gets the error, and its message is over', async () => {
+  const client = { readyState: 1, close() {}, once() {} };
+  const failing = { handle: () => { throw new Error('thrown at once'); } } as CallHandler;
+  let failed: unknown;
+  interceptMessage(engine, context(client, [client, 'x', 'thrown']), failing, route).subscribe({ error: (error: unknown) => (failed = error) });
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(failed).toEqual(new Error('thrown at once'));
+  expect(running(client)).toHaveLength(0);
+});
