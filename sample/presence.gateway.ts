@@ -7,10 +7,13 @@ import type { Socket } from 'socket.io';
 /**
  * Lets through the handshakes of this app's own pages only (README, "Check the Origin of the
  * handshake"): the session cookie rides along with any page of the same site, a sibling subdomain's
- * included. The app's origin is the host the browser asked for, so the sample works on any host.
+ * included. The app's origin is the host the browser asked for, so the sample works on any host;
+ * it compares hosts, not schemes, and behind a proxy that rewrites the Host header it refuses the
+ * app's own pages: a real app lists its origins (the README's `ORIGINS`).
  */
 function fromOurPages(req: IncomingMessage): boolean {
-  if (new URL(req.url ?? '/', 'http://localhost').searchParams.has('j')) return false; // JSONP polling: a <script> of any page
+  const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+  if (query.get('transport') === 'polling' && query.has('j')) return false; // JSONP polling: a <script> of any page
   const origin = req.headers.origin;
   if (origin !== undefined) {
     try {
