@@ -72,14 +72,44 @@ function isSubscription(context: ExecutionContext): boolean {
 function inScope(engine: SessionEngine, sessions: SessionSource, value: unknown): unknown {
   const iterator = value as (Partial<AsyncIterator<unknown>> & Partial<AsyncIterable<unknown>>) | null | undefined;
   if (iterator == null || typeof iterator !== 'object' || typeof iterator.next !== 'function' || typeof iterator[Symbol.asyncIterator] !== 'function') return value;
-  const scope = engine.context;
-  const next = iterator.next;
-  const wrapped: AsyncIterableIterator<unknown> = {
-    next: (...args: [] | [unknown]) => scope.run(sessions, () => next.apply(iterator, args)),
-    [Symbol.asyncIterator]: () => wrapped,
-  };
-  const { return: end, throw: fail } = iterator;
-  if (typeof end === 'function') wrapped.return = (result?: unknown) => scope.run(sessions, () => end.call(iterator, result));
-  if (typeof fail === 'function') wrapped.throw = (error?: unknown) => scope.run(sessions, () => fail.call(iterator, error));
-  return wrapped;
+  return new ScopedIterator(engine.context, sessions, iterator as AsyncIterator<unknown>);
+}
+
+type Scope = SessionEngine['context'];
+
+/** One object per subscription, whose methods are shared: no closure per event. */
+class ScopedIterator implements AsyncIterableIterator<unknown> {
+  constructor(
+    private readonly scope: Scope,
+    private readonly sessions: SessionSource,
+    private readonly iterator: AsyncIterator<unknown>,
+  ) {}
+
+  next(value?: unknown): Promise<IteratorResult<unknown>> {
+    return this.scope.run(this.sessions, nextOf, this.iterator, value);
+  }
+
+  return(value?: unknown): Promise<IteratorResult<unknown>> {
+    return typeof this.iterator.return === 'function' ? this.scope.run(this.sessions, returnOf, this.iterator, value) : Promise.resolve({ done: true, value });
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<unknown>> {
+    return typeof this.iterator.throw === 'function' ? this.scope.run(this.sessions, throwOf, this.iterator, error) : Promise.reject(error);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+function nextOf(iterator: AsyncIterator<unknown>, value: unknown): Promise<IteratorResult<unknown>> {
+  return iterator.next(value);
+}
+
+function returnOf(iterator: AsyncIterator<unknown>, value: unknown): Promise<IteratorResult<unknown>> {
+  return iterator.return!(value);
+}
+
+function throwOf(iterator: AsyncIterator<unknown>, error: unknown): Promise<IteratorResult<unknown>> {
+  return iterator.throw!(error);
 }

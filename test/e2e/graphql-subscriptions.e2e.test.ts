@@ -178,6 +178,12 @@ interface Feed {
     expect((await current.next(2))[1]).toEqual({ data: { currentBadge: { userId: 42 } } });
     const generator = subscribe(client(), 'subscription { currentTicker { userId } }');
     expect(await generator.next(2)).toEqual([{ data: { currentTicker: { userId: 42 } } }, { data: { currentTicker: { userId: 42 } } }]);
+    // And in the iterator's return(), called as the client leaves.
+    fixture!.closedWith.length = 0;
+    const closing = subscribe(client(), 'subscription { currentUntilClosed { userId } }');
+    expect((await closing.next(1))[0]).toEqual({ data: { currentUntilClosed: { userId: 42 } } });
+    closing.stop();
+    await vi.waitFor(() => expect(fixture!.closedWith).toEqual([42]));
     expect((await gql('{ userId }')).data).toEqual({ userId: 42 });
     // Over HTTP, a query's result that has a next() of its own is left as it is.
     expect((await gql('{ cursor { position following } }')).data).toEqual({ cursor: { position: 42, following: 43 } });

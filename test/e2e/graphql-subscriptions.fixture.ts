@@ -22,6 +22,9 @@ export class Badge {
   messages!: string[];
 }
 
+/** What current() saw in a subscription's iterator as its client left. */
+export const closedWith: (number | null)[] = [];
+
 /** What a query returns that has a `next()` of its own and is async iterable (a cursor): only a subscription's result is an event stream. */
 @ObjectType()
 export class Cursor {
@@ -156,6 +159,26 @@ export class LiveResolver {
   async *currentTicker() {
     yield { badge: this.currentBadgeNow() };
     yield { badge: this.currentBadgeNow() };
+  }
+
+  /** One event, then none until the client leaves: a hand-made iterator whose `return()` records the user current() sees then. */
+  @Subscription(() => Badge, { name: 'currentUntilClosed', resolve: (payload: { badge: Badge }) => payload.badge })
+  @UseSession()
+  currentUntilClosed() {
+    let sent = false;
+    const iterator: AsyncIterableIterator<{ badge: Badge }> = {
+      next: () => {
+        if (sent) return new Promise(() => undefined);
+        sent = true;
+        return Promise.resolve({ done: false, value: { badge: this.currentBadgeNow() } });
+      },
+      return: () => {
+        closedWith.push(this.currentBadgeNow().userId);
+        return Promise.resolve({ done: true, value: undefined });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   private currentBadgeNow(): Badge {
