@@ -94,6 +94,7 @@ class ScopedIterator implements AsyncIterableIterator<unknown> {
   }
 
   throw(error?: unknown): Promise<IteratorResult<unknown>> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- an iterator rejects with what was thrown into it
     return typeof this.iterator.throw === 'function' ? this.scope.run(this.sessions, throwOf, this.iterator, error) : Promise.reject(error);
   }
 
