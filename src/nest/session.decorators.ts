@@ -140,5 +140,6 @@ function missing(context: ExecutionContext, reason: string): SessionError {
     causes.add(detail);
     logger.error(detail);
   }
-  return new SessionError(MISSING_MESSAGE);
+  // The detail rides as the cause, for the app's own logging; the client's body never shows it.
+  return new SessionError(MISSING_MESSAGE, undefined, { cause: new Error(detail) });
 }

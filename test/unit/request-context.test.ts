@@ -128,6 +128,15 @@ describe('request context: where a request comes from', () => {
       expect(() => session(undefined, context)).toThrow(SessionError);
       expect(() => session(undefined, context)).toThrow('No session is available here; the server log says why.');
       expect(() => flash(undefined, context)).toThrow('No session is available here; the server log says why.');
+      const thrown = (() => {
+        try {
+          session(undefined, context);
+        } catch (error) {
+          return error as SessionError;
+        }
+      })();
+      expect((thrown?.cause as Error | undefined)?.message).toMatch(reason);
+      expect(JSON.stringify(thrown?.getResponse())).not.toMatch(reason);
       expect(logged.mock.calls.map(([line]) => String(line))).toEqual([expect.stringMatching(reason)]);
       await expect(service.load(context)).rejects.toThrow(SessionError);
     }
