@@ -194,20 +194,19 @@ describe.each(cases.map((each, index) => ({ ...each, index })))('gateways: $name
     expect(await second).toEqual({ held: key, userId: 34, note: 'between' });
   });
 
-  it('a message with the same event and payload as one whose handler waits reads the session fresh (no ack on ws)', async () => {
-    await login(35);
+  it('a message sent without an ack, with the same event and payload as one whose handler waits, reads the session fresh', async () => {
+    await login(36);
     const client = await socket();
-    const key = `inside-${index}`;
-    store.reset();
-    const first = client.request('hold', key, (answer) => (answer as { note?: unknown } | null)?.note === null);
+    const key = `tell-${index}`;
+    client.send('holdTell', key);
     await holds.reached(key); // the first one's handler waits, its session loaded
     await http('post', '/note?text=between');
     store.reset();
-    const second = client.request('hold', key, (answer) => (answer as { note?: unknown } | null)?.note === 'between');
+    client.send('holdTell', key);
     await until(() => store.count('get') === 1, 'the second message to read its session');
     holds.release(key);
-    expect(await first).toEqual({ held: key, userId: 35, note: null });
-    expect(await second).toEqual({ held: key, userId: 35, note: 'between' });
+    expect(await client.event('held:null')).toEqual({ held: key, userId: 36, note: null });
+    expect(await client.event('held:between')).toEqual({ held: key, userId: 36, note: 'between' });
   });
 
   it("overlapping messages each have their own session, and their changes merge key by key: a guard's change survives a message that starts while it waits", async () => {

@@ -220,6 +220,17 @@ export class SessionGateway {
     return { held: key, userId: session.get('userId') ?? null, note: session.get('note') ?? null };
   }
 
+  /** As `hold`, but tells what it read in an event named by it (`held:<note>`), for a client that asks for no answer. */
+  @SubscribeMessage('holdTell')
+  async holdTell(@Session() session: Session, @MessageBody() key: string, @ConnectedSocket() client: { handshake?: unknown; emit(event: string, data: unknown): void; send(text: string): void }) {
+    await holds.wait(key);
+    const note = (session.get('note') as string | undefined) ?? null;
+    const event = `held:${note}`;
+    const data = { held: key, userId: session.get('userId') ?? null, note };
+    if (client.handshake !== undefined) client.emit(event, data); // socket.io
+    else client.send(JSON.stringify({ event, data }));
+  }
+
   /** Its guard marked the session and waited (see HeldGuard). */
   @SubscribeMessage('marked')
   @UseGuards(HeldGuard)
@@ -325,6 +336,8 @@ export async function createGatewayApp(kind: Kind, transport: Transport, module:
  */
 export interface SocketTestClient {
   request(event: string, data?: unknown, accepts?: (answer: unknown) => boolean): Promise<unknown>;
+  /** Sends `event` and asks for no answer (socket.io: no ack). */
+  send(event: string, data?: unknown): void;
   /** The next `exception` event Nest's gateway filter sends. */
   nextException(): Promise<unknown>;
   /** The data of the first `event` the server sent since the connection opened (socket.io `emit`, or a ws `{ event, data }` message). */
@@ -377,6 +390,7 @@ export async function connect(transport: Transport, url: string, cookie: string,
     const closed = new Promise<void>((resolve) => socket.once('disconnect', () => resolve()));
     return {
       request: (event, data) => socket.timeout(5000).emitWithAck(event, data),
+      send: (event, data) => void socket.emit(event, data),
       nextException: () => new Promise((resolve) => socket.once('exception', resolve)),
       event: (event) => received.first(event),
       closed,
@@ -421,6 +435,7 @@ export async function connect(transport: Transport, url: string, cookie: string,
       socket.send(JSON.stringify({ event, data }));
       return answer;
     },
+    send: (event, data) => socket.send(JSON.stringify({ event, data })),
     nextException: async () => {
       const message = (await nextMessage()) as { event?: string; data?: unknown };
       if (message.event !== 'exception') throw new Error(`expected an exception, got ${JSON.stringify(message)}`);
