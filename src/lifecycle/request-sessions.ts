@@ -53,6 +53,8 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   private lateSaveDue = false;
   /** A change after the response that cannot be saved was warned about (once per request). */
   private lateWarned = false;
+  /** `regenerate()` was refused after the response: no user is tied to the old id in this request. */
+  private regenerateRefused = false;
 
   private constructor(
     readonly engine: SessionEngine,
@@ -171,7 +173,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 
   /** Nothing to refuse before the response's save; after it, see `changedAfterResponse`. */
-  refuseChange(session: SessionState, change: 'change' | 'regenerate'): void {
+  refuseChange(session: SessionState, change: 'change' | 'regenerate' | 'sign-in'): void {
     if (this.responded) this.changedAfterResponse(session, change);
   }
 
@@ -256,9 +258,13 @@ export class RequestSessions implements SessionHost, ResponseSaver {
    * response still going saves it as it ends). What needs a cookie cannot be done: `regenerate()` is
    * refused; a `CookieStore` session, or one not stored yet, is not saved, with one warning.
    */
-  private changedAfterResponse(session: SessionState, change: 'change' | 'regenerate'): void {
+  private changedAfterResponse(session: SessionState, change: 'change' | 'regenerate' | 'sign-in'): void {
     if (change === 'regenerate') {
+      this.regenerateRefused = true;
       throw this.refusedAfterResponse(session, 'regenerate() after the response was sent is refused: its new cookie could no longer reach the browser, and the old session would be gone (the user signed out)');
+    }
+    if (change === 'sign-in' && this.regenerateRefused) {
+      throw this.refusedAfterResponse(session, 'setUser() after a refused regenerate() is refused: the user would be signed in on the id the session had before');
     }
     if (!this.raw.writableEnded) {
       saveAgainAtEnd(this.raw);

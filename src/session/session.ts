@@ -18,7 +18,7 @@ export interface SessionHost {
    * Throws when this host cannot carry the change about to be made (a socket cannot change a
    * cookie); absent where every change can be saved (an HTTP request).
    */
-  refuseChange?(session: SessionState, change: 'change' | 'regenerate'): void;
+  refuseChange?(session: SessionState, change: 'change' | 'regenerate' | 'sign-in'): void;
 }
 
 /** A write the engine has started: what it will make the stored state once the store confirms it. */
@@ -152,7 +152,7 @@ export class SessionState implements Session<any>, FlashHolder {
     const version = this.#definition.userVersion === undefined || options?.version === undefined ? undefined : versionOf(options.version);
     const tie = this.#metaValue.user;
     if (tie?.id === id && (version === undefined || tie.version === version)) return;
-    this.#host.refuseChange?.(this, 'change');
+    this.#host.refuseChange?.(this, tie?.id === id ? 'change' : 'sign-in');
     const previous = this.#metaValue;
     this.#metaValue = { ...previous, user: version === undefined ? { id } : { id, version } };
     if (this.#definition.clientSide) {

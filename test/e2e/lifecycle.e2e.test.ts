@@ -265,6 +265,22 @@ class LifecycleController {
     afterSend.push('signed out');
   }
 
+  @Get('sign-in-after-send')
+  async signInAfterSend(@Session() session: Session, @Res() res: any) {
+    const raw: ServerResponse = res.raw ?? res;
+    const sent = new Promise((resolve) => raw.once('finish', resolve));
+    res.send('sent');
+    await sent;
+    const regenerated = session.regenerate();
+    try {
+      session.setUser('intruder-target');
+      afterSend.push('signed in');
+    } catch (error) {
+      afterSend.push(`${(error as Error).name}: ${(error as Error).message}`);
+    }
+    await regenerated.catch(() => undefined);
+  }
+
   @Get('sign-in')
   signIn(@Session() session: Session) {
     session.setUser('u1');
@@ -633,6 +649,18 @@ describe.each(platforms)('the request owns its sessions, on $name', (platform) =
     await vi.waitFor(() => expect(afterSend).toEqual(['ended']));
     await vi.waitFor(() => expect(store.calls).toEqual(['get', 'patch']));
     expect((await data(jar)).data).toEqual({ visits: 1, between: 'head and end' });
+  });
+
+  it('setUser() after a regenerate() refused after the response is refused too: no user is tied to the old id', async () => {
+    const jar = await signedIn();
+    const errors = quiet();
+    afterSend.length = 0;
+    await get('/sign-in-after-send', jar);
+    await vi.waitFor(() => expect(afterSend).toHaveLength(1));
+    expect(afterSend[0]).toMatch(/^SessionError: Session 'default': setUser\(\) after a refused regenerate\(\) is refused/);
+    expect(errors).toHaveBeenCalledWith(expect.stringMatching(/regenerate\(\) after the response was sent/));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect((await get('/user', jar)).body).toEqual({ user: null });
   });
 
   it('setUser(undefined) after the response was sent is saved: the user is signed out', async () => {
