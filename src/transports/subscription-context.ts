@@ -77,17 +77,9 @@ function graphqlWsConnection(socket: any, request: any): SubscriptionConnection 
  * stop and Mercurius sends the client `complete`).
  */
 function mercuriusConnection(request: any, pubsub: { close(): unknown }): SubscriptionConnection | undefined {
-  const raw = request.raw;
-  const tcp = raw?.socket;
-  if (raw == null || typeof tcp?.once !== 'function') return undefined;
-  return {
-    request,
-    holder: raw,
-    isOpen: () => tcp.destroyed !== true,
-    onClose: (listener) => tcp.once('close', listener),
-    end: () => void pubsub.close(),
-    onEnd: (listener) => onPubSubClose(pubsub, listener),
-  };
+  const operation = mercuriusOperation(request);
+  if (operation === undefined) return undefined;
+  return { ...operation, end: () => void pubsub.close(), onEnd: (listener) => onPubSubClose(pubsub, listener) };
 }
 
 /** A query or a mutation over Mercurius' socket (`fullWsTransport`): read by the upgrade's cookie, nothing to end. */
