@@ -229,7 +229,7 @@ const markdown = [
   '|---|---|---:|',
   ...rows,
   '',
-  'nest-sessions against the raw primitive (target from issue 9: within 1.2x):',
+  'nest-sessions against the raw primitive (target: within 1.2x):',
   '',
   '| what | ours µs | raw µs | ratio | target |',
   '|---|---:|---:|---:|---|',

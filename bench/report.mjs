@@ -1,7 +1,7 @@
 // The Markdown section of RESULTS.md written by `npm run bench`, from analyse()'s figures.
 import { fmt } from './lib.mjs';
 
-/** The targets of the benchmark issue (issue 9): median ratios to the platform's baseline. */
+/** The performance targets: median ratios to the platform's baseline. */
 const TARGETS = {
   fastify: { untouched: 0.97, memory: { read: 0.5, hit: 0.47 }, cookie: { read: 0.44, hit: 0.38 }, redis: { hit: 0.33 } },
   express: { untouched: 0.97, memory: { read: 0.83, hit: 0.82 }, cookie: { read: 0.8, hit: 0.78 }, redis: { hit: 0.74 } },
@@ -158,7 +158,7 @@ export function report(plan, stats, meta) {
   if (floors) {
     out.push('', "What nest-sessions adds above Nest's floors: server CPU µs per request, ours minus the floor's `/hit`, paired per iteration (median, quartiles).", '', floors);
   }
-  out.push('', '### Targets (issue 9)', targetChecks(plan, stats));
+  out.push('', '### Targets', targetChecks(plan, stats));
   out.push('', '<details><summary>Absolute figures</summary>', '', absoluteTable(plan, stats), '', '</details>');
   out.push('', '<details><summary>Versions</summary>', '', '| package | version |', '|---|---|');
   for (const [k, v] of Object.entries(meta.versions)) out.push(`| ${k} | ${v} |`);
