@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'sample-dist/**', 'node_modules/**', 'bench/node_modules/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'sample-dist/**', 'node_modules/**', 'bench/node_modules/**', 'coverage/**', 'test/apps/**', '.examples/**', '.scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,5 +1,6 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { CsrfProtection } from './csrf.protection.js';
+import { requireSessionModule } from '../session/session.errors.js';
 
 /**
  * Refuses state-changing requests that carry no valid CSRF token, with a 403 `CsrfError`. GET,
@@ -12,7 +13,11 @@ import { CsrfProtection } from './csrf.protection.js';
  */
 @Injectable()
 export class CsrfGuard implements CanActivate {
-  constructor(private readonly csrf: CsrfProtection) {}
+  private readonly csrf: CsrfProtection;
+
+  constructor(@Optional() csrf?: CsrfProtection) {
+    this.csrf = requireSessionModule(csrf, 'CsrfGuard');
+  }
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     return this.csrf.check(context);

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type ExecutionContext } from '@nestjs/commo
 import { serialize } from 'cookie';
 import { CSRF_SECRET_KEY, DEFAULT_SESSION, SESSION_MODULE_OPTIONS } from '../session/session.constants.js';
 import { SessionConfigError } from '../session/session.errors.js';
+import { defaultSecure } from '../session/session-definition.js';
 import type { SessionState } from '../session/session.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
 import { RequestSessions, type CompanionCookie, type ResponseCookieSource } from '../lifecycle/request-sessions.js';
@@ -290,7 +291,7 @@ function readableCookie(csrf: CsrfOptions, options: SessionModuleOptions, engine
     if (def.cookieName === name) throw new SessionConfigError(`csrf.cookie.name '${name}' is the cookie of session '${def.name}'; choose another name`);
   }
   const session = options.cookie ?? {};
-  const secure = session.secure ?? true;
+  const secure = session.secure ?? defaultSecure(session.name ?? 'sid', session.sameSite);
   const path = own.path ?? session.path ?? '/';
   const domain = own.domain ?? session.domain;
   if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined)) {

@@ -1,6 +1,7 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Injectable, Optional, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { sessionsOf } from '../transports/request-context.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
+import { requireSessionModule } from '../session/session.errors.js';
 import { GatewayConnection } from '../gateways/gateway-connection.js';
 
 const granted = (): true => true;
@@ -15,7 +16,11 @@ const granted = (): true => true;
  */
 @Injectable()
 export class SessionLoader implements CanActivate {
-  constructor(private readonly engine: SessionEngine) {}
+  private readonly engine: SessionEngine;
+
+  constructor(@Optional() engine?: SessionEngine) {
+    this.engine = requireSessionModule(engine, '@Session() and @Flash()');
+  }
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
     const sessions = sessionsOf(this.engine, context);

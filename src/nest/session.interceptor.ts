@@ -1,8 +1,9 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import { Injectable, Optional, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
 import { map, Observable } from 'rxjs';
 import type { SessionSource } from '../lifecycle/session-source.js';
 import { sessionsOf } from '../transports/request-context.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
+import { requireSessionModule } from '../session/session.errors.js';
 import { interceptMessage } from '../gateways/gateway-message.js';
 
 /**
@@ -16,7 +17,11 @@ import { interceptMessage } from '../gateways/gateway-message.js';
  */
 @Injectable()
 export class SessionInterceptor implements NestInterceptor {
-  constructor(private readonly engine: SessionEngine) {}
+  private readonly engine: SessionEngine;
+
+  constructor(@Optional() engine?: SessionEngine) {
+    this.engine = requireSessionModule(engine, 'SessionInterceptor (@UseSession())');
+  }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() === 'ws') {

@@ -56,6 +56,21 @@ export interface ResolvedSessions {
   readonly ephemeralSecret: boolean;
 }
 
+/** `NODE_ENV=production`, read when the module starts: what decides the production defaults. */
+export function inProduction(): boolean {
+  return process.env.NODE_ENV === 'production';
+}
+
+/**
+ * The `Secure` attribute when `cookie.secure` is not given: always in production, and wherever the
+ * cookie cannot work without it (`SameSite=None`, a `__Host-` or `__Secure-` name); elsewhere
+ * `'auto'`, so a developer's plain-HTTP client (a supertest agent, curl, Postman) keeps the session.
+ */
+export function defaultSecure(cookieName: string, sameSite: string | undefined): true | 'auto' {
+  if (inProduction() || sameSite === 'none' || cookieName.startsWith('__Host-') || cookieName.startsWith('__Secure-')) return true;
+  return 'auto';
+}
+
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /** Checks every option and resolves the defaults; throws `SessionConfigError` naming the option. */
@@ -68,6 +83,11 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
     throw new SessionConfigError(`interceptor must be 'route' or 'global', got ${describe(options.interceptor)}`);
   }
   const ephemeralSecret = options.secret === undefined;
+  if (ephemeralSecret && inProduction()) {
+    throw new SessionConfigError(
+      'secret is required when NODE_ENV is production: without it every restart and every other instance signs users out. Set SessionModule.forRoot({ secret: process.env.SESSION_SECRET }) with 32+ random characters (e.g. `openssl rand -base64 48`)',
+    );
+  }
   const rootSecrets = ephemeralSecret ? [randomBytes(48).toString('base64url')] : secrets(options.secret, 'secret');
 
   const definitions = new Map<string, SessionDefinition>();
@@ -116,13 +136,13 @@ function define(
   if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) {
     throw new SessionConfigError(`${path}cookie.name ${describe(cookieName)} is not a valid cookie name (letters, digits and !#$%&'*+-.^_\`|~ only)`);
   }
-  const secure = cookie.secure ?? true;
-  if (secure !== true && secure !== false && secure !== 'auto') {
-    throw new SessionConfigError(`${path}cookie.secure must be true, false or 'auto', got ${describe(secure)}`);
-  }
   const sameSite = cookie.sameSite ?? 'lax';
   if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
     throw new SessionConfigError(`${path}cookie.sameSite must be 'lax', 'strict' or 'none', got ${describe(sameSite)}`);
+  }
+  const secure = cookie.secure ?? defaultSecure(cookieName, sameSite);
+  if (secure !== true && secure !== false && secure !== 'auto') {
+    throw new SessionConfigError(`${path}cookie.secure must be true, false or 'auto', got ${describe(secure)}`);
   }
   if (sameSite === 'none' && secure !== true) {
     throw new SessionConfigError(`${path}cookie.sameSite 'none' requires cookie.secure: true (browsers reject SameSite=None cookies without Secure)`);

@@ -23,6 +23,10 @@ export class SessionError extends HttpException {
 export class SessionConfigError extends SessionError {
   constructor(message: string) {
     super(message);
+    // Thrown as the app starts, where no client is answered: printed as the error it is, without
+    // the HTTP response fields (`statusCode: 500`) that would make a log reader look for a request.
+    for (const key of Object.keys(this)) Object.defineProperty(this, key, { enumerable: false });
+    if (this.cause === undefined) delete (this as { cause?: unknown }).cause;
   }
 }
 
@@ -143,4 +147,16 @@ const logger = new Logger('SessionModule');
 export function reported<E extends SessionError>(error: E): E {
   logger.error(error.message);
   return error;
+}
+
+/**
+ * What a class of ours that Nest instantiates in the app's own modules (the guard `@Session()`
+ * binds, the interceptor, `CsrfGuard`) gets where the app never imported `SessionModule`: instead
+ * of Nest's "can't resolve dependencies" naming our internals, the app stops at startup with this.
+ */
+export function requireSessionModule<T>(dependency: T | undefined, user: string): T {
+  if (dependency !== undefined && dependency !== null) return dependency;
+  throw new SessionConfigError(
+    `${user} needs SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}`,
+  );
 }

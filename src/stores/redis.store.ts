@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import { Redis, type Cluster } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
+import { requirePeer } from './optional-peer.js';
 import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 
 export interface RedisStoreOptions {
@@ -397,7 +398,8 @@ function createClient(url: unknown): Redis {
   if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) {
     throw new SessionConfigError('RedisStore: `url` must be a redis:// or rediss:// URL, such as "redis://127.0.0.1:6379".');
   }
-  const client = new Redis(url, {
+  const { Redis: RedisClient } = requirePeer<typeof import('ioredis')>('ioredis', 'RedisStore with `url`');
+  const client = new RedisClient(url, {
     lazyConnect: true, // no connection until the first call, so constructing the store does no I/O
     maxRetriesPerRequest: 0, // commands waiting for a connection fail at the next failed attempt
     commandTimeout: 2000, // bounds a call also when Redis accepts the connection but never answers

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SessionModuleOptions } from '../../src/index.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
@@ -256,7 +256,10 @@ describe.each(platforms)('@SkipCsrf() on one of two controllers inheriting a han
 describe.each(platforms)('the readable XSRF-TOKEN cookie on $name', (platform) => {
   let app: TestApp;
   beforeAll(async () => {
+    // The production defaults: both cookies Secure (outside production, Secure only over HTTPS).
+    vi.stubEnv('NODE_ENV', 'production');
     app = await platform.create(csrfModule({ csrf: { cookie: true } }));
+    vi.unstubAllEnvs();
   });
   afterAll(async () => {
     await app?.close();
@@ -330,7 +333,10 @@ describe.each(platforms)('the readable XSRF-TOKEN cookie on $name', (platform) =
 describe.each(platforms)('the readable XSRF-TOKEN cookie with a persistent session cookie on $name', (platform) => {
   let app: TestApp;
   beforeAll(async () => {
+    // The production defaults: both cookies Secure (outside production, Secure only over HTTPS).
+    vi.stubEnv('NODE_ENV', 'production');
     app = await platform.create(csrfModule({ csrf: { cookie: true }, cookie: { maxAge: 3_600_000 } }));
+    vi.unstubAllEnvs();
   });
   afterAll(async () => {
     await app?.close();
