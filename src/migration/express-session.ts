@@ -10,8 +10,11 @@ export type { SessionMigrationSource, FoundRecord, FoundSession } from './sessio
 
 /** Where express-session kept its sessions and how it signed its cookie: the same values the old app used. */
 export interface ExpressSessionReaderOptions {
-  /** express-session's `secret`: a string, or a list of which any may have signed a cookie. */
-  secret: string | readonly string[];
+  /**
+   * express-session's `secret`: a string, or a list of which any may have signed a cookie.
+   * `process.env.X` is accepted as it is typed; an unset variable fails at startup.
+   */
+  secret: string | readonly (string | undefined)[] | undefined;
   /** express-session's `name`. Default `'connect.sid'`. */
   name?: string;
   /** connect-redis: an ioredis `Redis` or `Cluster` client connected to its Redis (never closed by the reader). */

@@ -42,7 +42,7 @@ export interface SessionOptions {
    * first entry signs and all entries verify (key rotation). Default: a random secret per
    * process, with a warning (sessions do not survive a restart and cannot be shared).
    */
-  secret?: string | readonly string[];
+  secret?: string | readonly (string | undefined)[];
   /** Sliding expiry, in ms: a session unused for this long is gone. Default: `cookie.maxAge`, else 24 hours. */
   idleTimeout?: number;
   /** Hard limit, in ms, since the session was created (or last regenerated), whatever its activity. Default: none. */

@@ -8,8 +8,11 @@ import { XaesKey } from './xaes-256-gcm.js';
 const OPENED_CACHE_SIZE = 1000;
 
 export interface CookieStoreOptions {
-  /** One secret, or a list: the first encrypts, all decrypt. Each at least 32 characters. */
-  secret: string | string[];
+  /**
+   * One secret, or a list: the first encrypts, all decrypt. Each at least 32 characters.
+   * `process.env.X` is accepted as it is typed; an unset variable fails at startup, naming it.
+   */
+  secret: string | readonly (string | undefined)[] | undefined;
   /** The browser's limit for one cookie (name, `=` and value), in bytes. Default 4096. */
   maxCookieSize?: number;
 }
