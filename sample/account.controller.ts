@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Header, Post, Redirect, UseFilters, UseGuards } from '@nestjs/common';
-import { CsrfToken, Flash, Session, SessionService, SessionSupportError, UseSession, type UserSessionInfo } from 'nest-sessions';
+import { CsrfToken, Flash, Session, SessionService, SessionSupportError, type UserSessionInfo } from 'nest-sessions';
 import type { Prefs } from './session-types.js';
 import { SignedInGuard, SignInRedirectFilter } from './signed-in.guard.js';
 import { accountBody, page } from './views.js';
@@ -7,7 +7,6 @@ import { accountBody, page } from './views.js';
 @Controller('account')
 @UseGuards(SignedInGuard)
 @UseFilters(SignInRedirectFilter)
-@UseSession() // SessionService then knows which of the user's sessions is this request's
 export class AccountController {
   constructor(private readonly sessions: SessionService) {}
 
@@ -29,7 +28,7 @@ export class AccountController {
   @Post('sign-out-others')
   @Redirect('/account', 303)
   async signOutOthers(@Session() session: Session, @Flash() flash: Flash): Promise<void> {
-    const ended = await this.sessions.endSessionsOf(session.user!, { except: 'current' });
+    const ended = await this.sessions.endSessionsOf(session, { except: 'current' });
     flash.add('info', ended === 0 ? 'No other device was signed in.' : `Signed out ${ended} other ${ended === 1 ? 'device' : 'devices'}.`);
   }
 
@@ -44,7 +43,7 @@ export class AccountController {
   /** The user's signed-in devices, or undefined where the store cannot list them (the cookie store). */
   private async devices(session: Session): Promise<UserSessionInfo[] | undefined> {
     try {
-      return await this.sessions.sessionsOf(session.user!);
+      return await this.sessions.sessionsOf(session);
     } catch (error) {
       if (error instanceof SessionSupportError) return undefined;
       throw error;

@@ -4,7 +4,7 @@ export type { SessionData, FlashMessages, SessionKey, SessionValue, SetUserOptio
 export type { SessionOf, SessionDataOf } from './schema/schema.types.js';
 export type { StandardSchemaV1 } from './schema/standard-schema.js';
 export { SessionService } from './nest/session.service.js';
-export type { UserSessionInfo, EndSessionOptions, EndSessionsOptions } from './user-sessions/user-sessions.js';
+export type { UserSessionInfo, UserSessionsOptions, UserOrSession, EndSessionOptions, EndSessionsOptions } from './user-sessions/user-sessions.js';
 export { SessionInterceptor } from './nest/session.interceptor.js';
 export type { SessionModuleOptions, SessionModuleAsyncOptions, SessionOptions, SessionCookieOptions } from './nest/session.options.js';
 export type {

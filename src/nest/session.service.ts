@@ -9,7 +9,7 @@ import { SessionEngine } from '../lifecycle/session-engine.js';
 import { reported, SessionError } from '../session/session.errors.js';
 import type { Session, SessionData } from '../session/session.interface.js';
 import type { AnySessionStore } from '../stores/session-store.interface.js';
-import { UserSessions, type EndSessionOptions, type EndSessionsOptions, type UserSessionInfo } from '../user-sessions/user-sessions.js';
+import { UserSessions, type EndSessionOptions, type EndSessionsOptions, type UserOrSession, type UserSessionInfo, type UserSessionsOptions } from '../user-sessions/user-sessions.js';
 
 /** Sessions for guards, pipes, filters, middleware and services. */
 @Injectable()
@@ -94,23 +94,26 @@ export class SessionService {
   }
 
   /**
-   * The live sessions tied to `userId` (`session.setUser()`), most recently seen first, each with a
-   * `handle` for `endSession()`; `current` marks the session of the request being served (on
-   * routes marked `@UseSession()`). Throws `SessionSupportError` on a store that cannot list them
-   * (the cookie store, a custom store without `listByUser()`).
+   * The live sessions of a user (tied by `session.setUser()`), most recently seen first, each with
+   * a `handle` for `endSession()`. Pass the session the route holds (`sessionsOf(session)`: its
+   * user, and `current` marks it), or a user id (`current` then marks the session of the request
+   * being served on routes marked `@UseSession()`). `{ session: 'admin' }` looks in another
+   * configured session. A session tied to no user lists nothing. Throws `SessionSupportError` on a
+   * store that cannot list them (the cookie store, a custom store without `listByUser()`).
    */
-  sessionsOf(userId: string | number, name: string = DEFAULT_SESSION): Promise<UserSessionInfo[]> {
-    return (this.users ??= new UserSessions(this.engine)).list(userId, name);
+  sessionsOf(userOrSession: UserOrSession, options?: UserSessionsOptions): Promise<UserSessionInfo[]> {
+    return (this.users ??= new UserSessions(this.engine)).list(userOrSession, options);
   }
 
   /**
-   * Ends every session tied to `userId` (sign out everywhere), or every one but the current
-   * request's (`{ except: 'current' }`, on a route marked `@UseSession()`; or `{ except: session }`):
-   * removed from the store, and their sockets and subscriptions in this process closed. Resolves to
-   * how many were ended. Throws `SessionSupportError` where `sessionsOf()` does.
+   * Ends every session of a user (sign out everywhere), or every one but one (`{ except: 'current' }`:
+   * the session given, `endSessionsOf(session, { except: 'current' })`, or the request's on a route
+   * marked `@UseSession()`; or `{ except: session }`): removed from the store, and their sockets and
+   * subscriptions in this process closed. Resolves to how many were ended. Throws
+   * `SessionSupportError` where `sessionsOf()` does.
    */
-  endSessionsOf(userId: string | number, options?: EndSessionsOptions, name: string = DEFAULT_SESSION): Promise<number> {
-    return (this.users ??= new UserSessions(this.engine)).endAll(userId, options, name);
+  endSessionsOf(userOrSession: UserOrSession, options?: EndSessionsOptions): Promise<number> {
+    return (this.users ??= new UserSessions(this.engine)).endAll(userOrSession, options);
   }
 
   /**
@@ -118,15 +121,14 @@ export class SessionService {
    * session, false when the handle is stale (that session has ended, or is no longer tied to the
    * same user) or not one this app issued for this session name (forged, mangled, another secret).
    *
-   * Pass `{ user }` (the user signed in on the request) where a handle comes from a client: a handle
-   * of another user's session then ends nothing and answers false (as do `{ user: undefined }` and
-   * `{}`). Without it, anyone holding a handle can end that session: the caller must have checked that
-   * it may. A second argument that is neither a configured session name nor an options object (such as
-   * a user id as it is, or `undefined`) ends nothing; a string naming no session throws `SessionConfigError`.
+   * Pass `{ user }` (the user signed in on the request, `session.user`) where a handle comes from a
+   * client: a handle of another user's session then ends nothing and answers false (as do
+   * `{ user: undefined }` and `{}`). `{ session: 'admin' }` names another configured session.
+   * Without options, anyone holding a handle can end that session: the caller must have checked
+   * that it may. A second argument that is not an options object (a user id or a session name as it
+   * is, `undefined`) ends nothing.
    */
-  endSession(handle: string): Promise<boolean>;
-  endSession(handle: string, name: string): Promise<boolean>;
-  endSession(handle: string, options: EndSessionOptions, name?: string): Promise<boolean>;
+  endSession(handle: string, options?: EndSessionOptions): Promise<boolean>;
   endSession(handle: string, ...args: unknown[]): Promise<boolean> {
     return (this.users ??= new UserSessions(this.engine)).end(handle, args);
   }

@@ -18,12 +18,25 @@ export interface UserSessionInfo {
   userAgent?: string;
   /** The client's IP address at that request, when recorded. */
   ip?: string;
-  /** The session of the request being served (known on routes marked `@UseSession()`). */
+  /**
+   * The session the call was given (`sessionsOf(session)`), or else the session of the request
+   * being served on a route marked `@UseSession()`.
+   */
   current: boolean;
 }
 
-export interface EndSessionsOptions {
-  /** `'current'`: every session but the one of the request being served (sign out everywhere else); or that session itself. */
+/** Which sessions `sessionsOf()` and `endSessionsOf()` look at. */
+export interface UserSessionsOptions {
+  /** The configured session to look in (`forRoot({ sessions: { admin: ... } })`). Default: the default session. */
+  session?: string;
+}
+
+export interface EndSessionsOptions extends UserSessionsOptions {
+  /**
+   * A session to keep (sign out everywhere else): the session itself, or `'current'`: the session
+   * the call was given (`endSessionsOf(session, { except: 'current' })`), or else the session of
+   * the request being served on a route marked `@UseSession()`.
+   */
   except?: 'current' | Session<any>;
 }
 
@@ -35,17 +48,22 @@ export interface EndSessionOptions {
    * nothing either.
    */
   user: string | number | undefined;
+  /** The configured session the handle belongs to. Default: the default session. */
+  session?: string;
 }
+
+/** A user id, or a session whose user is meant (and which is then the current one). */
+export type UserOrSession = string | number | Session<any>;
 
 /** Lists and ends the sessions tied to a user, through the store's `listByUser()`. */
 export class UserSessions {
   constructor(private readonly engine: SessionEngine) {}
 
-  async list(userId: string | number, name: string): Promise<UserSessionInfo[]> {
-    const def = this.engine.definition(name);
-    const user = userIdOf(userId, 'SessionService.sessionsOf()');
+  async list(whose: UserOrSession, options: UserSessionsOptions | undefined): Promise<UserSessionInfo[]> {
+    const { def, user, held } = this.target(whose, options, 'sessionsOf');
+    if (user === undefined) return [];
     const entries = await this.entries(def, user, 'sessionsOf');
-    const current = this.currentId(name);
+    const current = held === undefined ? this.currentId(def.name) : storedId(held);
     const handles = def.handles();
     return entries
       .map((entry) => {
@@ -63,16 +81,16 @@ export class UserSessions {
       .sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime());
   }
 
-  async endAll(userId: string | number, options: EndSessionsOptions | undefined, name: string): Promise<number> {
-    const def = this.engine.definition(name);
-    const user = userIdOf(userId, 'SessionService.endSessionsOf()');
+  async endAll(whose: UserOrSession, options: EndSessionsOptions | undefined): Promise<number> {
+    const { def, user, held } = this.target(whose, options, 'endSessionsOf');
+    const name = def.name;
     const except = options?.except;
     let kept: string | undefined;
     if (except === 'current') {
-      const current = this.engine.context.getStore()?.loaded(name);
+      const current = held ?? this.engine.context.getStore()?.loaded(name);
       if (current === undefined) {
         throw reported(new SessionError(
-          "SessionService.endSessionsOf(user, { except: 'current' }): there is no current session here to keep; mark the route @UseSession() (or set interceptor: 'global'), or pass the session itself: { except: session }",
+          "SessionService.endSessionsOf(user, { except: 'current' }): there is no current session here to keep; pass the session instead of its user (endSessionsOf(session, { except: 'current' })), or mark the route @UseSession()",
         ));
       }
       kept = storedId(current);
@@ -82,6 +100,7 @@ export class UserSessions {
       throw reported(new SessionError("SessionService.endSessionsOf(): options.except must be 'current' or a Session"));
     }
     this.capable(def, 'endSessionsOf');
+    if (user === undefined) return 0;
     const entries = await this.entries(def, user, 'endSessionsOf');
     const ending = entries.filter((entry) => entry.id !== kept);
     await Promise.all(ending.map(async (entry) => this.engine.destroy(def, entry.id)));
@@ -90,29 +109,22 @@ export class UserSessions {
   }
 
   /**
-   * `endSession(handle)`, `(handle, name)` or `(handle, options, name?)`. Any other second argument
-   * (undefined, null, a number: most likely a user id meant as `{ user }`) ends nothing, and a string
-   * that names no configured session is refused, so that a user id in its place never ends a session
-   * unchecked.
+   * `endSession(handle)` (unchecked: the caller has checked that it may) or `(handle, { user, session })`.
+   * Any other second argument (a user id or a session name given as it is, undefined, null) ends
+   * nothing, so that a user id in place of the options never ends a session unchecked.
    */
   async end(handle: string, args: readonly unknown[]): Promise<boolean> {
-    const [second, third] = args;
+    const [second] = args;
     let name = DEFAULT_SESSION;
     let owned = false;
     let owner: unknown;
-    if (typeof second === 'string') {
-      if (!this.engine.definitions.has(second)) {
-        throw reported(new SessionConfigError(
-          `SessionService.endSession(handle, name): no session named '${second}' is configured; to end a session only if it is the signed-in user's, pass { user: session.user }`,
-        ));
-      }
-      name = second;
-    } else if (second !== null && typeof second === 'object') {
+    if (second !== null && typeof second === 'object') {
       // An options object always checks the user: `{}` or `{ user: undefined }` (nobody signed in)
-      // ends nothing. Read as a property, so an inherited `user` counts as well.
+      // ends nothing. Read as properties, so inherited ones count as well.
       owned = true;
       owner = (second as EndSessionOptions).user;
-      if (third !== undefined) name = third as string;
+      const session = (second as EndSessionOptions).session;
+      if (session !== undefined) name = this.nameOf(session, 'endSession');
     } else if (args.length > 0) {
       return false;
     }
@@ -131,6 +143,32 @@ export class UserSessions {
     await this.engine.destroy(def, opened.id);
     await this.forgetCurrent(name, [{ id: opened.id }]);
     return true;
+  }
+
+  /**
+   * What a call is about: a user id (its sessions of `options.session`, by default the default
+   * session), or a session (its user, among sessions of its own name; it is the current one).
+   */
+  private target(whose: UserOrSession, options: UserSessionsOptions | undefined, what: string): { def: SessionDefinition; user: string | undefined; held?: SessionState } {
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw reported(new SessionConfigError(`SessionService.${what}(user, options): options must be an object such as { session: 'admin' }, got ${typeof options}`));
+    }
+    if (whose instanceof SessionState) {
+      const def = whose.definition;
+      if (options?.session !== undefined && options.session !== def.name) {
+        throw reported(new SessionConfigError(`SessionService.${what}(session, { session: '${options.session}' }): the session given is session '${def.name}'`));
+      }
+      return { def, user: whose.user, held: whose };
+    }
+    const def = this.engine.definition(options?.session === undefined ? DEFAULT_SESSION : this.nameOf(options.session, what));
+    return { def, user: userIdOf(whose, `SessionService.${what}()`) };
+  }
+
+  private nameOf(name: unknown, what: string): string {
+    if (typeof name !== 'string' || !this.engine.definitions.has(name)) {
+      throw reported(new SessionConfigError(`SessionService.${what}(): options.session ${typeof name === 'string' ? `'${name}'` : String(name)} names no configured session`));
+    }
+    return name;
   }
 
   /** The user's live sessions of this name, as the store lists them, checked. */

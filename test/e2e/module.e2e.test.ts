@@ -158,7 +158,7 @@ describe('SessionModule', () => {
     ['a short secret', { secret: 'short' }, /secret must be at least 32 characters \(it has 5\)/],
     ['a short secret in a list', { secret: [SECRET, 'short'] }, /secret\[1\] must be at least 32 characters/],
     ['an empty secret list', { secret: [] }, /secret must be a string or a non-empty list/],
-    ['an unset environment variable', { secret: [undefined as unknown as string] }, /secret\[0\] is undefined, not a string/],
+    ['an unset environment variable', { secret: [undefined] }, /secret\[0\] is undefined, not a string/],
     ['SameSite=None without Secure', { secret: SECRET, cookie: { sameSite: 'none', secure: false } }, /sameSite 'none' requires cookie.secure: true/],
     ['a __Host- cookie with a domain', { secret: SECRET, cookie: { name: '__Host-sid', domain: 'example.com' } }, /__Host- cookie needs secure: true, path '\/' and no domain/],
     ['a __Host- cookie without Secure', { secret: SECRET, cookie: { name: '__Host-sid', secure: false } }, /__Host- cookie needs secure: true/],

@@ -346,7 +346,7 @@ describe('session.setUser(id, { version }) without userVersion', () => {
   });
 });
 
-describe('endSession(handle, second argument): anything but a session name or { user } ends nothing', () => {
+describe('endSession(handle, second argument): anything but an options object ends nothing', () => {
   it.each(platforms)('a user id in place of the options, a bad user, {}, or an inherited user of someone else end nothing ($name)', async (platform) => {
     const t = await platform.create(moduleWith(memoryStoreKind.create('end-args'), { sessions: { admin: {} } }));
     try {
@@ -359,14 +359,59 @@ describe('endSession(handle, second argument): anything but a session name or { 
       for (const second of [undefined, null, 42, Number.NaN, {}, { user: undefined }, { user: null }, { user: '' }, { user: 'a'.repeat(257) }, { user: Number.NaN }, { user: { id: 'ada' } }, otherUser]) {
         await expect(untyped.endSession(handle, second)).resolves.toBe(false);
       }
-      // A user id given as it is, where the session name goes, is refused rather than taken for a name.
-      await expect(untyped.endSession(handle, 'ada')).rejects.toThrow(SessionConfigError);
-      await expect(untyped.endSession(handle, 'ada')).rejects.toThrow(/no session named 'ada'.*\{ user: session\.user \}/);
+      // A user id or a session name given as it is, where the options go, ends nothing: even a user
+      // id that is also a configured session's name ('default', 'admin').
+      for (const second of ['ada', 'bob', 'default', 'admin']) await expect(untyped.endSession(handle, second)).resolves.toBe(false);
       expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: 'ada' });
       // A handle of the default session under another configured name opens nothing there.
-      await expect(service.endSession(handle, 'admin')).resolves.toBe(false);
+      await expect(service.endSession(handle, { user: 'ada', session: 'admin' })).resolves.toBe(false);
+      await expect(untyped.endSession(handle, { user: 'ada', session: 'nope' })).rejects.toThrow(SessionConfigError);
+      expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: 'ada' });
       await expect(service.endSession(handle, { user: 'ada' })).resolves.toBe(true);
       expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: null });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+@Controller('plain')
+class PlainDevicesController {
+  constructor(private readonly sessions: SessionService) {}
+
+  @Get('devices')
+  async devices(@Session() session: Session) {
+    return { sessions: await this.sessions.sessionsOf(session) };
+  }
+
+  @Post('others')
+  @HttpCode(200)
+  async signOutOthers(@Session() session: Session) {
+    return { ended: await this.sessions.endSessionsOf(session, { except: 'current' }) };
+  }
+}
+
+describe('a route that holds the session names it: no @UseSession() needed', () => {
+  it.each(platforms)('sessionsOf(session) marks that session current and endSessionsOf(session, { except: "current" }) keeps it ($name)', async (platform) => {
+    @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store: memoryStoreKind.create('plain') })], controllers: [DevicesController, PlainDevicesController] })
+    class PlainModule {}
+    const t = await platform.create(PlainModule);
+    try {
+      const phone = new CookieJar();
+      const laptop = new CookieJar();
+      phone.take(await t.http().post('/login/user-default'));
+      laptop.take(await t.http().post('/login/user-default'));
+      const listed = (await t.http().get('/plain/devices').set('Cookie', laptop.header())).body as { sessions: Listed[] };
+      expect(listed.sessions).toHaveLength(2);
+      expect(listed.sessions.filter((s) => s.current)).toHaveLength(1);
+      const res = await t.http().post('/plain/others').set('Cookie', laptop.header());
+      expect(res.body).toEqual({ ended: 1 });
+      expect((await t.http().get('/me').set('Cookie', laptop.header())).body).toEqual({ user: 'user-default' });
+      expect((await t.http().get('/me').set('Cookie', phone.header())).body).toEqual({ user: null });
+      const after = (await t.http().get('/plain/devices').set('Cookie', laptop.header())).body as { sessions: Listed[] };
+      expect(after.sessions.map((s) => s.current)).toEqual([true]);
+      // A visitor signed in as no one has no devices.
+      expect((await t.http().get('/plain/devices')).body).toEqual({ sessions: [] });
     } finally {
       await t.close();
     }
