@@ -8,10 +8,14 @@ export interface FlashHolder {
   /**
    * Replaces the stored messages (undefined: none left). Lists of keys that did not change are
    * passed on as the same objects, so the save writes only the keys that did. `growth`: at most how
-   * many bytes the change adds to the stored form (checked against a cookie's limit).
+   * many bytes the change adds to the stored form (checked against a cookie's limit). `operation`:
+   * the call that made the change, for an error that names it.
    */
-  replaceFlash(flash: Record<string, unknown[]> | undefined, growth: number): void;
+  replaceFlash(flash: Record<string, unknown[]> | undefined, growth: number, operation: FlashOperation): void;
 }
+
+/** The calls of a `Flash` that change the stored messages. */
+export type FlashOperation = 'flash.add' | 'flash.get' | 'flash.all';
 
 const hasOwn = Object.hasOwn;
 
@@ -32,7 +36,7 @@ export class FlashBox implements Flash<any> {
     const stored = this.holder.storedFlash();
     const next = copy(stored);
     next[key] = stored !== undefined && hasOwn(stored, key) ? [...stored[key], value] : [value];
-    this.holder.replaceFlash(next, Buffer.byteLength(text) + Buffer.byteLength(JSON.stringify(key)) + 4);
+    this.holder.replaceFlash(next, Buffer.byteLength(text) + Buffer.byteLength(JSON.stringify(key)) + 4, 'flash.add');
   }
 
   get(key: string): any[] {
@@ -41,7 +45,7 @@ export class FlashBox implements Flash<any> {
     if (stored !== undefined && hasOwn(stored, key)) {
       const next = copy(stored);
       delete next[key];
-      this.holder.replaceFlash(Object.keys(next).length === 0 ? undefined : next, 0);
+      this.holder.replaceFlash(Object.keys(next).length === 0 ? undefined : next, 0, 'flash.get');
     }
     if (this.current !== undefined) delete this.current[key];
     return list;
@@ -67,7 +71,7 @@ export class FlashBox implements Flash<any> {
       if (source === undefined) continue;
       for (const key of Object.keys(source)) result[key] = hasOwn(result, key) ? [...result[key], ...source[key]] : [...source[key]];
     }
-    if (stored !== undefined) this.holder.replaceFlash(undefined, 0);
+    if (stored !== undefined) this.holder.replaceFlash(undefined, 0, 'flash.all');
     this.current = undefined;
     return result;
   }

@@ -30,8 +30,8 @@ export class ReadOnlySession implements Session<any> {
     const state = this.state;
     return (this.flashBox ??= new FlashBox({
       storedFlash: () => state.storedFlash(),
-      replaceFlash: () => {
-        throw refused(state, 'flash', 'flash messages cannot be added or consumed (flash.get(), flash.all()); flash.peek() reads them without consuming');
+      replaceFlash: (_flash, _growth, operation) => {
+        throw refused(state, operation, `${operation}() cannot be saved (flash messages can be neither added nor consumed); flash.peek() reads them without consuming`);
       },
     }));
   }

@@ -221,9 +221,9 @@ describe('a session read over a GraphQL WebSocket', () => {
       ['setMaxAge', () => session.setMaxAge(1000)],
       ['touch', () => session.touch()],
       ['setUser', () => session.setUser(1)],
-      ['flash', () => session.flash.add('info', 'more')],
-      ['flash', () => session.flash.get('info')],
-      ['flash', () => session.flash.all()],
+      ['flash.add', () => session.flash.add('info', 'more')],
+      ['flash.get', () => session.flash.get('info')],
+      ['flash.all', () => session.flash.all()],
     ];
     for (const [operation, change] of refusals) {
       expect(change).toThrow(SessionReadOnlyError);
