@@ -318,6 +318,8 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       const next = this.engine.plan(session, this, headersSent);
       if (next !== undefined) plans.push(next);
     }
+    // Written in the order of the configuration (the default session, then `sessions`' keys).
+    if (plans.length > 1) plans.sort((a, b) => this.engine.order(a.session.definition) - this.engine.order(b.session.definition));
     let checks: Promise<void>[] | undefined;
     for (const each of plans) if (each.check !== undefined) (checks ??= []).push(each.check);
     // Every schema has answered before any session is written: one that refuses stops them all.
@@ -325,17 +327,17 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return this.performAll(plans);
   }
 
+  /**
+   * Writes the sessions one after another, in the order of the configuration: a write that fails
+   * stops the writes after it, and the sessions this request created and wrote before it are
+   * removed again (no cookie will name them); changes written to sessions that existed stay.
+   */
   private performAll(plans: SavePlan[]): string[] | undefined | Promise<string[] | undefined> {
     let cookies: string[] | undefined;
-    let pending: Promise<void>[] | undefined;
-    for (const each of plans) {
-      const written = this.engine.perform(each);
-      if (written !== undefined) (pending ??= []).push(written);
-      if (each.cookie !== undefined) (cookies ??= []).push(each.cookie);
-    }
+    for (const each of plans) if (each.cookie !== undefined) (cookies ??= []).push(each.cookie);
     cookies = this.takeSavedCookies(cookies);
-    if (pending === undefined) return cookies;
-    return Promise.all(pending).then(() => cookies);
+    const written = performInOrder(this.engine, plans, 0);
+    return written === undefined ? cookies : written.then(() => cookies);
   }
 
   /** `cookies` with those of explicit saves that no later cookie of the same session replaced. */
@@ -400,3 +402,31 @@ export function loadEach(names: readonly string[], load: (name: string) => unkno
   }
   return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
 }
+
+/** Performs `plans` from `from` on, each once the one before it is written; see `performAll`. */
+function performInOrder(engine: SessionEngine, plans: readonly SavePlan[], from: number): Promise<void> | undefined {
+  for (let i = from; i < plans.length; i++) {
+    let written: Promise<void> | undefined;
+    try {
+      written = engine.perform(plans[i]);
+    } catch (error) {
+      if (!plans.slice(0, i).some((plan) => plan.kind === 'create')) throw error;
+      return undoCreated(engine, plans, i, error);
+    }
+    if (written !== undefined) {
+      return written.then(
+        () => performInOrder(engine, plans, i + 1),
+        (error: unknown) => undoCreated(engine, plans, i, error),
+      );
+    }
+  }
+  return undefined;
+}
+
+/** After the write of `plans[failed]` failed: removes the sessions created by the writes before it, then fails with its error. */
+async function undoCreated(engine: SessionEngine, plans: readonly SavePlan[], failed: number, error: unknown): Promise<never> {
+  const created = plans.slice(0, failed).filter((plan) => plan.kind === 'create');
+  await Promise.allSettled(created.map(async (plan) => engine.destroy(plan.session.definition, plan.id)));
+  throw error;
+}
+
