@@ -28,6 +28,9 @@ interface Entry {
   unregister: (() => void) | undefined;
 }
 
+/** The last write asked for of each session a socket saves: the next waits for it. */
+const writesInFlight = new WeakMap<SessionState, Promise<void>>();
+
 /**
  * The sessions of one message of a socket (or of one `SessionService.load(client)` outside any
  * message, as in `handleConnection`): each read fresh at the message's first ask, then shared by
@@ -269,7 +272,23 @@ export class GatewayConnection implements SessionHost {
     }
   }
 
+  /**
+   * Saves what changed in `session`, once any save of it still in flight has finished: its writes
+   * land in the order they were asked for, on a store that could reorder them too (a pool of
+   * connections), and each is planned against what the one before it wrote.
+   */
   saveNow(session: SessionState): Promise<void> {
+    const before = writesInFlight.get(session);
+    const write = before === undefined ? this.writeNow(session) : before.then(() => this.writeNow(session), () => this.writeNow(session));
+    writesInFlight.set(session, write);
+    const forget = () => {
+      if (writesInFlight.get(session) === write) writesInFlight.delete(session);
+    };
+    write.then(forget, forget);
+    return write;
+  }
+
+  private writeNow(session: SessionState): Promise<void> {
     let written: Promise<void> | undefined;
     try {
       const plan = this.engine.plan(session, this, true);

@@ -13,7 +13,7 @@ import { forGatewayClient } from './gateway-errors.js';
  * handler's answer goes out (before its first value, and again when it completes or fails), so the
  * client's next HTTP request sees the change. A client that leaves while the handler runs gets
  * nothing more, and a stream the handler returned is dropped, but what the handler changes is
- * saved all the same. A store failure reaches the client as an error it can recognise (see `forGatewayClient`).
+ * saved all the same: a handler that had not answered yet is heard out and saved once more. A store failure reaches the client as an error it can recognise (see `forGatewayClient`).
  */
 export function interceptMessage(engine: SessionEngine, context: ExecutionContext, next: CallHandler, route: RouteInfo): Observable<unknown> {
   const connection = GatewayConnection.of(engine, context.switchToWs().getClient());
@@ -44,8 +44,15 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
       if (error === undefined) subscriber.complete();
       else subscriber.error(forGatewayClient(error));
     };
+    /** The client left before the handler answered: its answer (or error) is awaited for one last save. */
+    let left = false;
     const later = (work: () => Promise<void>) => {
-      queue = queue.then(() => (over ? undefined : work())).catch((error: unknown) => stop(error));
+      queue = queue
+        .then(() => (over ? undefined : work()))
+        .catch((error: unknown) => stop(error))
+        .then(() => {
+          if (left) finish();
+        });
     };
 
     let loading: Promise<unknown> | undefined;
@@ -96,13 +103,15 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
     else loading.then(start, (error: unknown) => stop(error));
     return () => {
       if (over) return;
-      // The client left (Nest stops listening at its disconnect): what changed is saved now, and
-      // the handler's stream is dropped, so that one that never ends (a filter on an app-wide
-      // Subject) holds neither the socket nor its sessions. A handler that still runs (a Promise)
-      // runs on, and what it changes from now on is saved on its own (the message has ended).
+      // The client left (Nest stops listening at its disconnect): what changed is saved now. A
+      // handler that has answered before is a stream: it is dropped, so that one that never ends (a
+      // filter on an app-wide Subject) holds neither the socket nor its sessions. One that has not
+      // answered yet (a Promise still running) is heard out: its answer saves once more, which
+      // finds what it changed in place meanwhile, and ends the message.
       done = true;
       message.save().catch(() => undefined); // logged; nobody is left to tell
-      finish();
+      if (savedBeforeValue || inner === undefined) finish();
+      else left = true;
     };
   });
 }

@@ -67,6 +67,30 @@ class MessagesGateway {
     return { ok: true };
   }
 
+  @SubscribeMessage('seedCart')
+  seedCart(@Session() session: Session) {
+    session.set('cart', { items: [] });
+    return { ok: true };
+  }
+
+  /** Reads the cart, then, 100 ms later, adds to it in place (no set()). */
+  @SubscribeMessage('slowPush')
+  async slowPush(@Session() session: Session, @MessageBody() value: string) {
+    const cart = session.get('cart') as { items: string[] };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    cart.items.push(value);
+    return { ok: true };
+  }
+
+  /** Two saves of one session: an unawaited save() of 'first', then the handler's save of 'second'. */
+  @SubscribeMessage('saveTwice')
+  saveTwice(@Session() session: Session) {
+    session.set('order', 'first');
+    void session.save();
+    session.set('order', 'second');
+    return { ok: true };
+  }
+
   /** load(client) in a handler that asks for no session by a decorator. */
   @SubscribeMessage('plainSet')
   async plainSet(@ConnectedSocket() client: object, @MessageBody() value: string) {
@@ -223,6 +247,31 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     client.close();
     await until(() => store.calls.includes('patch'), 'the change to be saved');
     expect(await value(jar, 'slow')).toBe('kept');
+  });
+
+  it('a handler that changes a value in place after its client left has the change saved', async () => {
+    const jar = await login(82);
+    const client = await socket(jar);
+    expect(await client.request('seedCart')).toEqual({ ok: true });
+    store.reset();
+    void client.request('slowPush', 'kept').catch(() => undefined); // the client leaves before the answer
+    await until(() => store.calls.includes('get'), 'the message to read its session');
+    client.close();
+    await until(() => store.calls.includes('patch'), 'the in-place change to be saved');
+    expect(await value(jar, 'cart')).toEqual({ items: ['kept'] });
+  });
+
+  it("a session's writes over a socket land in the order they were made, on a store that would reorder them", async () => {
+    const jar = await login(83);
+    const client = await socket(jar);
+    store.reset();
+    const releaseFirst = store.holdNextCall('patch'); // the unawaited save()'s write reaches the store late
+    const answer = client.request('saveTwice');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the handler's own save is due meanwhile
+    releaseFirst();
+    expect(await answer).toEqual({ ok: true });
+    await until(() => store.count('patch') === 2, 'both writes');
+    expect(await value(jar, 'order')).toBe('second');
   });
 
   it('a change made where no handler saves is saved on its own: load(client) in a handler that asks for no session, a guard that refuses', async () => {

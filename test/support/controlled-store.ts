@@ -63,7 +63,25 @@ export class ControlledStore<S extends SessionStore = MemoryStore> implements Se
     return release;
   }
 
+  /**
+   * The next call of `operation` waits, before it reaches the store, until the returned function is
+   * called: a write that lands late, after writes sent after it (a pool of two connections).
+   */
+  holdNextCall(operation: Operation): () => void {
+    let release!: () => void;
+    this.heldCalls.set(operation, new Promise<void>((resolve) => (release = resolve)));
+    return release;
+  }
+
+  private readonly heldCalls = new Map<Operation, Promise<void>>();
+
   private run<T>(operation: Operation, work: () => T | PromiseLike<T>): PromiseLike<T> {
+    const heldCall = this.heldCalls.get(operation);
+    if (heldCall !== undefined) {
+      this.heldCalls.delete(operation);
+      const late = () => this.run(operation, work);
+      return heldCall.then(late);
+    }
     this.calls.push(operation);
     const hold = this.held.get(operation);
     this.held.delete(operation);
