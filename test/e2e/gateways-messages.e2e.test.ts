@@ -244,6 +244,7 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     store.reset();
     void client.request('slowSet', 'kept').catch(() => undefined); // the client leaves before the answer
     await until(() => store.calls.includes('get'), 'the message to read its session');
+    await new Promise((resolve) => setTimeout(resolve, 40)); // the handler has started (it takes 100 ms)
     client.close();
     await until(() => store.calls.includes('patch'), 'the change to be saved');
     expect(await value(jar, 'slow')).toBe('kept');
@@ -256,6 +257,7 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     store.reset();
     void client.request('slowPush', 'kept').catch(() => undefined); // the client leaves before the answer
     await until(() => store.calls.includes('get'), 'the message to read its session');
+    await new Promise((resolve) => setTimeout(resolve, 40)); // the handler has started (it takes 100 ms)
     client.close();
     await until(() => store.calls.includes('patch'), 'the in-place change to be saved');
     expect(await value(jar, 'cart')).toEqual({ items: ['kept'] });
