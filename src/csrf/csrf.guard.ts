@@ -15,8 +15,8 @@ import { requireSessionModule } from '../session/session.errors.js';
 export class CsrfGuard implements CanActivate {
   private readonly csrf: CsrfProtection;
 
-  constructor(@Optional() csrf?: CsrfProtection) {
-    this.csrf = requireSessionModule(csrf, 'CsrfGuard');
+  constructor(@Optional() csrf: CsrfProtection) {
+    this.csrf = requireSessionModule(csrf, 'CsrfGuard needs');
   }
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {

@@ -291,11 +291,16 @@ function readableCookie(csrf: CsrfOptions, options: SessionModuleOptions, engine
     if (def.cookieName === name) throw new SessionConfigError(`csrf.cookie.name '${name}' is the cookie of session '${def.name}'; choose another name`);
   }
   const session = options.cookie ?? {};
-  const secure = session.secure ?? defaultSecure(session.name ?? 'sid', session.sameSite);
+  // A __Host- or __Secure- name makes this cookie Secure on every request, as it does a session cookie's.
+  const prefixed = name.startsWith('__Host-') || name.startsWith('__Secure-');
+  const secure = session.secure ?? (prefixed ? true : defaultSecure(session.name ?? 'sid', session.sameSite));
   const path = own.path ?? session.path ?? '/';
   const domain = own.domain ?? session.domain;
   if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined)) {
     throw new SessionConfigError(`csrf.cookie.name '${name}': a __Host- cookie needs the session cookie's secure: true, path '/' and no domain`);
+  }
+  if (name.startsWith('__Secure-') && secure !== true) {
+    throw new SessionConfigError(`csrf.cookie.name '${name}': a __Secure- cookie needs the session cookie's secure: true`);
   }
   const attributes = (withSecure: boolean): string => {
     try {
@@ -308,7 +313,7 @@ function readableCookie(csrf: CsrfOptions, options: SessionModuleOptions, engine
     name,
     header: headerName(own.headerName, 'csrf.cookie.headerName', DEFAULT_CSRF_COOKIE_HEADER),
     attributes: attributes(secure !== false),
-    attributesInsecure: attributes(false),
+    attributesInsecure: attributes(prefixed),
   };
 }
 

@@ -213,8 +213,13 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     this.engine.checkSize(session, growth);
   }
 
+  /**
+   * Whether `secure: 'auto'` adds `Secure`: the request came over HTTPS as the app's proxy settings
+   * see it, or a proxy says it did, trusted or not (adding `Secure` never exposes a cookie; a client
+   * that lies only keeps its own cookie off plain HTTP).
+   */
   isSecure(): boolean {
-    return this.adapter.isSecure(this.req);
+    return this.adapter.isSecure(this.req) || forwardedHttps((this.req as { headers?: Record<string, unknown> }).headers);
   }
 
   /** The client's address, as the app's proxy settings see it. */
@@ -428,5 +433,17 @@ async function undoCreated(engine: SessionEngine, plans: readonly SavePlan[], fa
   const created = plans.slice(0, failed).filter((plan) => plan.kind === 'create');
   await Promise.allSettled(created.map(async (plan) => engine.destroy(plan.session.definition, plan.id)));
   throw error;
+}
+
+const FORWARDED_PROTO_HTTPS = /^\s*https\s*(,|$)/i;
+const FORWARDED_HTTPS = /(^|[;,\s])proto=("?)https\2\s*($|[;,])/i;
+
+/** `X-Forwarded-Proto: https` (its first value) or `Forwarded: proto=https`: a proxy in front saw HTTPS. */
+function forwardedHttps(headers: Record<string, unknown> | undefined): boolean {
+  if (headers === undefined) return false;
+  const proto = headers['x-forwarded-proto'];
+  if (typeof proto === 'string' && FORWARDED_PROTO_HTTPS.test(proto)) return true;
+  const forwarded = headers.forwarded;
+  return typeof forwarded === 'string' && FORWARDED_HTTPS.test(forwarded);
 }
 

@@ -1,4 +1,5 @@
 import { SessionConfigError } from '../session/session.errors.js';
+import { withoutUnsetOlder } from '../session/secret-list.js';
 import { ConnectPgSimpleRecords, type ExpressSessionPgPool } from './connect-pg-simple.records.js';
 import { ConnectRedisRecords, type ExpressSessionRedisClient } from './connect-redis.records.js';
 import { ExpressSessionCookie } from './express-session-cookie.js';
@@ -110,7 +111,7 @@ export function expressSessionReader(options: ExpressSessionReaderOptions): Sess
 }
 
 function secretsOf(value: unknown): string[] {
-  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? (value as unknown[]) : undefined;
+  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? withoutUnsetOlder(value as unknown[]) : undefined;
   if (list === undefined || list.length === 0) {
     throw new SessionConfigError("expressSessionReader: secret must be express-session's secret, a string or a non-empty list of strings (is the environment variable set?)");
   }

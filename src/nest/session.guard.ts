@@ -18,8 +18,8 @@ const granted = (): true => true;
 export class SessionLoader implements CanActivate {
   private readonly engine: SessionEngine;
 
-  constructor(@Optional() engine?: SessionEngine) {
-    this.engine = requireSessionModule(engine, '@Session() and @Flash()');
+  constructor(@Optional() engine: SessionEngine) {
+    this.engine = requireSessionModule(engine, '@Session() and @Flash() need');
   }
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {

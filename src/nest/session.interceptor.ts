@@ -19,8 +19,8 @@ import { interceptMessage } from '../gateways/gateway-message.js';
 export class SessionInterceptor implements NestInterceptor {
   private readonly engine: SessionEngine;
 
-  constructor(@Optional() engine?: SessionEngine) {
-    this.engine = requireSessionModule(engine, 'SessionInterceptor (@UseSession())');
+  constructor(@Optional() engine: SessionEngine) {
+    this.engine = requireSessionModule(engine, 'SessionInterceptor (@UseSession()) needs');
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {

@@ -15,8 +15,10 @@ export interface SessionCookieOptions {
   /** Default `true`: scripts in the page cannot read the cookie. */
   httpOnly?: boolean;
   /**
-   * Default `true`. `'auto'` sets `Secure` only when the request came over HTTPS (behind a proxy,
-   * only when the app trusts it: Express `trust proxy`, Fastify `trustProxy`).
+   * Default: `true` with `NODE_ENV=production` (read when the module starts), else `'auto'`; `true`
+   * everywhere for `sameSite: 'none'` and `__Host-` / `__Secure-` names. `'auto'` sets `Secure` on
+   * requests that came over HTTPS, as the app sees them (Express `trust proxy`, Fastify
+   * `trustProxy`) or as a proxy says (`X-Forwarded-Proto: https`, trusted or not).
    */
   secure?: boolean | 'auto';
   /** Default `'lax'`. `'none'` requires `secure: true`. */
@@ -39,8 +41,10 @@ export interface SessionOptions {
   cookie?: SessionCookieOptions;
   /**
    * Signs the id cookie with HMAC-SHA256: a string of at least 32 characters, or a list whose
-   * first entry signs and all entries verify (key rotation). Default: a random secret per
-   * process, with a warning (sessions do not survive a restart and cannot be shared).
+   * first entry signs and all entries verify (key rotation); older entries that are `undefined`
+   * (an unset `process.env.OLD_SECRET`) are left out. Default: a random secret per process, with a
+   * warning (sessions do not survive a restart and cannot be shared); with `NODE_ENV=production`,
+   * required wherever it signs an id (a server-side store), or the app does not start.
    */
   secret?: string | readonly (string | undefined)[];
   /** Sliding expiry, in ms: a session unused for this long is gone. Default: `cookie.maxAge`, else 24 hours. */

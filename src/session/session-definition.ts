@@ -13,6 +13,7 @@ import { SessionIdSigner } from './session-id.js';
 import type { SessionCookieOptions, SessionModuleOptions, SessionOptions } from '../nest/session.options.js';
 import { isClientSideStore, type AnySessionStore } from '../stores/session-store.interface.js';
 import { MemoryStore } from '../stores/memory.store.js';
+import { withoutUnsetOlder } from './secret-list.js';
 import { SessionHandles } from '../user-sessions/session-handle.js';
 import { SessionSchema } from '../schema/session-schema.js';
 
@@ -82,16 +83,13 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
   if (options.interceptor !== undefined && options.interceptor !== 'route' && options.interceptor !== 'global') {
     throw new SessionConfigError(`interceptor must be 'route' or 'global', got ${describe(options.interceptor)}`);
   }
-  const ephemeralSecret = options.secret === undefined;
-  if (ephemeralSecret && inProduction()) {
-    throw new SessionConfigError(
-      'secret is required when NODE_ENV is production: without it every restart and every other instance signs users out. Set SessionModule.forRoot({ secret: process.env.SESSION_SECRET }) with 32+ random characters (e.g. `openssl rand -base64 48`)',
-    );
-  }
-  const rootSecrets = ephemeralSecret ? [randomBytes(48).toString('base64url')] : secrets(options.secret, 'secret');
+  const noSecret = options.secret === undefined;
+  const rootSecrets = noSecret ? [randomBytes(48).toString('base64url')] : secrets(options.secret, 'secret');
 
   const definitions = new Map<string, SessionDefinition>();
   definitions.set(DEFAULT_SESSION, define(DEFAULT_SESSION, options, 'sid', rootSecrets, storeTimeout, ''));
+  // Whether a session id is signed with `secret`: a server-side store's cookie is; a CookieStore seals its own.
+  let rootSigns = !definitions.get(DEFAULT_SESSION)!.clientSide;
   const named = options.sessions ?? {};
   if (typeof named !== 'object') throw new SessionConfigError('sessions must be an object of named session options');
   for (const name of Object.keys(named)) {
@@ -108,7 +106,9 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
       userVersion: own.userVersion ?? options.userVersion,
       cookie: { ...options.cookie, name: undefined, maxAge: undefined, ...own.cookie },
     };
-    definitions.set(name, define(name, inherited, name, ownSecrets, storeTimeout, `sessions.${name}.`));
+    const def = define(name, inherited, name, ownSecrets, storeTimeout, `sessions.${name}.`);
+    definitions.set(name, def);
+    if (own.secret === undefined && !def.clientSide) rootSigns = true;
   }
   const seen = new Map<string, string>();
   for (const def of definitions.values()) {
@@ -117,6 +117,12 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
       throw new SessionConfigError(`sessions '${other}' and '${def.name}' both use the cookie name '${def.cookieName}'; give each its own cookie.name`);
     }
     seen.set(def.cookieName, def.name);
+  }
+  const ephemeralSecret = noSecret && rootSigns;
+  if (ephemeralSecret && inProduction()) {
+    throw new SessionConfigError(
+      'secret is required when NODE_ENV is production: without it every restart and every other instance signs users out. Set SessionModule.forRoot({ secret: process.env.SESSION_SECRET }) with 32+ random characters (e.g. `openssl rand -base64 48`)',
+    );
   }
   return { definitions, ephemeralSecret };
 }
@@ -217,7 +223,7 @@ function attributesOf(name: string, options: SerializeOptions, path: string): st
 }
 
 function secrets(value: unknown, option: string): string[] {
-  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? (value as unknown[]) : undefined;
+  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? withoutUnsetOlder(value as unknown[]) : undefined;
   if (list === undefined || list.length === 0) {
     throw new SessionConfigError(`${option} must be a string or a non-empty list of strings; set it from the environment, e.g. secret: process.env.SESSION_SECRET`);
   }

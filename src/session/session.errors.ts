@@ -157,6 +157,7 @@ export function reported<E extends SessionError>(error: E): E {
 export function requireSessionModule<T>(dependency: T | undefined, user: string): T {
   if (dependency !== undefined && dependency !== null) return dependency;
   throw new SessionConfigError(
-    `${user} needs SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}`,
+    `${user} SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}. ` +
+      'In a test, import it in Test.createTestingModule({ imports: [...] }). Let Nest create the class (@UseGuards(CsrfGuard), { provide: APP_GUARD, useClass: CsrfGuard }), never `new`',
   );
 }

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, type KeyOb
 import { randomSlice } from '../session/random-pool.js';
 import { isUserTie, type ClientSessionStore, type SessionMeta, type SessionRecord } from './session-store.interface.js';
 import { SessionConfigError } from '../session/session.errors.js';
+import { withoutUnsetOlder } from '../session/secret-list.js';
 import { XaesKey } from './xaes-256-gcm.js';
 
 /** Opened cookie values kept, at most (values are at most a few kilobytes each). */
@@ -87,7 +88,7 @@ export class CookieStore implements ClientSessionStore {
 
   constructor(options: CookieStoreOptions) {
     const secrets: unknown = options?.secret;
-    const list: unknown[] = Array.isArray(secrets) ? secrets : [secrets];
+    const list: unknown[] = Array.isArray(secrets) ? withoutUnsetOlder(secrets) : [secrets];
     if (list.length === 0) {
       throw new SessionConfigError(`CookieStore secret is an empty list: give at least one secret (${SECRET_ADVICE}).`);
     }

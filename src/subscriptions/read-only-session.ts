@@ -11,7 +11,8 @@ import type { SessionState } from '../session/session.js';
 export class ReadOnlySession implements Session<any> {
   private flashBox: FlashBox | undefined;
 
-  constructor(private readonly state: SessionState) {}
+  /** The session read, for `SessionService` calls that take a session (`sessionsOf(session)`). */
+  constructor(readonly state: SessionState) {}
 
   get id(): string {
     return this.state.id;
@@ -31,7 +32,7 @@ export class ReadOnlySession implements Session<any> {
     return (this.flashBox ??= new FlashBox({
       storedFlash: () => state.storedFlash(),
       replaceFlash: (_flash, _growth, operation) => {
-        throw refused(state, operation, `${operation}() cannot be saved (flash messages can be neither added nor consumed); flash.peek() reads them without consuming`);
+        throw refused(state, operation, 'flash messages cannot be added or consumed (flash.add(), flash.get(), flash.all()); flash.peek() reads them without consuming');
       },
     }));
   }

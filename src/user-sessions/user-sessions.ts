@@ -4,6 +4,7 @@ import type { Session } from '../session/session.interface.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { asUserId, SessionState, userIdOf } from '../session/session.js';
 import { checked, type SessionEngine } from '../lifecycle/session-engine.js';
+import { ReadOnlySession } from '../subscriptions/read-only-session.js';
 import { isUserTie, type SessionStore, type UserSessionEntry } from '../stores/session-store.interface.js';
 
 /** One of a user's live sessions, as `SessionService.sessionsOf()` lists it. */
@@ -63,7 +64,7 @@ export class UserSessions {
     const { def, user, held } = this.target(whose, options, 'sessionsOf');
     if (user === undefined) return [];
     const entries = await this.entries(def, user, 'sessionsOf');
-    const current = held === undefined ? this.currentId(def.name) : storedId(held);
+    const current = held === undefined ? this.currentId(def.name) : keptId(held);
     const handles = def.handles();
     return entries
       .map((entry) => {
@@ -87,15 +88,15 @@ export class UserSessions {
     const except = options?.except;
     let kept: string | undefined;
     if (except === 'current') {
-      const current = held ?? this.engine.context.getStore()?.loaded(name);
+      const current = held ?? (this.engine.context.getStore()?.loaded(name) as SessionState | undefined);
       if (current === undefined) {
         throw reported(new SessionError(
           "SessionService.endSessionsOf(user, { except: 'current' }): there is no current session here to keep; pass the session instead of its user (endSessionsOf(session, { except: 'current' })), or mark the route @UseSession()",
         ));
       }
-      kept = storedId(current);
-    } else if (except instanceof SessionState) {
-      kept = storedId(except);
+      kept = keptId(current);
+    } else if (stateOf(except) !== undefined) {
+      kept = keptId(stateOf(except)!);
     } else if (except !== undefined) {
       throw reported(new SessionError("SessionService.endSessionsOf(): options.except must be 'current' or a Session"));
     }
@@ -104,7 +105,7 @@ export class UserSessions {
     const entries = await this.entries(def, user, 'endSessionsOf');
     const ending = entries.filter((entry) => entry.id !== kept);
     await Promise.all(ending.map(async (entry) => this.engine.destroy(def, entry.id)));
-    await this.forgetCurrent(name, ending);
+    await this.forgetCurrent(name, ending, held);
     return ending.length;
   }
 
@@ -141,7 +142,7 @@ export class UserSessions {
     // A stale handle: the session ended, or it is no longer this user's.
     if (record === undefined || record.meta.user?.id !== opened.userId) return false;
     await this.engine.destroy(def, opened.id);
-    await this.forgetCurrent(name, [{ id: opened.id }]);
+    await this.forgetCurrent(name, [{ id: opened.id }], undefined);
     return true;
   }
 
@@ -153,12 +154,16 @@ export class UserSessions {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw reported(new SessionConfigError(`SessionService.${what}(user, options): options must be an object such as { session: 'admin' }, got ${typeof options}`));
     }
-    if (whose instanceof SessionState) {
-      const def = whose.definition;
+    const session = stateOf(whose);
+    if (session !== undefined) {
+      const def = session.definition;
+      if (this.engine.definitions.get(def.name) !== def) {
+        throw reported(new SessionConfigError(`SessionService.${what}(session): that session belongs to another app (another SessionModule); pass a session of this app's requests`));
+      }
       if (options?.session !== undefined && options.session !== def.name) {
         throw reported(new SessionConfigError(`SessionService.${what}(session, { session: '${options.session}' }): the session given is session '${def.name}'`));
       }
-      return { def, user: whose.user, held: whose };
+      return { def, user: session.user, held: session };
     }
     const def = this.engine.definition(options?.session === undefined ? DEFAULT_SESSION : this.nameOf(options.session, what));
     return { def, user: userIdOf(whose, `SessionService.${what}()`) };
@@ -189,12 +194,16 @@ export class UserSessions {
     return entries;
   }
 
-  /** The current request's session was among those ended: it is destroyed here too, so this response clears its cookie. */
-  private async forgetCurrent(name: string, ended: readonly { id: string }[]): Promise<void> {
-    const current = this.engine.context.getStore()?.loaded(name);
-    if (current === undefined) return;
-    const id = storedId(current);
-    if (id !== undefined && ended.some((entry) => entry.id === id)) await current.destroy();
+  /**
+   * The session given (`endSessionsOf(session)`) or the current request's was among those ended:
+   * it is destroyed here too, so this response clears its cookie and the handler sees it gone.
+   */
+  private async forgetCurrent(name: string, ended: readonly { id: string }[], held: SessionState | undefined): Promise<void> {
+    for (const session of new Set([held, this.engine.context.getStore()?.loaded(name) as SessionState | undefined])) {
+      if (session === undefined) continue;
+      const id = storedId(session);
+      if (id !== undefined && ended.some((entry) => entry.id === id)) await session.destroy();
+    }
   }
 
   private currentId(name: string): string | undefined {
@@ -212,6 +221,20 @@ export class UserSessions {
         : `SessionService.${what}(): the store of session '${def.name}' (${kind}) cannot list a user's sessions: it has no listByUser(); implement it (see SessionStore.listByUser) or use MemoryStore, FileStore, RedisStore or PostgresStore`,
     ));
   }
+}
+
+/** A session as `SessionService` calls take it: the request's own, or one a subscription read (read-only). */
+function stateOf(value: unknown): SessionState | undefined {
+  if (value instanceof SessionState) return value;
+  return value instanceof ReadOnlySession ? value.state : undefined;
+}
+
+/**
+ * The id of a session to keep: its id unless it was destroyed, also while its first write is in
+ * flight (an id not stored yet matches no listed session, so keeping it costs nothing).
+ */
+function keptId(session: SessionState): string | undefined {
+  return session.destroyed ? undefined : session.id;
 }
 
 /** The id a session has in its store, or undefined when it is not stored (new, regenerated or destroyed in this request). */

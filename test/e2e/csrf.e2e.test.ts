@@ -412,3 +412,36 @@ describe('CSRF options', () => {
     await expect(platform.create(csrfModule({ csrf }))).rejects.toThrow(message);
   });
 });
+
+describe('a __Host- or __Secure- name for the readable XSRF-TOKEN cookie', () => {
+  it.each(['__Host-XSRF-TOKEN', '__Secure-XSRF-TOKEN'])('%s starts outside production too, and the cookie is Secure even over plain HTTP', async (name) => {
+    vi.stubEnv('NODE_ENV', 'development');
+    const app = await platforms[0].create(csrfModule({ csrf: { cookie: { name } } }));
+    vi.unstubAllEnvs();
+    try {
+      const res = await app.http().get('/form');
+      const cookie = setCookies(res.headers).find((each) => each.name === name);
+      expect(cookie?.attributes.secure).toBe(true);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('the readable XSRF-TOKEN cookie outside production', () => {
+  it.each(platforms)('is Secure exactly where the session cookie is: over HTTPS, not over plain HTTP ($name)', async (platform) => {
+    vi.stubEnv('NODE_ENV', 'development');
+    const app = await platform.create(csrfModule({ csrf: { cookie: true } }));
+    vi.unstubAllEnvs();
+    try {
+      for (const [proto, secure] of [['http', undefined], ['https', true]] as const) {
+        const res = await app.http().get('/form').set('X-Forwarded-Proto', proto);
+        const cookies = setCookies(res.headers);
+        expect(cookies.find((each) => each.name === 'XSRF-TOKEN')?.attributes.secure).toBe(secure);
+        expect(cookies.find((each) => each.name === 'sid')?.attributes.secure).toBe(secure);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -71,9 +71,25 @@ describe('the defaults a new app gets', () => {
         }
       });
 
-      it('with NODE_ENV=production, the cookie is Secure over any connection', async () => {
+      it('outside production, a request a proxy says came over HTTPS gets a Secure cookie even where the app does not trust the proxy', async () => {
+        vi.stubEnv('NODE_ENV', 'development');
+        const t = await platform.create(appWith({ secret: SECRET }));
+        try {
+          for (const [header, value] of [['X-Forwarded-Proto', 'https'], ['X-Forwarded-Proto', 'https, http'], ['Forwarded', 'for=192.0.2.1;proto=https']]) {
+            const [cookie] = setCookies((await t.http().get('/count').set(header, value)).headers);
+            expect(cookie.attributes.secure).toBe(true);
+          }
+          const [plain] = setCookies((await t.http().get('/count').set('X-Forwarded-Proto', 'http')).headers);
+          expect(plain.attributes.secure).toBeUndefined();
+        } finally {
+          await t.close();
+        }
+      });
+
+      it('with NODE_ENV=production (read as the app starts), the cookie is Secure over any connection', async () => {
         vi.stubEnv('NODE_ENV', 'production');
         const t = await platform.create(appWith({ secret: SECRET }));
+        vi.unstubAllEnvs();
         try {
           const [cookie] = setCookies((await t.http().get('/count')).headers);
           expect(cookie.attributes).toMatchObject({ secure: true, httponly: true, samesite: 'Lax' });
@@ -135,6 +151,40 @@ describe('the defaults a new app gets', () => {
     expect(async).toBeInstanceOf(SessionConfigError);
   });
 
+  it('an app whose sessions are all cookie-stored needs no top-level secret, in production too, and is not warned', async () => {
+    const { CookieStore } = await import('../../src/index.js');
+    const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    for (const env of ['production', 'development']) {
+      vi.stubEnv('NODE_ENV', env);
+      const t = await platforms[0].create(appWith({ store: new CookieStore({ secret: SECRET }) }));
+      try {
+        const agent = request.agent(t.server);
+        const first = await agent.get('/count').set('X-Forwarded-Proto', 'https');
+        expect(first.body).toEqual({ visits: 1 });
+        expect(warn.mock.calls.map((call) => String(call[0])).filter((m) => m.includes('No secret set'))).toHaveLength(0);
+      } finally {
+        await t.close();
+      }
+    }
+    // A server-side named session signed with the top-level secret still needs it.
+    vi.stubEnv('NODE_ENV', 'production');
+    await expect(compile(appWith({ store: new CookieStore({ secret: SECRET }), sessions: { prefs: {} } }))).rejects.toThrow(/secret is required when NODE_ENV is production/);
+  });
+
+  it('a secret list whose older entries are unset environment variables works (no rotation under way); the first must be set', async () => {
+    const { CookieStore } = await import('../../src/index.js');
+    const t = await platforms[0].create(appWith({ secret: [SECRET, undefined], sessions: { prefs: { store: new CookieStore({ secret: [SECRET, undefined] }) } } }));
+    try {
+      const agent = request.agent(t.server);
+      await agent.get('/count');
+      expect((await agent.get('/count')).body).toEqual({ visits: 2 });
+    } finally {
+      await t.close();
+    }
+    await expect(compile(appWith({ secret: [undefined, SECRET] }))).rejects.toThrow(/secret\[0\] is undefined, not a string \(is the environment variable set\?\)/);
+    expect(() => new CookieStore({ secret: [undefined, SECRET] })).toThrow(SessionConfigError);
+  });
+
   it('outside production, no secret starts with one warning', async () => {
     vi.stubEnv('NODE_ENV', 'development');
     const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
@@ -183,17 +233,18 @@ describe('an app that uses the decorators without importing SessionModule', () =
   }
 
   it.each<[string, Type<unknown>, string]>([
-    ['@Session() / @Flash()', ParamController, '@Session() and @Flash()'],
-    ['@UseSession()', ContextController, 'SessionInterceptor (@UseSession())'],
-    ['CsrfGuard', CsrfController, 'CsrfGuard'],
+    ['@Session() / @Flash()', ParamController, '@Session() and @Flash() need'],
+    ['@UseSession()', ContextController, 'SessionInterceptor (@UseSession()) needs'],
+    ['CsrfGuard', CsrfController, 'CsrfGuard needs'],
   ])('%s stops the app at startup with an error naming SessionModule.forRoot()', async (_, controller, user) => {
     @Module({ controllers: [controller] })
     class AppModule {}
     const error = await compile(AppModule).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SessionConfigError);
-    expect((error as Error).message).toBe(
-      `${user} needs SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}`,
+    expect((error as Error).message).toContain(
+      `${user} SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}. In a test, import it in Test.createTestingModule({ imports: [...] }).`,
     );
+    expect((error as Error).message.startsWith(user)).toBe(true);
   });
 });
 

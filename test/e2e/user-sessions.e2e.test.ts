@@ -389,6 +389,13 @@ class PlainDevicesController {
   async signOutOthers(@Session() session: Session) {
     return { ended: await this.sessions.endSessionsOf(session, { except: 'current' }) };
   }
+
+  @Post('everywhere')
+  @HttpCode(200)
+  async signOutEverywhere(@Session() session: Session) {
+    const ended = await this.sessions.endSessionsOf(session);
+    return { ended, userAfter: session.user ?? null };
+  }
 }
 
 describe('a route that holds the session names it: no @UseSession() needed', () => {
@@ -412,6 +419,11 @@ describe('a route that holds the session names it: no @UseSession() needed', () 
       expect(after.sessions.map((s) => s.current)).toEqual([true]);
       // A visitor signed in as no one has no devices.
       expect((await t.http().get('/plain/devices')).body).toEqual({ sessions: [] });
+      // Signing out everywhere ends the session in hand too: the handler sees it gone, the cookie is cleared.
+      const everywhere = await t.http().post('/plain/everywhere').set('Cookie', laptop.header());
+      expect(everywhere.body).toEqual({ ended: 1, userAfter: null });
+      const cleared = setCookies(everywhere.headers).find((cookie) => cookie.name === 'sid');
+      expect(cleared?.attributes['max-age']).toBe('0');
     } finally {
       await t.close();
     }
