@@ -3,7 +3,6 @@
 // user gives it `npm install nest-sessions`, then built, type-checked (its own tsc and tsconfig,
 // test files included) and tested with its own npm scripts, the chosen Node first on PATH.
 //
-//
 // The `readme-` pairs make the app the README's instead: the files that its "Quick start" and
 // "Testing your app" name in their examples' first line (`// src/app.module.ts`, `// test/app.e2e-spec.ts`)
 // are written into the copy as they stand, extracted as check-examples.mjs extracts them; the app's
