@@ -67,6 +67,12 @@ class MessagesGateway {
     return { ok: true };
   }
 
+  @SubscribeMessage('setNote')
+  setNote(@Session() session: Session, @MessageBody() value: string) {
+    session.set('note', value);
+    return { ok: true };
+  }
+
   @SubscribeMessage('seedCart')
   seedCart(@Session() session: Session) {
     session.set('cart', { items: [] });
@@ -248,6 +254,24 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     client.close();
     await until(() => store.calls.includes('patch'), 'the change to be saved');
     expect(await value(jar, 'slow')).toBe('kept');
+  });
+
+  it("a message's answer goes out only once what its handler changed is written", async () => {
+    const jar = await login(84);
+    const client = await socket(jar);
+    store.reset();
+    const release = store.holdNextAnswer('patch');
+    let answered = false;
+    const answer = client.request('setNote', 'saved first').then((value) => {
+      answered = true;
+      return value;
+    });
+    await until(() => store.calls.includes('patch'), 'the save of the change');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(answered).toBe(false); // the write has not been confirmed: no answer yet
+    release();
+    expect(await answer).toEqual({ ok: true });
+    expect(await value(jar, 'note')).toBe('saved first');
   });
 
   it('a handler that changes a value in place after its client left has the change saved', async () => {

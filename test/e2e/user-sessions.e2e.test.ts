@@ -39,6 +39,14 @@ class DevicesController {
     return { user: session.user ?? null };
   }
 
+  /** Ties the session to another user without regenerate(). */
+  @Post('retie/:user')
+  @HttpCode(200)
+  retie(@Session() session: Session, @Param('user') user: string) {
+    session.setUser(user);
+    return { ok: true };
+  }
+
   @Get('id')
   id(@Session() session: Session) {
     return { id: session.isNew ? null : session.id };
@@ -397,6 +405,26 @@ class PlainDevicesController {
     return { ended, userAfter: session.user ?? null };
   }
 }
+
+describe('a handle listed while its session was one user\'s', () => {
+  it.each(platforms)('ends nothing once the session is tied to another user without regenerate() ($name)', async (platform) => {
+    const t = await platform.create(moduleWith(memoryStoreKind.create('retied')));
+    try {
+      const jar = new CookieJar();
+      jar.take(await t.http().post('/login/ada'));
+      const service = t.app.get(SessionService);
+      const [{ handle }] = await service.sessionsOf('ada');
+      // The same session, now tied to bob (a setUser() without regenerate()).
+      await t.http().post('/retie/bob').set('Cookie', jar.header());
+      expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: 'bob' });
+      await expect(service.endSession(handle)).resolves.toBe(false);
+      await expect(service.endSession(handle, { user: 'ada' })).resolves.toBe(false);
+      expect((await t.http().get('/me').set('Cookie', jar.header())).body).toEqual({ user: 'bob' });
+    } finally {
+      await t.close();
+    }
+  });
+});
 
 describe('a route that holds the session names it: no @UseSession() needed', () => {
   it.each(platforms)('sessionsOf(session) marks that session current and endSessionsOf(session, { except: "current" }) keeps it ($name)', async (platform) => {
