@@ -150,11 +150,15 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 
   // SessionHost
-  async destroyStored(session: SessionState, id: string): Promise<void> {
+  async destroyStored(session: SessionState, id: string, replaced = false): Promise<void> {
     if (this.responded) return this.destroyAfterResponse(session, id);
     // A save of the old id still running must land before the destroy, never after it.
     if (this.saving !== undefined) await this.saving;
-    await this.engine.destroy(session.definition, id);
+    if (!replaced) return this.engine.destroy(session.definition, id);
+    // regenerate(): the sockets and subscriptions of the old id end once this response, which
+    // carries the new id's cookie, has gone, so that a client reconnecting at once has that cookie.
+    await this.engine.destroy(session.definition, id, false);
+    endWithResponse(this.raw, this.engine, session.definition.name, id);
   }
 
   /**
@@ -445,5 +449,21 @@ function forwardedHttps(headers: Record<string, unknown> | undefined): boolean {
   if (typeof proto === 'string' && FORWARDED_PROTO_HTTPS.test(proto)) return true;
   const forwarded = headers.forwarded;
   return typeof forwarded === 'string' && FORWARDED_HTTPS.test(forwarded);
+}
+
+/** Ends the connections of a replaced id once `raw` has been sent (or has failed). */
+function endWithResponse(raw: ServerResponse, engine: SessionEngine, name: string, id: string): void {
+  if (raw.writableFinished || raw.destroyed) {
+    engine.connections.end(name, id);
+    return;
+  }
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    engine.connections.end(name, id);
+  };
+  raw.once('finish', end);
+  raw.once('close', end);
 }
 

@@ -332,11 +332,13 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Removes a stored session at once (regenerate, destroy); once the store confirms, the connections
-   * hanging on it in this process (sockets, subscriptions) are ended.
+   * hanging on it in this process (sockets, subscriptions) are ended, unless the caller ends them
+   * itself later (`endConnections: false`).
    */
-  destroy(def: SessionDefinition, id: string): MaybePromise<void> {
+  destroy(def: SessionDefinition, id: string, endConnections = true): MaybePromise<void> {
     if (def.clientSide) return undefined;
     const done = this.call(def, 'destroy a session', (store) => store.destroy(id));
+    if (!endConnections) return done === undefined || !isThenable(done) ? undefined : Promise.resolve(done);
     if (isThenable(done)) return Promise.resolve(done).then(() => this.connections.end(def.name, id));
     this.connections.end(def.name, id);
     return undefined;

@@ -11,7 +11,7 @@ import { putValue, type IssueSet } from '../schema/session-schema.js';
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {
   /** Removes the stored session `id` once any save of it still running has finished. */
-  destroyStored(session: SessionState, id: string): Promise<void>;
+  destroyStored(session: SessionState, id: string, replaced?: boolean): Promise<void>;
   saveNow(session: SessionState): Promise<void>;
   checkSize(session: SessionState, growth?: number): void;
   /**
@@ -319,7 +319,7 @@ export class SessionState implements Session<any>, FlashHolder {
     this.#host.refuseChange?.(this, 'regenerate');
     // The old id is destroyed first: if the store fails, the session stays as it was.
     const id = this.#sessionId;
-    if ((this.stored || this.writing > 0) && id !== undefined) await this.#host.destroyStored(this, id);
+    if ((this.stored || this.writing > 0) && id !== undefined) await this.#host.destroyStored(this, id, true);
     this.#generation++;
     this.#sessionId = generateSessionId();
     // A new CSRF secret for the new id, made when a token is next asked for: tokens given before the sign-in stop working.

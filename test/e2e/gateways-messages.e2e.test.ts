@@ -256,6 +256,24 @@ describe.each(['socket.io', 'ws'] as Transport[])('gateway messages on %s', (tra
     expect(await value(jar, 'slow')).toBe('kept');
   });
 
+  it('a sign-in (regenerate()) over HTTP ends the sockets of the old id once its response, with the new cookie, has gone', async () => {
+    const jar = await login(85);
+    const client = await socket(jar);
+    expect(await client.request('whoami')).toEqual({ userId: 85 }); // the socket hangs on the session
+    let ended = false;
+    void client.closed.then(() => (ended = true));
+    const release = store.holdNextAnswer('set'); // the new id's write: the response waits for it
+    const signIn = request(t.server).post('/login?user=86').set('Cookie', jar.header()).then((res) => res);
+    await until(() => store.calls.includes('destroy'), 'the old id to be destroyed');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(ended).toBe(false); // a client reconnecting now would not have the new cookie yet
+    release();
+    jar.take(await signIn);
+    await client.closed;
+    const next = await socket(jar);
+    expect(await next.request('whoami')).toEqual({ userId: 86 });
+  });
+
   it("a message's answer goes out only once what its handler changed is written", async () => {
     const jar = await login(84);
     const client = await socket(jar);
