@@ -31,9 +31,12 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
     let over = false;
     let queue: Promise<void> = Promise.resolve();
     let savedBeforeValue = false;
+    /** While the handler of a client that left is heard out: when it is dropped all the same. */
+    let heardOut: ReturnType<typeof setTimeout> | undefined;
     const finish = () => {
       if (over) return;
       over = true;
+      if (heardOut !== undefined) clearTimeout(heardOut);
       inner?.unsubscribe();
       connection.end(message);
     };
@@ -106,15 +109,21 @@ export function interceptMessage(engine: SessionEngine, context: ExecutionContex
       // The client left (Nest stops listening at its disconnect): what changed is saved now. A
       // handler that has answered before is a stream: it is dropped, so that one that never ends (a
       // filter on an app-wide Subject) holds neither the socket nor its sessions. One that has not
-      // answered yet (a Promise still running) is heard out: its answer saves once more, which
-      // finds what it changed in place meanwhile, and ends the message.
+      // answered yet (a Promise still running) is heard out for up to HEARD_OUT_MS: its answer
+      // saves once more, which finds what it changed in place meanwhile, and ends the message; a
+      // stream that never answered is dropped then.
       done = true;
       message.save().catch(() => undefined); // logged; nobody is left to tell
-      if (savedBeforeValue || inner === undefined) finish();
-      else left = true;
+      if (savedBeforeValue || inner === undefined) return finish();
+      left = true;
+      heardOut = setTimeout(finish, HEARD_OUT_MS);
+      heardOut.unref();
     };
   });
 }
+
+/** How long the handler of a client that left is heard out for the changes it makes in place. */
+export const HEARD_OUT_MS = 30_000;
 
 /**
  * What `GatewaySessionBinder` binds to gateway handlers with a `@Session()` or `@Flash()` parameter:

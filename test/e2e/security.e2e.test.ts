@@ -269,7 +269,7 @@ describe.each(platforms)('security on $name', (platform) => {
   });
 
   describe("secure: 'auto'", () => {
-    it('follows the protocol, honouring X-Forwarded-Proto only when the app trusts its proxy', async () => {
+    it('follows the protocol; X-Forwarded-Proto: https adds Secure, trusted or not (adding it never exposes a cookie)', async () => {
       const trusting = await start({ secret: NEW, cookie: { secure: 'auto' } }, true);
       const plainHttp = setCookies((await get(trusting, '/count')).headers)[0];
       expect(plainHttp.attributes.secure).toBeUndefined();
@@ -277,8 +277,10 @@ describe.each(platforms)('security on $name', (platform) => {
       expect(viaProxy.attributes.secure).toBe(true);
 
       const untrusting = await start({ secret: NEW, cookie: { secure: 'auto' } }, false);
-      const spoofed = setCookies((await untrusting.http().get('/count').set('X-Forwarded-Proto', 'https')).headers)[0];
-      expect(spoofed.attributes.secure).toBeUndefined();
+      const untrusted = setCookies((await untrusting.http().get('/count').set('X-Forwarded-Proto', 'https')).headers)[0];
+      expect(untrusted.attributes.secure).toBe(true);
+      const plain = setCookies((await untrusting.http().get('/count').set('X-Forwarded-Proto', 'http')).headers)[0];
+      expect(plain.attributes.secure).toBeUndefined();
     });
   });
 });

@@ -656,11 +656,15 @@ describe('CookieStore', () => {
       check({ secret: ['short', SECRET_A] }, 'CookieStore secret[0]');
     });
 
-    it('refuses an empty list, a missing secret and a missing entry', () => {
+    it('refuses an empty list, a missing secret and a missing first or null entry; an unset older entry is left out', () => {
       check({ secret: [] }, 'CookieStore secret', 'empty');
       check({}, 'CookieStore secret', 'missing');
       check(undefined, 'CookieStore secret');
-      check({ secret: [SECRET_A, undefined] }, 'CookieStore secret[1]', 'missing');
+      check({ secret: [undefined, SECRET_A] }, 'CookieStore secret[0]', 'missing');
+      check({ secret: [SECRET_A, null] }, 'CookieStore secret[1]', 'missing');
+      // [process.env.KEY, process.env.OLD_KEY] with no rotation under way: sealed and opened with the first.
+      const rotatedOut = new CookieStore({ secret: [SECRET_A, undefined] });
+      expect(new CookieStore({ secret: SECRET_A }).open(rotatedOut.seal('id', { data: { a: '1' }, meta: { createdAt: 1 }, expiresAt: Date.now() + 60_000 }))?.record.data).toEqual({ a: '1' });
     });
 
     it('refuses a maxCookieSize that is not a positive integer', () => {

@@ -117,7 +117,8 @@ describe('expressSessionReader options', () => {
     fails({ secret: 'x', redis, pool }, /not both/);
     fails({ redis }, /secret must be/);
     fails({ secret: [], redis }, /secret must be/);
-    fails({ secret: ['x', undefined], redis }, /secret\[1\] must be a non-empty string/);
+    fails({ secret: [undefined, 'x'], redis }, /secret\[0\] must be a non-empty string/);
+    fails({ secret: ['x', null], redis }, /secret\[1\] must be a non-empty string/);
     fails({ secret: '', redis }, /secret must be a non-empty string/);
     fails({ secret: 'x', redis: {} }, /redis must be an ioredis/);
     fails({ secret: 'x', pool: {} }, /pool must be a pg Pool/);

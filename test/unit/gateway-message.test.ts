@@ -1,11 +1,11 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { CallHandler, ExecutionContext } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import type { SessionEngine } from '../../src/lifecycle/session-engine.js';
 import type { RouteInfo } from '../../src/nest/route-info.js';
 import { GatewayConnection } from '../../src/gateways/gateway-connection.js';
-import { interceptMessage } from '../../src/gateways/gateway-message.js';
+import { HEARD_OUT_MS, interceptMessage } from '../../src/gateways/gateway-message.js';
 
 const engine = { context: new AsyncLocalStorage() } as unknown as SessionEngine;
 const route = { names: [], context: false } as unknown as RouteInfo;
@@ -44,11 +44,29 @@ it('a handler bound to two session interceptors (interceptor: \'global\' and its
 
 it("a stream a handler returned is dropped when its client leaves: nothing holds the socket's message", () => {
   const client = { readyState: 1, close() {}, once() {} };
-  const feed = new Subject<number>(); // an app-wide Subject that may never emit for this client
+  const feed = new Subject<number>(); // an app-wide Subject that emits for this client before it leaves
   const subscription = interceptMessage(engine, context(client, [client, 'x', 'feed']), { handle: () => feed } as CallHandler, route).subscribe();
   expect(feed.observed).toBe(true);
-  subscription.unsubscribe(); // Nest stops listening at the disconnect
-  expect({ observed: feed.observed, running: running(client).length }).toEqual({ observed: false, running: 0 });
+  feed.next(1);
+  return new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+    subscription.unsubscribe(); // Nest stops listening at the disconnect
+    expect({ observed: feed.observed, running: running(client).length }).toEqual({ observed: false, running: 0 });
+  });
+});
+
+it('a handler that had not answered when its client left is heard out for HEARD_OUT_MS, then dropped: a stream that never answers holds nothing after that', () => {
+  vi.useFakeTimers();
+  try {
+    const client = { readyState: 1, close() {}, once() {} };
+    const feed = new Subject<number>(); // never emits for this client: it looks like a Promise still running
+    const subscription = interceptMessage(engine, context(client, [client, 'x', 'silent']), { handle: () => feed } as CallHandler, route).subscribe();
+    subscription.unsubscribe(); // the client leaves before any answer
+    expect(feed.observed).toBe(true); // heard out: what it changes in place is still saved when it answers
+    vi.advanceTimersByTime(HEARD_OUT_MS);
+    expect({ observed: feed.observed, running: running(client).length }).toEqual({ observed: false, running: 0 });
+  } finally {
+    vi.useRealTimers();
+  }
 });
 
 it('a handler whose next interceptor throws at once gets the error, and its message is over', async () => {
