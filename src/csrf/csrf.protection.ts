@@ -299,8 +299,8 @@ function readableCookie(csrf: CsrfOptions, options: SessionModuleOptions, engine
   if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined)) {
     throw new SessionConfigError(`csrf.cookie.name '${name}': a __Host- cookie needs the session cookie's secure: true, path '/' and no domain`);
   }
-  if (name.startsWith('__Secure-') && secure !== true) {
-    throw new SessionConfigError(`csrf.cookie.name '${name}': a __Secure- cookie needs the session cookie's secure: true`);
+  if (name.startsWith('__Secure-') && secure === false) {
+    throw new SessionConfigError(`csrf.cookie.name '${name}': a __Secure- cookie cannot go with the session cookie's secure: false`);
   }
   const attributes = (withSecure: boolean): string => {
     try {

@@ -1,4 +1,4 @@
-import { parse } from 'cookie';
+import { parseCookieHeader } from '../transports/cookie-header.js';
 import type { SessionEngine, SessionScope } from '../lifecycle/session-engine.js';
 import { checked, isThenable, matching } from '../lifecycle/session-engine.js';
 import type { SessionDefinition } from '../session/session-definition.js';
@@ -343,7 +343,7 @@ export class GatewayConnection implements SessionHost {
     if (typeof header !== 'string') throw reported(new SessionError(`Session '${def.name}': ${header.unknown}`));
     entry.cookieRead = true;
     if (header === '') return;
-    this.cookies ??= parseCookies(header);
+    this.cookies ??= parseCookieHeader(header);
     const value = this.cookies[def.cookieName];
     if (value === undefined) return;
     if (def.clientSide) {
@@ -403,10 +403,3 @@ function sameValues(a: readonly unknown[] | undefined, b: readonly unknown[]): b
   return true;
 }
 
-function parseCookies(header: string): Record<string, string | undefined> {
-  try {
-    return parse(header);
-  } catch {
-    return {}; // a malformed header means no session, never an error
-  }
-}

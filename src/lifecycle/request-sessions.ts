@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { parse } from 'cookie';
+import { parseCookieHeader } from '../transports/cookie-header.js';
 import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter.js';
 import { gateResponse, headGone, responseReplaced, saveAgainAtEnd, type ResponseSaver } from './response-gate.js';
 import type { SessionDefinition } from '../session/session-definition.js';
@@ -246,7 +246,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   cookie(name: string): string | undefined {
     const header = this.req.headers?.cookie as string | undefined;
     if (header === undefined || header === '') return undefined;
-    this.cookies ??= parseCookies(header);
+    this.cookies ??= parseCookieHeader(header);
     return this.cookies[name];
   }
 
@@ -338,8 +338,9 @@ export class RequestSessions implements SessionHost, ResponseSaver {
 
   /**
    * Writes the sessions one after another, in the order of the configuration: a write that fails
-   * stops the writes after it, and the sessions this request created and wrote before it are
-   * removed again (no cookie will name them); changes written to sessions that existed stay.
+   * stops the writes after it, and the sessions this save created before it (and the failing one,
+   * if a creation) are removed again (no cookie will name them); changes written to sessions that
+   * existed stay.
    */
   private performAll(plans: SavePlan[]): string[] | undefined | Promise<string[] | undefined> {
     let cookies: string[] | undefined;
@@ -394,14 +395,6 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 }
 
-function parseCookies(header: string): Record<string, string | undefined> {
-  try {
-    return parse(header);
-  } catch {
-    return {}; // a malformed header means no session, never an error
-  }
-}
-
 /** Loads each of `names`; undefined when all were available at once, else a promise of them all. */
 export function loadEach(names: readonly string[], load: (name: string) => unknown): Promise<unknown> | undefined {
   let pending: Promise<unknown>[] | undefined;
@@ -419,7 +412,7 @@ function performInOrder(engine: SessionEngine, plans: readonly SavePlan[], from:
     try {
       written = engine.perform(plans[i]);
     } catch (error) {
-      if (!plans.slice(0, i).some((plan) => plan.kind === 'create')) throw error;
+      if (!plans.slice(0, i + 1).some((plan) => plan.kind === 'create')) throw error;
       return undoCreated(engine, plans, i, error);
     }
     if (written !== undefined) {
@@ -434,15 +427,16 @@ function performInOrder(engine: SessionEngine, plans: readonly SavePlan[], from:
 
 /** After the write of `plans[failed]` failed: removes the sessions created by the writes before it, then fails with its error. */
 async function undoCreated(engine: SessionEngine, plans: readonly SavePlan[], failed: number, error: unknown): Promise<never> {
-  const created = plans.slice(0, failed).filter((plan) => plan.kind === 'create');
+  // The failing one too: a creation that timed out may have landed.
+  const created = plans.slice(0, failed + 1).filter((plan) => plan.kind === 'create');
   await Promise.allSettled(created.map(async (plan) => engine.destroy(plan.session.definition, plan.id)));
   throw error;
 }
 
 const FORWARDED_PROTO_HTTPS = /^\s*https\s*(,|$)/i;
-const FORWARDED_HTTPS = /(^|[;,\s])proto=("?)https\2\s*($|[;,])/i;
+const FORWARDED_HTTPS = /^[^,]*?(^|[;\s])proto=("?)https\2\s*($|[;,])/i;
 
-/** `X-Forwarded-Proto: https` (its first value) or `Forwarded: proto=https`: a proxy in front saw HTTPS. */
+/** `X-Forwarded-Proto: https` or `Forwarded: proto=https`, each in its first element: the proxy nearest the client saw HTTPS. */
 function forwardedHttps(headers: Record<string, unknown> | undefined): boolean {
   if (headers === undefined) return false;
   const proto = headers['x-forwarded-proto'];
@@ -453,7 +447,7 @@ function forwardedHttps(headers: Record<string, unknown> | undefined): boolean {
 
 /** Ends the connections of a replaced id once `raw` has been sent (or has failed). */
 function endWithResponse(raw: ServerResponse, engine: SessionEngine, name: string, id: string): void {
-  if (raw.writableFinished || raw.destroyed) {
+  if (raw.writableFinished || raw.destroyed || typeof raw.once !== 'function') {
     engine.connections.end(name, id);
     return;
   }

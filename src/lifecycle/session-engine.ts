@@ -110,7 +110,6 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return def;
   }
 
-  /** What a route asks for, read from its metadata once. */
   /** Where a session comes in the configuration (the default session first): the order a request's sessions are written in. */
   order(def: SessionDefinition): number {
     let index = 0;
@@ -121,6 +120,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return index;
   }
 
+  /** What a route asks for, read from its metadata once. */
   route(handler: object, controller: object): RouteInfo {
     let handlers = this.routes.get(controller);
     if (handlers === undefined) {

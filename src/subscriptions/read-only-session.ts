@@ -3,6 +3,13 @@ import { reported, SessionReadOnlyError } from '../session/session.errors.js';
 import type { Session } from '../session/session.interface.js';
 import type { SessionState } from '../session/session.js';
 
+const readOnlyStates = new WeakMap<ReadOnlySession, SessionState>();
+
+/** The session a `ReadOnlySession` reads, for `SessionService` calls that take a session (`sessionsOf(session)`); never for the app. */
+export function readOnlyState(session: unknown): SessionState | undefined {
+  return session instanceof ReadOnlySession ? readOnlyStates.get(session) : undefined;
+}
+
 /**
  * A session as a GraphQL subscription sees it: everything reads as on HTTP, and every change throws
  * `SessionReadOnlyError` before anything changes, since no response carries its cookie and nothing
@@ -11,8 +18,9 @@ import type { SessionState } from '../session/session.js';
 export class ReadOnlySession implements Session<any> {
   private flashBox: FlashBox | undefined;
 
-  /** The session read, for `SessionService` calls that take a session (`sessionsOf(session)`). */
-  constructor(readonly state: SessionState) {}
+  constructor(private readonly state: SessionState) {
+    readOnlyStates.set(this, state);
+  }
 
   get id(): string {
     return this.state.id;

@@ -1,4 +1,4 @@
-import { parse } from 'cookie';
+import { parseCookieHeader } from '../transports/cookie-header.js';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
 import type { SessionReader, SessionSource } from '../lifecycle/session-source.js';
 import { loadEach } from '../lifecycle/request-sessions.js';
@@ -97,7 +97,7 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
   incomingCookie(def: SessionDefinition): string | undefined {
     const header = this.connection.request.headers.cookie;
     if (typeof header !== 'string' || header === '') return undefined;
-    this.cookies ??= parseCookies(header);
+    this.cookies ??= parseCookieHeader(header);
     return this.cookies[def.cookieName];
   }
 
@@ -203,10 +203,3 @@ function readOnly(session: SessionState, operation: string): SessionReadOnlyErro
   return reported(new SessionReadOnlyError(`Session '${session.definition.name}' is read-only over a GraphQL WebSocket (a subscription, or a query or mutation sent over it): it cannot be ${operation === 'save' ? 'saved' : 'destroyed'} there`, operation));
 }
 
-function parseCookies(header: string): Record<string, string | undefined> {
-  try {
-    return parse(header);
-  } catch {
-    return {}; // a malformed header means no session, never an error
-  }
-}

@@ -4,7 +4,7 @@ import type { Session } from '../session/session.interface.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { asUserId, SessionState, userIdOf } from '../session/session.js';
 import { checked, type SessionEngine } from '../lifecycle/session-engine.js';
-import { ReadOnlySession } from '../subscriptions/read-only-session.js';
+import { readOnlyState } from '../subscriptions/read-only-session.js';
 import { isUserTie, type SessionStore, type UserSessionEntry } from '../stores/session-store.interface.js';
 
 /** One of a user's live sessions, as `SessionService.sessionsOf()` lists it. */
@@ -83,7 +83,7 @@ export class UserSessions {
   }
 
   async endAll(whose: UserOrSession, options: EndSessionsOptions | undefined): Promise<number> {
-    const { def, user, held } = this.target(whose, options, 'endSessionsOf');
+    const { def, user, held, endable } = this.target(whose, options, 'endSessionsOf');
     const name = def.name;
     const except = options?.except;
     let kept: string | undefined;
@@ -105,7 +105,7 @@ export class UserSessions {
     const entries = await this.entries(def, user, 'endSessionsOf');
     const ending = entries.filter((entry) => entry.id !== kept);
     await Promise.all(ending.map(async (entry) => this.engine.destroy(def, entry.id)));
-    await this.forgetCurrent(name, ending, held);
+    await this.forgetCurrent(name, ending, endable === true ? held : undefined);
     return ending.length;
   }
 
@@ -150,7 +150,11 @@ export class UserSessions {
    * What a call is about: a user id (its sessions of `options.session`, by default the default
    * session), or a session (its user, among sessions of its own name; it is the current one).
    */
-  private target(whose: UserOrSession, options: UserSessionsOptions | undefined, what: string): { def: SessionDefinition; user: string | undefined; held?: SessionState } {
+  private target(
+    whose: UserOrSession,
+    options: UserSessionsOptions | undefined,
+    what: string,
+  ): { def: SessionDefinition; user: string | undefined; held?: SessionState; endable?: boolean } {
     if (options !== undefined && (options === null || typeof options !== 'object')) {
       throw reported(new SessionConfigError(`SessionService.${what}(user, options): options must be an object such as { session: 'admin' }, got ${typeof options}`));
     }
@@ -163,7 +167,8 @@ export class UserSessions {
       if (options?.session !== undefined && options.session !== def.name) {
         throw reported(new SessionConfigError(`SessionService.${what}(session, { session: '${options.session}' }): the session given is session '${def.name}'`));
       }
-      return { def, user: session.user, held: session };
+      // A session read over a GraphQL WebSocket is read-only: it is listed as current, never ended here.
+      return { def, user: session.user, held: session, endable: session === whose };
     }
     const def = this.engine.definition(options?.session === undefined ? DEFAULT_SESSION : this.nameOf(options.session, what));
     return { def, user: userIdOf(whose, `SessionService.${what}()`) };
@@ -202,7 +207,9 @@ export class UserSessions {
     for (const session of new Set([held, this.engine.context.getStore()?.loaded(name) as SessionState | undefined])) {
       if (session === undefined) continue;
       const id = storedId(session);
-      if (id !== undefined && ended.some((entry) => entry.id === id)) await session.destroy();
+      // Already gone from the store: this only clears the cookie and the handler's view, so a
+      // failure here (logged where it happened) does not turn an ending that worked into an error.
+      if (id !== undefined && ended.some((entry) => entry.id === id)) await session.destroy().catch(() => undefined);
     }
   }
 
@@ -225,8 +232,7 @@ export class UserSessions {
 
 /** A session as `SessionService` calls take it: the request's own, or one a subscription read (read-only). */
 function stateOf(value: unknown): SessionState | undefined {
-  if (value instanceof SessionState) return value;
-  return value instanceof ReadOnlySession ? value.state : undefined;
+  return value instanceof SessionState ? value : readOnlyState(value);
 }
 
 /**

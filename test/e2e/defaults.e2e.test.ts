@@ -79,8 +79,10 @@ describe('the defaults a new app gets', () => {
             const [cookie] = setCookies((await t.http().get('/count').set(header, value)).headers);
             expect(cookie.attributes.secure).toBe(true);
           }
-          const [plain] = setCookies((await t.http().get('/count').set('X-Forwarded-Proto', 'http')).headers);
-          expect(plain.attributes.secure).toBeUndefined();
+          for (const [header, value] of [['X-Forwarded-Proto', 'http'], ['X-Forwarded-Proto', 'http, https'], ['Forwarded', 'for=192.0.2.1;proto=http, for=198.51.100.1;proto=https']]) {
+            const [plain] = setCookies((await t.http().get('/count').set(header, value)).headers);
+            expect(plain.attributes.secure).toBeUndefined();
+          }
         } finally {
           await t.close();
         }

@@ -7,8 +7,8 @@ import { platforms } from '../support/platforms.js';
 import { SECRET } from './app.fixture.js';
 
 // A request that changes sessions on several server-side stores writes them one after another, in
-// the order it loaded them: a write that fails stops the writes after it and removes the sessions
-// the request created before it; changes to sessions that existed before stay written.
+// the order of the configuration: a write that fails stops the writes after it and removes the
+// sessions the request created before it; changes to sessions that existed before stay written.
 
 @Controller()
 class LedgerController {

@@ -245,4 +245,27 @@ describe('a session read over a GraphQL WebSocket', () => {
     expect(stored?.meta.flash).toEqual({ info: ['hello'] });
     store.close();
   });
+
+  it("is a session SessionService's user calls take: listed as current, and signing its user out everywhere works without changing it", async () => {
+    vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    const { EventEmitter } = await import('node:events');
+    const { MemoryStore } = await import('../../src/index.js');
+    const store = new MemoryStore({ sweepInterval: 0 });
+    const own = new SessionEngine({ secret: SECRET, store });
+    const http = expressPair();
+    const state = await RequestSessions.of(own, http.req, http.res).load('default');
+    state.setUser('ada');
+    await state.save();
+    const cookie = `sid=${own.definition('default').signer.sign(state.id)}`;
+    const socket = Object.assign(new EventEmitter(), { readyState: 1, close() {} });
+    const service = new SessionService(own);
+    const session = await service.load({ req: { extra: { socket, request: { headers: { cookie } } } } });
+    expect((await service.sessionsOf(session)).map((each) => each.current)).toEqual([true]);
+    await expect(service.endSessionsOf(session)).resolves.toBe(1);
+    expect(store.get(state.id)).toBeUndefined();
+    // A session of another app is refused, not listed through that app's store.
+    const other = new SessionEngine({ secret: SECRET, store: new MemoryStore({ sweepInterval: 0 }) });
+    await expect(new SessionService(other).sessionsOf(session)).rejects.toThrow(/belongs to another app/);
+    store.close();
+  });
 });
