@@ -217,13 +217,8 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     this.engine.checkSize(session, growth);
   }
 
-  /**
-   * Whether `secure: 'auto'` adds `Secure`: the request came over HTTPS as the app's proxy settings
-   * see it, or a proxy says it did, trusted or not (adding `Secure` never exposes a cookie; a client
-   * that lies only keeps its own cookie off plain HTTP).
-   */
   isSecure(): boolean {
-    return this.adapter.isSecure(this.req) || forwardedHttps((this.req as { headers?: Record<string, unknown> }).headers);
+    return this.adapter.isSecure(this.req);
   }
 
   /** The client's address, as the app's proxy settings see it. */
@@ -322,13 +317,13 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       const cookies = this.takeSavedCookies(plan.cookie === undefined ? undefined : [plan.cookie]);
       return written === undefined ? cookies : written.then(() => cookies);
     }
-    const plans: SavePlan[] = plan === undefined ? [] : [plan];
-    for (const session of this.others.values()) {
-      const next = this.engine.plan(session, this, headersSent);
+    // Planned, and written, in the order of the configuration (the default session, then `sessions`' keys).
+    const plans: SavePlan[] = [];
+    for (const def of this.engine.definitions.values()) {
+      const other = def === first.definition ? undefined : this.others.get(def.name);
+      const next = other === undefined ? (def === first.definition ? plan : undefined) : this.engine.plan(other, this, headersSent);
       if (next !== undefined) plans.push(next);
     }
-    // Written in the order of the configuration (the default session, then `sessions`' keys).
-    if (plans.length > 1) plans.sort((a, b) => this.engine.order(a.session.definition) - this.engine.order(b.session.definition));
     let checks: Promise<void>[] | undefined;
     for (const each of plans) if (each.check !== undefined) (checks ??= []).push(each.check);
     // Every schema has answered before any session is written: one that refuses stops them all.
@@ -431,18 +426,6 @@ async function undoCreated(engine: SessionEngine, plans: readonly SavePlan[], fa
   const created = plans.slice(0, failed + 1).filter((plan) => plan.kind === 'create');
   await Promise.allSettled(created.map(async (plan) => engine.destroy(plan.session.definition, plan.id)));
   throw error;
-}
-
-const FORWARDED_PROTO_HTTPS = /^\s*https\s*(,|$)/i;
-const FORWARDED_HTTPS = /^[^,]*?(^|[;\s])proto=("?)https\2\s*($|[;,])/i;
-
-/** `X-Forwarded-Proto: https` or `Forwarded: proto=https`, each in its first element: the proxy nearest the client saw HTTPS. */
-function forwardedHttps(headers: Record<string, unknown> | undefined): boolean {
-  if (headers === undefined) return false;
-  const proto = headers['x-forwarded-proto'];
-  if (typeof proto === 'string' && FORWARDED_PROTO_HTTPS.test(proto)) return true;
-  const forwarded = headers.forwarded;
-  return typeof forwarded === 'string' && FORWARDED_HTTPS.test(forwarded);
 }
 
 /** Ends the connections of a replaced id once `raw` has been sent (or has failed). */

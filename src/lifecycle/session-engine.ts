@@ -110,16 +110,6 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     return def;
   }
 
-  /** Where a session comes in the configuration (the default session first): the order a request's sessions are written in. */
-  order(def: SessionDefinition): number {
-    let index = 0;
-    for (const each of this.definitions.values()) {
-      if (each === def) return index;
-      index++;
-    }
-    return index;
-  }
-
   /** What a route asks for, read from its metadata once. */
   route(handler: object, controller: object): RouteInfo {
     let handlers = this.routes.get(controller);
