@@ -6,6 +6,7 @@ import { reported, SessionError, SessionSocketError } from '../session/session.e
 import { SessionState, type SessionHost } from '../session/session.js';
 import type { ClientSessionStore, SessionRecord } from '../stores/session-store.interface.js';
 import { socketClient, type SocketClient } from './socket-client.js';
+import { queueSave, queueWrite } from '../lifecycle/session-writer.js';
 
 const kConnection = Symbol('nest-sessions:connection');
 const kMessage = Symbol('nest-sessions:message');
@@ -27,9 +28,6 @@ interface Entry {
   /** Takes this socket off the session's connections. */
   unregister: (() => void) | undefined;
 }
-
-/** The last write asked for of each session a socket saves: the next waits for it. */
-const writesInFlight = new WeakMap<SessionState, Promise<void>>();
 
 /**
  * The sessions of one message of a socket (or of one `SessionService.load(client)` outside any
@@ -263,7 +261,7 @@ export class GatewayConnection implements SessionHost {
     const mine = entry.id === id;
     if (mine) entry.id = undefined;
     try {
-      await this.engine.destroy(session.definition, id);
+      await queueWrite(session, () => this.engine.destroy(session.definition, id));
     } catch (error) {
       // Not ended: the socket keeps the session, and is ended with it later.
       if (mine && entry.id === undefined) entry.id = id;
@@ -272,31 +270,12 @@ export class GatewayConnection implements SessionHost {
     }
   }
 
-  /**
-   * Saves what changed in `session`, once any save of it still in flight has finished: its writes
-   * land in the order they were asked for, on a store that could reorder them too (a pool of
-   * connections), and each is planned against what the one before it wrote.
-   */
+  /** Saves what changed in `session`, in its turn after the writes asked for before (see `session-writer.ts`). */
   saveNow(session: SessionState): Promise<void> {
-    const before = writesInFlight.get(session);
-    const write = before === undefined ? this.writeNow(session) : before.then(() => this.writeNow(session), () => this.writeNow(session));
-    writesInFlight.set(session, write);
-    const forget = () => {
-      if (writesInFlight.get(session) === write) writesInFlight.delete(session);
-    };
-    write.then(forget, forget);
-    return write;
-  }
-
-  private writeNow(session: SessionState): Promise<void> {
-    let written: Promise<void> | undefined;
-    try {
+    return queueSave(session, () => {
       const plan = this.engine.plan(session, this, true);
-      written = plan === undefined ? undefined : this.engine.perform(plan);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
-    return written ?? Promise.resolve();
+      return plan === undefined ? undefined : this.engine.perform(plan);
+    });
   }
 
   checkSize(session: SessionState, growth?: number): void {

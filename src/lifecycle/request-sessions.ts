@@ -2,59 +2,48 @@ import type { ServerResponse } from 'node:http';
 import { parseCookieHeader } from '../transports/cookie-header.js';
 import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter.js';
 import { gateResponse, headGone, responseReplaced, saveAgainAtEnd, type ResponseSaver } from './response-gate.js';
+import { ResponseCookies, withCompanion, type ResponseCookieSource } from './response-cookies.js';
+import { queueSave, queueWrite, queueWriteOfAll, writeInOrder } from './session-writer.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import type { SavePlan, SessionEngine } from './session-engine.js';
-import { DEFAULT_SESSION } from '../session/session.constants.js';
 import { SessionState, type SessionHost } from '../session/session.js';
 import { reported, SessionError } from '../session/session.errors.js';
 
+export type { CompanionCookie, ResponseCookieSource } from './response-cookies.js';
+
 const kSessions = Symbol('nest-sessions:request');
-
-/** Gives one more cookie for the response as it leaves, before the sessions are saved (the readable CSRF cookie). */
-export interface ResponseCookieSource {
-  cookieForResponse(sessions: RequestSessions): string | undefined;
-}
-
-/** A cookie that goes out again whenever the default session's own cookie does, with its lifetime (the readable CSRF cookie). */
-export interface CompanionCookie {
-  readonly name: string;
-  /** The companion of `session`, whose cookie `sessionCookie` (a whole `Set-Cookie` value) this response sets or clears; undefined for none. */
-  withSessionCookie(sessions: RequestSessions, session: SessionState, sessionCookie: string): string | undefined;
-}
 const noop = (): void => undefined;
+
+/**
+ * Where a request's response is, as its sessions see it:
+ * - `open`: the response's save has not run; changes go with it, and cookies can join its head;
+ * - `responded`: it has run and its cookies are decided; a later change of a server-side session
+ *   is saved on its own, without a cookie (see `changedAfterResponse`);
+ * - `regenerate-refused`: responded, and a `regenerate()` was refused since: no user may be tied
+ *   to the old id in this request.
+ */
+type ResponsePhase = 'open' | 'responded' | 'regenerate-refused';
 
 /**
  * The sessions of one request, kept on the request object itself (never in a map keyed by
  * request), so they live and die with it. Created by whoever asks for a session first; from then
- * on the response saves them as it leaves.
+ * on the response saves them as it leaves. Every write goes through the session's queue
+ * (`session-writer.ts`), so they land in the order they were asked for.
  */
 export class RequestSessions implements SessionHost, ResponseSaver {
   private first: SessionState | undefined;
   private others: Map<string, SessionState> | undefined;
   private loading: Map<string, Promise<SessionState>> | undefined;
   private cookies: Record<string, string | undefined> | undefined;
-  /** Explicit saves (`session.save()`) still running; never rejects. */
-  private saving: Promise<void> | undefined;
-  /** Cookies of explicit saves waiting for the head, by cookie name. */
-  private savedCookies: Map<string, string> | undefined;
+  /** Cookies for the head besides the save's own, made at the first need. */
+  private extra: ResponseCookies | undefined;
   private readonly adapter: PlatformAdapter;
   private readonly raw: ServerResponse;
-  /** Resolvers of a GraphQL request asked for these sessions: an error response sent instead of theirs is shaped as a GraphQL response. */
-  graphql = false;
-  /** Asked as the response leaves, before the sessions are planned: it may change them and add a cookie. */
-  cookieSource: ResponseCookieSource | undefined;
-  /** The cookie `cookieSource` gave for this response. */
-  private sourceCookie: string | undefined;
-  /** The response's own save has run: its cookies are decided, and later changes are saved without one. */
-  private responded = false;
-  /** The response's own save, when it waits for a store write. */
-  private responseSave: Promise<unknown> | undefined;
-  /** A save of changes made after the response is scheduled. */
-  private lateSaveDue = false;
+  private phase: ResponsePhase;
   /** A change after the response that cannot be saved was warned about (once per request). */
   private lateWarned = false;
-  /** `regenerate()` was refused after the response: no user is tied to the old id in this request. */
-  private regenerateRefused = false;
+  /** Resolvers of a GraphQL request asked for these sessions: an error response sent instead of theirs is shaped as a GraphQL response. */
+  graphql = false;
 
   private constructor(
     readonly engine: SessionEngine,
@@ -64,7 +53,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     this.adapter = adapterFor(res);
     this.raw = this.adapter.rawResponse(res);
     // First asked for once the head has gone out: no cookie can join it any more.
-    this.responded = this.raw.headersSent;
+    this.phase = this.raw.headersSent ? 'responded' : 'open';
     gateResponse(this.raw, this);
   }
 
@@ -88,6 +77,20 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   graphqlBatch(): number | undefined {
     const body: unknown = this.req.body;
     return Array.isArray(body) ? Math.max(1, body.length) : undefined;
+  }
+
+  /** Asked as the response leaves, before the sessions are planned: it may change them and add a cookie. */
+  get cookieSource(): ResponseCookieSource | undefined {
+    return this.extra?.source;
+  }
+
+  set cookieSource(source: ResponseCookieSource | undefined) {
+    (this.extra ??= new ResponseCookies(this)).source = source;
+  }
+
+  /** Sends `setCookie` (a whole `Set-Cookie` value) with the response's head, unless a session's own cookie of that name replaces it. */
+  addCookie(name: string, setCookie: string): void {
+    (this.extra ??= new ResponseCookies(this)).keep(name, setCookie);
   }
 
   /** The session already loaded under `name`, if any. */
@@ -121,96 +124,47 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return loadEach(names, (name) => this.load(name));
   }
 
-  // ResponseSaver: the one save of the request, as the response leaves.
+  // ResponseSaver: the one save of the request as the response leaves, after every write asked for before it.
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
-    this.responded = true;
-    const result = this.saveResponse(headersSent);
-    if (result instanceof Promise) this.responseSave = result;
-    return result;
-  }
-
-  private saveResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
-    if (this.engine.versioned) {
-      const stamping = this.stampVersions();
-      if (stamping !== undefined) return stamping.then(() => this.saveResponse(headersSent));
-    }
-    if (this.saving !== undefined) return this.saving.then(() => this.saveAll(headersSent));
-    return this.saveAll(headersSent);
-  }
-
-  /** `userVersion`: the version of each user a session was tied to in this request, read before the save. */
-  private stampVersions(): Promise<unknown> | undefined {
-    let pending: PromiseLike<void>[] | undefined;
-    for (const session of this.others === undefined ? [this.first] : [this.first, ...this.others.values()]) {
-      if (session?.versionDue !== true) continue;
-      const done = this.engine.stampVersion(session);
-      if (done !== undefined) (pending ??= []).push(done);
-    }
-    return pending === undefined ? undefined : Promise.all(pending);
+    if (this.phase === 'open') this.phase = 'responded';
+    const first = this.first;
+    const save = () => this.saveAll(headersSent);
+    if (first === undefined) return save();
+    return this.others === undefined ? queueWrite(first, save) : queueWriteOfAll([first, ...this.others.values()], save);
   }
 
   // SessionHost
   async destroyStored(session: SessionState, id: string, replaced = false): Promise<void> {
-    if (this.responded) return this.destroyAfterResponse(session, id);
-    // A save of the old id still running must land before the destroy, never after it.
-    if (this.saving !== undefined) await this.saving;
-    if (!replaced) return this.engine.destroy(session.definition, id);
-    // regenerate(): the sockets and subscriptions of the old id end once this response, which
-    // carries the new id's cookie, has gone, so that a client reconnecting at once has that cookie.
-    await this.engine.destroy(session.definition, id, false);
-    endWithResponse(this.raw, this.engine, session.definition.name, id);
+    const def = session.definition;
+    if (this.phase !== 'open') return this.destroyAfterResponse(session, id);
+    if (!replaced) return queueWrite(session, () => this.engine.destroy(def, id));
+    await queueWrite(session, () => this.engine.destroy(def, id, false));
+    // regenerate(): the old id's sockets and subscriptions end once this response, with the new id's cookie, has gone.
+    this.engine.connections.endOnceSent(this.raw, def.name, id);
   }
 
   /**
    * A logout never fails open: after the response, the stored session still goes (the browser's
-   * cookie then leads to no session), once the response's own write and any save of changes made
-   * after it have landed. A session that lives in its cookie cannot be ended without that cookie.
+   * cookie then leads to no session), once the writes asked for before (the response's own, a save
+   * of changes made after it) have landed. A session that lives in its cookie cannot be ended
+   * without that cookie.
    */
   private async destroyAfterResponse(session: SessionState, id: string): Promise<void> {
-    if (session.definition.clientSide) throw this.refusedAfterResponse(session, 'destroy() after the response was sent is refused: the session lives in its cookie, which could no longer be cleared');
-    await Promise.allSettled([this.responseSave, this.saving]);
-    if (this.saving !== undefined) await this.saving;
-    await this.engine.destroy(session.definition, id);
+    const def = session.definition;
+    if (def.clientSide) throw this.refusedAfterResponse(session, 'destroy() after the response was sent is refused: the session lives in its cookie, which could no longer be cleared');
+    await queueWrite(session, () => this.engine.destroy(def, id));
     this.engine.logger.warn(
-      `Session '${session.definition.name}' destroyed after the response was sent: it is gone from its store, but its cookie could no longer be cleared; destroy it before the response is sent`,
+      `Session '${def.name}' destroyed after the response was sent: it is gone from its store, but its cookie could no longer be cleared; destroy it before the response is sent`,
     );
   }
 
   /** Nothing to refuse before the response's save; after it, see `changedAfterResponse`. */
   refuseChange(session: SessionState, change: 'change' | 'regenerate' | 'sign-in'): void {
-    if (this.responded) this.changedAfterResponse(session, change);
+    if (this.phase !== 'open') this.changedAfterResponse(session, change);
   }
 
   saveNow(session: SessionState): Promise<void> {
-    // Once the response's save has run, no cookie can join it any more.
-    return this.saveSession(session, this.responded || headGone(this.raw));
-  }
-
-  private saveSession(session: SessionState, headersSent: boolean): Promise<void> {
-    if (session.versionDue) {
-      const stamping = this.engine.stampVersion(session);
-      if (stamping !== undefined) return Promise.resolve(stamping).then(() => this.saveSession(session, headersSent));
-    }
-    let plan: SavePlan | undefined;
-    try {
-      plan = this.engine.plan(session, this, headersSent);
-    } catch (error) {
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
-    }
-    if (plan === undefined) return Promise.resolve();
-    const written = this.engine.perform(plan);
-    if (written === undefined) {
-      this.keepCookie(plan);
-      return Promise.resolve();
-    }
-    const done = written.then(() => this.keepCookie(plan));
-    const settled = done.then(noop, noop);
-    const saving = this.saving === undefined ? settled : Promise.all([this.saving, settled]).then(noop);
-    this.saving = saving;
-    void saving.then(() => {
-      if (this.saving === saving) this.saving = undefined;
-    });
-    return done;
+    return queueSave(session, () => this.saveSession(session, false));
   }
 
   checkSize(session: SessionState, growth?: number): void {
@@ -245,11 +199,6 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     return this.cookies[name];
   }
 
-  /** Sends `setCookie` (a whole `Set-Cookie` value) with the response's head, unless a session's own cookie of that name replaces it. */
-  addCookie(name: string, setCookie: string): void {
-    (this.savedCookies ??= new Map()).set(name, setCookie);
-  }
-
   /** The response's head has gone out: no cookie can reach the client any more. */
   headSent(): boolean {
     return headGone(this.raw);
@@ -258,16 +207,16 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   /**
    * A change made once the response's save has run (a GraphQL resolver still running after an error
    * in a non-null field sent the response; a handler going on after `@Res()` answered): a server-side
-   * session is saved again, without a cookie, once the response's own write has landed (a streamed
-   * response still going saves it as it ends). What needs a cookie cannot be done: `regenerate()` is
-   * refused; a `CookieStore` session, or one not stored yet, is not saved, with one warning.
+   * session is saved again, without a cookie, after the writes asked for before (a streamed response
+   * still going saves it as it ends). What needs a cookie cannot be done: `regenerate()` is refused;
+   * a `CookieStore` session, or one not stored yet, is not saved, with one warning.
    */
   private changedAfterResponse(session: SessionState, change: 'change' | 'regenerate' | 'sign-in'): void {
     if (change === 'regenerate') {
-      this.regenerateRefused = true;
+      this.phase = 'regenerate-refused';
       throw this.refusedAfterResponse(session, 'regenerate() after the response was sent is refused: its new cookie could no longer reach the browser, and the old session would be gone (the user signed out)');
     }
-    if (change === 'sign-in' && this.regenerateRefused) {
+    if (change === 'sign-in' && this.phase === 'regenerate-refused') {
       throw this.refusedAfterResponse(session, 'setUser() after a refused regenerate() is refused: the user would be signed in on the id the session had before');
     }
     if (!this.raw.writableEnded) {
@@ -282,21 +231,8 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       );
       return;
     }
-    if (this.lateSaveDue) return;
-    this.lateSaveDue = true;
-    // After the response's own write and any explicit save: a later write never lands before an older one.
-    void Promise.allSettled([this.responseSave, this.saving]).then(() => this.saveLate());
-  }
-
-  private saveLate(): void {
-    this.lateSaveDue = false;
-    // The response became a 503: nothing of this request is saved.
-    if (responseReplaced(this.raw)) return;
-    const sessions = this.others === undefined ? [this.first] : [this.first, ...this.others.values()];
-    for (const session of sessions) {
-      // Failures are logged where they happen (the store call, the plan).
-      if (session !== undefined && !session.definition.clientSide && (session.stored || session.writing > 0)) this.saveSession(session, true).catch(noop);
-    }
+    // Announced before the change is made: the save starts once it has been (and after the writes before it).
+    queueSave(session, () => this.saveSession(session, true), true).catch(noop); // failures are logged where they happen
   }
 
   private refusedAfterResponse(session: SessionState, what: string): SessionError {
@@ -305,81 +241,77 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     ));
   }
 
-  /** Plans every loaded session, then writes them: one that cannot be saved stops all before any write. */
-  private saveAll(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
-    if (this.cookieSource !== undefined && !headersSent) this.sourceCookie = this.cookieSource.cookieForResponse(this);
-    const first = this.first;
-    if (first === undefined) return this.takeSavedCookies(undefined);
-    const plan = this.engine.plan(first, this, headersSent);
-    if (this.others === undefined) {
-      if (plan === undefined) return this.takeSavedCookies(undefined);
-      const written = this.engine.perform(plan);
-      const cookies = this.takeSavedCookies(plan.cookie === undefined ? undefined : [plan.cookie]);
-      return written === undefined ? cookies : written.then(() => cookies);
+  /**
+   * Writes what changed in `session` now (its turn in the queue has come): with a cookie for the
+   * head while it has not gone out. `late`: a change made after the response, which is not saved
+   * once the response became an error (nothing of the request is saved then).
+   */
+  private saveSession(session: SessionState, late: boolean): Promise<void> | undefined {
+    if (late && (responseReplaced(this.raw) || !session.stored)) return undefined;
+    if (session.versionDue) {
+      const stamping = this.engine.stampVersion(session);
+      if (stamping !== undefined) return Promise.resolve(stamping).then(() => this.saveSession(session, late));
     }
-    // Planned, and written, in the order of the configuration (the default session, then `sessions`' keys).
-    const plans: SavePlan[] = [];
-    for (const def of this.engine.definitions.values()) {
-      const other = def === first.definition ? undefined : this.others.get(def.name);
-      const next = other === undefined ? (def === first.definition ? plan : undefined) : this.engine.plan(other, this, headersSent);
-      if (next !== undefined) plans.push(next);
-    }
-    let checks: Promise<void>[] | undefined;
-    for (const each of plans) if (each.check !== undefined) (checks ??= []).push(each.check);
-    // Every schema has answered before any session is written: one that refuses stops them all.
-    if (checks !== undefined) return Promise.all(checks).then(() => this.performAll(plans));
-    return this.performAll(plans);
+    const plan = this.engine.plan(session, this, this.phase !== 'open' || headGone(this.raw));
+    if (plan === undefined) return undefined;
+    const written = this.engine.perform(plan);
+    if (written === undefined) return void this.keepCookie(plan);
+    return written.then(() => this.keepCookie(plan));
   }
 
   /**
-   * Writes the sessions one after another, in the order of the configuration: a write that fails
-   * stops the writes after it, and the sessions this save created before it (and the failing one,
-   * if a creation) are removed again (no cookie will name them); changes written to sessions that
-   * existed stay.
+   * Plans every loaded session, in the order of the configuration (the default session, then
+   * `sessions`' keys), then writes them in that order (see `writeInOrder`): a session that cannot be
+   * saved (too large, refused by its schema) stops the save before anything is written.
    */
-  private performAll(plans: SavePlan[]): string[] | undefined | Promise<string[] | undefined> {
+  private saveAll(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
+    if (this.engine.versioned) {
+      const stamping = this.stampVersions();
+      if (stamping !== undefined) return stamping.then(() => this.saveAll(headersSent));
+    }
+    if (!headersSent) this.extra?.askSource();
+    const first = this.first;
+    if (first === undefined) return this.headCookies(undefined);
+    if (this.others === undefined) {
+      const plan = this.engine.plan(first, this, headersSent);
+      if (plan === undefined) return this.headCookies(undefined);
+      const written = this.engine.perform(plan);
+      const cookies = this.headCookies(plan.cookie === undefined ? undefined : [plan.cookie]);
+      return written === undefined ? cookies : written.then(() => cookies);
+    }
+    const plans: SavePlan[] = [];
+    for (const def of this.engine.definitions.values()) {
+      const session = this.loaded(def.name);
+      const plan = session === undefined ? undefined : this.engine.plan(session, this, headersSent);
+      if (plan !== undefined) plans.push(plan);
+    }
     let cookies: string[] | undefined;
-    for (const each of plans) if (each.cookie !== undefined) (cookies ??= []).push(each.cookie);
-    cookies = this.takeSavedCookies(cookies);
-    const written = performInOrder(this.engine, plans, 0);
+    for (const plan of plans) if (plan.cookie !== undefined) (cookies ??= []).push(plan.cookie);
+    const checks = plans.flatMap((plan) => (plan.check === undefined ? [] : [plan.check]));
+    // Every schema has answered before any session is written: one that refuses stops them all.
+    const written = checks.length === 0 ? writeInOrder(this.engine, plans) : Promise.all(checks).then(() => writeInOrder(this.engine, plans));
+    cookies = this.headCookies(cookies);
     return written === undefined ? cookies : written.then(() => cookies);
   }
 
-  /** `cookies` with those of explicit saves that no later cookie of the same session replaced. */
-  private takeSavedCookies(cookies: string[] | undefined): string[] | undefined {
-    const own = this.sourceCookie;
-    if (own !== undefined) {
-      this.sourceCookie = undefined;
-      cookies = cookies === undefined ? [own] : [...cookies, own];
+  /** `userVersion`: the version of each user a session was tied to in this request, read before the save. */
+  private stampVersions(): Promise<unknown> | undefined {
+    let pending: PromiseLike<void>[] | undefined;
+    for (const session of this.others === undefined ? [this.first] : [this.first, ...this.others.values()]) {
+      if (session?.versionDue !== true) continue;
+      const done = this.engine.stampVersion(session);
+      if (done !== undefined) (pending ??= []).push(done);
     }
-    const saved = this.savedCookies;
-    if (saved === undefined) return this.withCompanion(cookies);
-    this.savedCookies = undefined;
-    const result = cookies ?? [];
-    for (const [name, cookie] of saved) {
-      if (!result.some((each) => each.startsWith(`${name}=`))) result.push(cookie);
-    }
-    return result.length === 0 ? undefined : this.withCompanion(result);
+    return pending === undefined ? undefined : Promise.all(pending);
   }
 
-  /**
-   * `cookies` with the companion of the default session's cookie when that one is among them (set or
-   * cleared): it follows the session cookie, so it replaces one the cookie source already gave.
-   */
-  private withCompanion(cookies: string[] | undefined): string[] | undefined {
-    const companion = this.engine.companion;
-    if (companion === undefined || cookies === undefined) return cookies;
-    const session = this.loaded(DEFAULT_SESSION);
-    if (session === undefined) return cookies;
-    const prefix = `${session.definition.cookieName}=`;
-    const sessionCookie = cookies.find((each) => each.startsWith(prefix));
-    if (sessionCookie === undefined) return cookies;
-    const extra = companion.withSessionCookie(this, session, sessionCookie);
-    return extra === undefined ? cookies : [...cookies.filter((each) => !each.startsWith(`${companion.name}=`)), extra];
+  /** The head's cookies: the save's own, with those of explicit saves, the cookie source's and the CSRF companion. */
+  private headCookies(cookies: string[] | undefined): string[] | undefined {
+    return this.extra === undefined ? withCompanion(this, cookies) : this.extra.take(cookies);
   }
 
   private keepCookie(plan: SavePlan): void {
-    if (plan.cookie !== undefined) (this.savedCookies ??= new Map()).set(plan.session.definition.cookieName, plan.cookie);
+    if (plan.cookie !== undefined) this.addCookie(plan.session.definition.cookieName, plan.cookie);
   }
 
   private keep(session: SessionState): SessionState {
@@ -399,48 +331,3 @@ export function loadEach(names: readonly string[], load: (name: string) => unkno
   }
   return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
 }
-
-/** Performs `plans` from `from` on, each once the one before it is written; see `performAll`. */
-function performInOrder(engine: SessionEngine, plans: readonly SavePlan[], from: number): Promise<void> | undefined {
-  for (let i = from; i < plans.length; i++) {
-    let written: Promise<void> | undefined;
-    try {
-      written = engine.perform(plans[i]);
-    } catch (error) {
-      if (!plans.slice(0, i + 1).some((plan) => plan.kind === 'create')) throw error;
-      return undoCreated(engine, plans, i, error);
-    }
-    if (written !== undefined) {
-      return written.then(
-        () => performInOrder(engine, plans, i + 1),
-        (error: unknown) => undoCreated(engine, plans, i, error),
-      );
-    }
-  }
-  return undefined;
-}
-
-/** After the write of `plans[failed]` failed: removes the sessions created by the writes before it, then fails with its error. */
-async function undoCreated(engine: SessionEngine, plans: readonly SavePlan[], failed: number, error: unknown): Promise<never> {
-  // The failing one too: a creation that timed out may have landed.
-  const created = plans.slice(0, failed + 1).filter((plan) => plan.kind === 'create');
-  await Promise.allSettled(created.map(async (plan) => engine.destroy(plan.session.definition, plan.id)));
-  throw error;
-}
-
-/** Ends the connections of a replaced id once `raw` has been sent (or has failed). */
-function endWithResponse(raw: ServerResponse, engine: SessionEngine, name: string, id: string): void {
-  if (raw.writableFinished || raw.destroyed || typeof raw.once !== 'function') {
-    engine.connections.end(name, id);
-    return;
-  }
-  let ended = false;
-  const end = () => {
-    if (ended) return;
-    ended = true;
-    engine.connections.end(name, id);
-  };
-  raw.once('finish', end);
-  raw.once('close', end);
-}
-

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+
 /**
  * The long-lived connections (WebSocket gateways' sockets, GraphQL subscriptions) that hang on a
  * stored session, by session name and id, in this process. When the session ends here (`destroy()`,
@@ -51,6 +53,26 @@ export class SessionConnections {
         // a connection that fails to close itself is its own business
       }
     }
+  }
+
+  /**
+   * The session `name`/`id` was replaced (`regenerate()`): its connections end once `res`, which
+   * carries the new id's cookie, has been sent (or has failed), so that a client reconnecting at
+   * once has that cookie.
+   */
+  endOnceSent(res: ServerResponse, name: string, id: string): void {
+    if (res.writableFinished || res.destroyed || typeof res.once !== 'function') {
+      this.end(name, id);
+      return;
+    }
+    let ended = false;
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      this.end(name, id);
+    };
+    res.once('finish', end);
+    res.once('close', end);
   }
 }
 

@@ -325,13 +325,14 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
    * hanging on it in this process (sockets, subscriptions) are ended, unless the caller ends them
    * itself later (`endConnections: false`).
    */
-  destroy(def: SessionDefinition, id: string, endConnections = true): MaybePromise<void> {
+  destroy(def: SessionDefinition, id: string, endConnections = true): Promise<void> | undefined {
     if (def.clientSide) return undefined;
     const done = this.call(def, 'destroy a session', (store) => store.destroy(id));
-    if (!endConnections) return done === undefined || !isThenable(done) ? undefined : Promise.resolve(done);
-    if (isThenable(done)) return Promise.resolve(done).then(() => this.connections.end(def.name, id));
-    this.connections.end(def.name, id);
-    return undefined;
+    if (!isThenable(done)) {
+      if (endConnections) this.connections.end(def.name, id);
+      return undefined;
+    }
+    return endConnections ? Promise.resolve(done).then(() => this.connections.end(def.name, id)) : Promise.resolve(done);
   }
 
   /**

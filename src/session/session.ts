@@ -64,6 +64,10 @@ export class SessionState implements Session<any>, FlashHolder {
   storedExpiresAt: number;
   /** Store writes of this session still running. */
   writing = 0;
+  /** The last write queued for this session object, settled (never rejects); undefined when none is running (see `session-writer.ts`). */
+  lastWrite: Promise<void> | undefined = undefined;
+  /** A save queued that has not started yet: a save asked for meanwhile joins it. */
+  waitingSave: Promise<void> | undefined = undefined;
   touchRequested = false;
   /** `destroy()` ran: the cookie must be cleared unless the session gets new content. */
   destroyed = false;

@@ -104,8 +104,7 @@ export class UserSessions {
     if (user === undefined) return 0;
     const entries = await this.entries(def, user, 'endSessionsOf');
     const ending = entries.filter((entry) => entry.id !== kept);
-    await Promise.all(ending.map(async (entry) => this.engine.destroy(def, entry.id)));
-    await this.forgetCurrent(name, ending, endable === true ? held : undefined);
+    await this.endEntries(def, ending, endable === true ? held : undefined);
     return ending.length;
   }
 
@@ -141,8 +140,7 @@ export class UserSessions {
     const record = checked(found, def);
     // A stale handle: the session ended, or it is no longer this user's.
     if (record === undefined || record.meta.user?.id !== opened.userId) return false;
-    await this.engine.destroy(def, opened.id);
-    await this.forgetCurrent(name, [{ id: opened.id }], undefined);
+    await this.endEntries(def, [opened], undefined);
     return true;
   }
 
@@ -200,17 +198,21 @@ export class UserSessions {
   }
 
   /**
-   * The session given (`endSessionsOf(session)`) or the current request's was among those ended:
-   * it is destroyed here too, so this response clears its cookie and the handler sees it gone.
+   * Ends the sessions `ended`. The session given (`endSessionsOf(session)`) and the current
+   * request's, when among them, are ended through `destroy()`: in their turn after the writes this
+   * request asked for of them (which would otherwise bring them back), and so that this response
+   * clears the cookie and the handler sees them gone. The others are removed from the store at once.
    */
-  private async forgetCurrent(name: string, ended: readonly { id: string }[], held: SessionState | undefined): Promise<void> {
-    for (const session of new Set([held, this.engine.context.getStore()?.loaded(name) as SessionState | undefined])) {
-      if (session === undefined) continue;
-      const id = storedId(session);
-      // Already gone from the store: this only clears the cookie and the handler's view, so a
-      // failure here (logged where it happened) does not turn an ending that worked into an error.
-      if (id !== undefined && ended.some((entry) => entry.id === id)) await session.destroy().catch(() => undefined);
+  private async endEntries(def: SessionDefinition, ended: readonly { id: string }[], held: SessionState | undefined): Promise<void> {
+    const own = new Map<string, SessionState>();
+    for (const session of [held, this.engine.context.getStore()?.loaded(def.name) as SessionState | undefined]) {
+      const id = session === undefined ? undefined : storedId(session);
+      if (id !== undefined) own.set(id, session!);
     }
+    await Promise.all(ended.map(async (entry) => {
+      const session = own.get(entry.id);
+      return session === undefined ? this.engine.destroy(def, entry.id) : session.destroy();
+    }));
   }
 
   private currentId(name: string): string | undefined {
