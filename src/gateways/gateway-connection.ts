@@ -1,128 +1,29 @@
 import { parseCookieHeader } from '../transports/cookie-header.js';
-import type { SessionEngine, SessionScope } from '../lifecycle/session-engine.js';
-import { checked, isThenable, matching } from '../lifecycle/session-engine.js';
+import type { SessionEngine } from '../lifecycle/session-engine.js';
+import { isThenable } from '../lifecycle/thenable.js';
+import { openCookie, readOpened, readStored, type OpenedCookie } from '../lifecycle/session-reader.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { reported, SessionError, SessionSocketError } from '../session/session.errors.js';
 import { SessionState, type SessionHost } from '../session/session.js';
-import type { ClientSessionStore, SessionRecord } from '../stores/session-store.interface.js';
 import { socketClient, type SocketClient } from './socket-client.js';
 import { queueSave, queueWrite } from '../lifecycle/session-writer.js';
+import { checkSize, planSave } from '../lifecycle/save-plan.js';
+import { GatewayMessage, ownerOf } from './socket-message.js';
 
 const kConnection = Symbol('nest-sessions:connection');
 const kMessage = Symbol('nest-sessions:message');
 
-/** The message each session object of a socket belongs to. */
-const owners = new WeakMap<SessionState, GatewayMessage>();
-
 /** One session of a socket, as its handshake's cookie names it: read once per connection. */
 interface Entry {
   readonly def: SessionDefinition;
-  /** The cookie was read: `id` / `sealed` below are known. */
+  /** The cookie was read: `opened` and `id` below are known. */
   cookieRead: boolean;
+  /** The handshake's cookie of this session, opened; undefined when none or not valid. */
+  opened: OpenedCookie | undefined;
   /** Server-side stores: the verified id of the cookie; undefined when none, unknown to the store, or ended. */
   id: string | undefined;
-  currentKey: boolean;
-  cookieValue: string;
-  /** `CookieStore`: the session the cookie carried. */
-  sealed: { id: string; record: SessionRecord } | undefined;
   /** Takes this socket off the session's connections. */
   unregister: (() => void) | undefined;
-}
-
-/**
- * The sessions of one message of a socket (or of one `SessionService.load(client)` outside any
- * message, as in `handleConnection`): each read fresh at the message's first ask, then shared by
- * everything that asks within the message (its guards, its parameters, its interceptor, and, on a
- * handler marked `@UseSession()`, `load(client)` and `current()` in what its handler calls).
- * Messages that overlap each have their own, and each saves what it changed as a patch of the keys
- * it changed, so their changes merge.
- */
-export class GatewayMessage implements SessionScope {
-  private readonly sessions = new Map<string, SessionState | Promise<SessionState>>();
-  /** The arguments Nest gives the message's guards and interceptors (its parameters get a copy). */
-  args: readonly unknown[] | undefined;
-  /** Its handler runs in the engine's context (AsyncLocalStorage), where `current()` and `load(client)` find it. */
-  scoped = false;
-  /** Its handler is over and its sessions saved: nothing finds this message any more. */
-  finished = false;
-  /** A handler's interceptor runs it: it saves what changed once the handler is over. */
-  intercepted = false;
-  /** A save of what changed outside any handler is due at the next turn of the event loop. */
-  private saveDue = false;
-  /** Changed since its interceptor's last save began. */
-  private unsaved = false;
-
-  constructor(readonly connection: GatewayConnection) {}
-
-  /** The session already loaded under `name` for this message, if any. */
-  loaded(name: string): SessionState | undefined {
-    if (this.finished) return undefined;
-    const session = this.sessions.get(name);
-    return session instanceof Promise ? undefined : session;
-  }
-
-  /** The session `name` of this message, read at its first ask. */
-  load(name: string): SessionState | Promise<SessionState> {
-    const known = this.sessions.get(name);
-    if (known !== undefined) return known;
-    const result = this.connection.read(name);
-    if (!isThenable(result)) {
-      this.keep(name, result);
-      return result;
-    }
-    const loading = Promise.resolve(result).then(
-      (session) => {
-        this.keep(name, session);
-        return session;
-      },
-      (error: unknown) => {
-        this.sessions.delete(name); // a store that was down is asked again at the next ask
-        throw error;
-      },
-    );
-    this.sessions.set(name, loading);
-    return loading;
-  }
-
-  private keep(name: string, session: SessionState): void {
-    this.sessions.set(name, session);
-    owners.set(session, this);
-  }
-
-  /**
-   * One of its sessions is about to change. Where no handler's save follows (`handleConnection`,
-   * a guard that refuses the message, `load(client)` in a handler not marked `@UseSession()`, work
-   * a handler left scheduled), the change is saved on its own at the next turn of the event loop,
-   * with whatever else changed by then: nothing is dropped for want of a response.
-   */
-  changing(): void {
-    if (this.intercepted && !this.finished) {
-      this.unsaved = true; // its handler's interceptor saves it, or, if its last save has begun, `end` does
-      return;
-    }
-    if (this.saveDue) return;
-    this.saveDue = true;
-    setImmediate(() => {
-      this.saveDue = false;
-      if (this.intercepted && !this.finished) return; // its handler's interceptor saves it
-      this.save().catch(() => undefined); // logged where it failed; session.save() tells the caller
-    });
-  }
-
-  /** Its interceptor is done: a change made since its last save began is saved on its own. */
-  ended(): void {
-    if (this.unsaved) this.changing();
-  }
-
-  /** Saves what changed in the message's server-side sessions (after its handler). */
-  async save(): Promise<void> {
-    this.unsaved = false;
-    const pending: Promise<void>[] = [];
-    for (const session of this.sessions.values()) {
-      if (!(session instanceof Promise) && !session.definition.clientSide) pending.push(this.connection.saveNow(session));
-    }
-    await Promise.all(pending);
-  }
 }
 
 /**
@@ -235,18 +136,12 @@ export class GatewayConnection implements SessionHost {
     const entry = this.entry(name);
     const def = entry.def;
     if (!entry.cookieRead) this.readCookie(entry);
-    if (def.clientSide) {
-      const sealed = entry.sealed;
-      const record = sealed === undefined ? undefined : checked(sealed.record, def);
-      if (record === undefined) return new SessionState(def, this);
-      // userVersion: a user signed out everywhere is signed out of this socket at its next message.
-      return this.engine.checkedVersion(def, this, matching(def, this, record, () => new SessionState(def, this, sealed!.id, record)));
-    }
+    if (def.clientSide) return readOpened(this.engine, def, this, entry.opened);
     const id = entry.id;
-    if (id === undefined) return new SessionState(def, this);
+    if (id === undefined || entry.opened?.id === undefined) return new SessionState(def, this);
     // Hung on before the store is asked: an end confirmed while the read is in flight ends this socket.
     this.hangOn(entry, id);
-    const result = this.engine.readStored(def, this, id, entry.currentKey, entry.cookieValue);
+    const result = readStored(this.engine, def, this, id, entry.opened.currentKey, entry.opened.value);
     if (!isThenable(result)) return this.found(entry, id, result);
     return Promise.resolve(result).then((session) => this.found(entry, id, session));
   }
@@ -273,13 +168,13 @@ export class GatewayConnection implements SessionHost {
   /** Saves what changed in `session`, in its turn after the writes asked for before (see `session-writer.ts`). */
   saveNow(session: SessionState): Promise<void> {
     return queueSave(session, () => {
-      const plan = this.engine.plan(session, this, true);
+      const plan = planSave(session, this, true);
       return plan === undefined ? undefined : this.engine.perform(plan);
     });
   }
 
   checkSize(session: SessionState, growth?: number): void {
-    this.engine.checkSize(session, growth);
+    checkSize(session, growth);
   }
 
   refuseChange(session: SessionState, change: 'change' | 'regenerate'): void {
@@ -299,7 +194,7 @@ export class GatewayConnection implements SessionHost {
         `Session '${name}': this socket has no stored session (it came without a session cookie, or the session ended), and a new one cannot start over a socket, since its cookie could never reach the browser; start the session over HTTP, then reconnect the socket`,
       ));
     }
-    owners.get(session)?.changing();
+    ownerOf(session)?.changing();
   }
 
   isSecure(): boolean {
@@ -309,7 +204,7 @@ export class GatewayConnection implements SessionHost {
   private entry(name: string): Entry {
     let entry = this.entries.get(name);
     if (entry === undefined) {
-      entry = { def: this.engine.definition(name), cookieRead: false, id: undefined, currentKey: false, cookieValue: '', sealed: undefined, unregister: undefined };
+      entry = { def: this.engine.definition(name), cookieRead: false, opened: undefined, id: undefined, unregister: undefined };
       this.entries.set(name, entry);
     }
     return entry;
@@ -324,17 +219,8 @@ export class GatewayConnection implements SessionHost {
     if (header === '') return;
     this.cookies ??= parseCookieHeader(header);
     const value = this.cookies[def.cookieName];
-    if (value === undefined) return;
-    if (def.clientSide) {
-      const opened = (def.store as ClientSessionStore).open(value);
-      if (opened !== undefined) entry.sealed = opened;
-      return;
-    }
-    const signed = def.signer.unsign(value);
-    if (signed === undefined) return;
-    entry.id = signed[0];
-    entry.currentKey = signed[1];
-    entry.cookieValue = value;
+    entry.opened = value === undefined ? undefined : openCookie(def, value);
+    entry.id = entry.opened?.id;
   }
 
   /** What the store read of `id` found, for a socket hung on it since before the read. */

@@ -5,7 +5,9 @@ import { gateResponse, headGone, responseReplaced, saveAgainAtEnd, type Response
 import { ResponseCookies, withCompanion, type ResponseCookieSource } from './response-cookies.js';
 import { queueSave, queueWrite, queueWriteOfAll, writeInOrder } from './session-writer.js';
 import type { SessionDefinition } from '../session/session-definition.js';
-import type { SavePlan, SessionEngine } from './session-engine.js';
+import type { SessionEngine } from './session-engine.js';
+import { checkSize, planSave, type SavePlan } from './save-plan.js';
+import { readSession } from './session-reader.js';
 import { SessionState, type SessionHost } from '../session/session.js';
 import { reported, SessionError } from '../session/session.errors.js';
 
@@ -108,7 +110,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     if (known !== undefined) return known;
     const inFlight = this.loading?.get(name);
     if (inFlight !== undefined) return inFlight;
-    const result = this.engine.read(this.engine.definition(name), this);
+    const result = readSession(this.engine, this.engine.definition(name), this);
     if (!(result instanceof Promise)) return this.keep(result);
     // A rejected promise stays in `loading`.
     const promise = result.then((session) => {
@@ -168,7 +170,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 
   checkSize(session: SessionState, growth?: number): void {
-    this.engine.checkSize(session, growth);
+    checkSize(session, growth);
   }
 
   isSecure(): boolean {
@@ -252,7 +254,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       const stamping = this.engine.stampVersion(session);
       if (stamping !== undefined) return Promise.resolve(stamping).then(() => this.saveSession(session, late));
     }
-    const plan = this.engine.plan(session, this, this.phase !== 'open' || headGone(this.raw));
+    const plan = planSave(session, this, this.phase !== 'open' || headGone(this.raw));
     if (plan === undefined) return undefined;
     const written = this.engine.perform(plan);
     if (written === undefined) return void this.keepCookie(plan);
@@ -273,7 +275,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     const first = this.first;
     if (first === undefined) return this.headCookies(undefined);
     if (this.others === undefined) {
-      const plan = this.engine.plan(first, this, headersSent);
+      const plan = planSave(first, this, headersSent);
       if (plan === undefined) return this.headCookies(undefined);
       const written = this.engine.perform(plan);
       const cookies = this.headCookies(plan.cookie === undefined ? undefined : [plan.cookie]);
@@ -282,7 +284,7 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     const plans: SavePlan[] = [];
     for (const def of this.engine.definitions.values()) {
       const session = this.loaded(def.name);
-      const plan = session === undefined ? undefined : this.engine.plan(session, this, headersSent);
+      const plan = session === undefined ? undefined : planSave(session, this, headersSent);
       if (plan !== undefined) plans.push(plan);
     }
     let cookies: string[] | undefined;

@@ -1,5 +1,6 @@
 import type { SessionState } from '../session/session.js';
-import type { SavePlan, SessionEngine } from './session-engine.js';
+import type { SessionEngine } from './session-engine.js';
+import type { SavePlan } from './save-plan.js';
 
 /**
  * The one way a session object is written. Every write of it, whoever starts it (the response

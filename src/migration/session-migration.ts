@@ -5,7 +5,8 @@ import { generateSessionId } from '../session/session-id.js';
 import { SessionState } from '../session/session.js';
 import { putData, type SessionRecord } from '../stores/session-store.interface.js';
 import type { RequestSessions } from '../lifecycle/request-sessions.js';
-import { adopt, type SessionEngine } from '../lifecycle/session-engine.js';
+import type { SessionEngine } from '../lifecycle/session-engine.js';
+import { adopt } from '../lifecycle/session-reader.js';
 import type { FoundRecord, FoundSession, SessionMigrationSource } from './session-migration.source.js';
 
 /** The old library's app changed the session between our read and our claim this many times in a row: give up. */

@@ -1,7 +1,8 @@
 import { Injectable, type ArgumentsHost, type ExecutionContext } from '@nestjs/common';
 import { graphqlSessions, isGraphqlContext, sessionsOf } from '../transports/request-context.js';
 import { RequestSessions } from '../lifecycle/request-sessions.js';
-import { GatewayConnection, type GatewayMessage } from '../gateways/gateway-connection.js';
+import { GatewayConnection } from '../gateways/gateway-connection.js';
+import type { GatewayMessage } from '../gateways/socket-message.js';
 import { isSocketClient } from '../gateways/socket-client.js';
 import type { SessionSource } from '../lifecycle/session-source.js';
 import { DEFAULT_SESSION } from '../session/session.constants.js';

@@ -1,5 +1,6 @@
 import { parseCookieHeader } from '../transports/cookie-header.js';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
+import { openCookie, readOpened, readSession } from '../lifecycle/session-reader.js';
 import type { SessionReader, SessionSource } from '../lifecycle/session-source.js';
 import { loadEach } from '../lifecycle/request-sessions.js';
 import type { SessionDefinition } from '../session/session-definition.js';
@@ -65,11 +66,11 @@ export class SubscriptionSessions implements SessionSource, SessionReader {
     // A stored session's cookie registers before the store read: an end confirmed while the read is
     // in flight still ends this subscription. Removed again when the store does not know the id.
     const value = def.clientSide ? undefined : this.incomingCookie(def);
-    const signed = value === undefined ? undefined : def.signer.unsign(value);
-    const early = signed === undefined ? undefined : { id: signed[0], release: this.hangOn(name, signed[0]) };
+    const opened = value === undefined ? undefined : openCookie(def, value);
+    const early = opened?.id === undefined ? undefined : { id: opened.id, release: this.hangOn(name, opened.id) };
     let result: SessionState | Promise<SessionState>;
     try {
-      result = signed === undefined ? this.engine.read(def, this) : this.engine.readStored(def, this, signed[0], signed[1], value!);
+      result = opened === undefined ? readSession(this.engine, def, this) : readOpened(this.engine, def, this, opened);
     } catch (error) {
       early?.release?.();
       throw error;

@@ -3,7 +3,8 @@ import { reported, SessionConfigError, SessionError, SessionSupportError } from 
 import type { Session } from '../session/session.interface.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { asUserId, SessionState, userIdOf } from '../session/session.js';
-import { checked, type SessionEngine } from '../lifecycle/session-engine.js';
+import type { SessionEngine } from '../lifecycle/session-engine.js';
+import { checked } from '../lifecycle/session-reader.js';
 import { readOnlyState } from '../subscriptions/read-only-session.js';
 import { isUserTie, type SessionStore, type UserSessionEntry } from '../stores/session-store.interface.js';
 
