@@ -1,6 +1,7 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { CLIENT_STORE_MESSAGE, SessionStoreError, SessionTooLargeError, SessionValidationError, STORE_UNAVAILABLE_CODE, storeUnavailableBody } from '../session/session.errors.js';
+import { SessionStoreError, SessionTooLargeError, SessionValidationError } from '../session/session.errors.js';
+import { BODY_HEADERS, errorBody, mergeIntoArray, mergeIntoObject, setOnResponse } from './response-headers.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {
@@ -15,35 +16,47 @@ export interface ResponseSaver {
   graphqlBatch?(): number | undefined;
 }
 
-// Where a gated response is: not saved yet, waiting for a store write, saved, or replaced by an error.
+// Where a gated response is:
+/** Nothing written yet: the first call saves the sessions. */
 const OPEN = 0;
+/** The save waits for a store write: the calls made meanwhile are held (`Gate.held`), and replayed once it has landed. */
 const HOLDING = 1;
+/** Saved: calls go through, the cookies joining the head. */
 const PASSED = 2;
-const REPLACED = 3;
+/** Saved, and body bytes went out after the head (or a session changed after it): the end saves once more, without a cookie. */
+const STREAMING = 3;
+/** The save failed: an error response went out instead, and later calls are dropped. */
+const REPLACED = 4;
+type Phase = typeof OPEN | typeof HOLDING | typeof PASSED | typeof STREAMING | typeof REPLACED;
 
 const WRITE_HEAD = 0;
 const WRITE = 1;
 const END = 2;
 const FLUSH_HEADERS = 3;
 
-interface Gate {
-  saver: ResponseSaver;
-  phase: number;
-  /** Cookies waiting to join the head. */
-  cookies: string[] | undefined;
-  /** Calls made while a store write was running, replayed in order once it has finished. */
-  held: [number, unknown[]][] | undefined;
+/** The calls made while a store write runs (`HOLDING`), replayed in order once it has landed. */
+interface Held {
+  readonly calls: [number, unknown[]][];
   /**
-   * An `end` is held: the response is complete, though it does not look sent yet. Later calls
+   * An `end` is among them: the response is complete, though it does not look sent yet. Later calls
    * (a framework that sends again because the response looked unsent) are dropped.
    */
-  heldEnd: boolean;
+  ended: boolean;
   /** Body bytes held; past the response's high-water mark, held writes ask the writer to wait for 'drain'. */
-  heldBytes: number;
+  bytes: number;
   /** A held write returned false: 'drain' is owed once the held calls have gone out. */
   drainOwed: boolean;
-  /** Body bytes went out after the head: changes made meanwhile are saved (without a cookie) at the end. */
-  streamed: boolean;
+}
+
+interface Gate {
+  saver: ResponseSaver;
+  phase: Phase;
+  /** The phase a `HOLDING` response passes to once its write has landed: `PASSED`, or `STREAMING` when a session changed meanwhile. */
+  afterHold: typeof PASSED | typeof STREAMING;
+  /** Cookies waiting to join the head. */
+  cookies: string[] | undefined;
+  /** Held calls, from the first one held while `HOLDING` until they are replayed or dropped. */
+  held: Held | undefined;
   writeHead: ServerResponse['writeHead'];
   write: ServerResponse['write'];
   end: ServerResponse['end'];
@@ -69,13 +82,10 @@ export function gateResponse(res: ServerResponse, saver: ResponseSaver): void {
   if (gatedRes[kGate] !== undefined) return;
   gatedRes[kGate] = {
     saver,
-    phase: res.headersSent ? PASSED : OPEN,
+    phase: res.headersSent ? STREAMING : OPEN,
+    afterHold: PASSED,
     cookies: undefined,
     held: undefined,
-    heldEnd: false,
-    heldBytes: 0,
-    drainOwed: false,
-    streamed: res.headersSent,
     // eslint-disable-next-line @typescript-eslint/unbound-method -- the originals are called with this response as `this`
     writeHead: res.writeHead,
     // eslint-disable-next-line @typescript-eslint/unbound-method
@@ -121,7 +131,8 @@ export function headGone(res: ServerResponse): boolean {
 /** A session changed after the head went out: the response saves it again (without a cookie) as it ends. */
 export function saveAgainAtEnd(res: ServerResponse): void {
   const gate = (res as GatedResponse)[kGate];
-  if (gate !== undefined) gate.streamed = true;
+  if (gate?.phase === PASSED) gate.phase = STREAMING;
+  else if (gate?.phase === HOLDING) gate.afterHold = STREAMING;
 }
 
 /** Whether the response was replaced by an error (its save failed). */
@@ -153,29 +164,26 @@ function gatedWrite(this: GatedResponse, ...args: unknown[]): boolean {
   if (gate.phase === OPEN) save(this, gate, this.headersSent);
   if (gate.phase === HOLDING) {
     hold(this, gate, WRITE, args);
+    const held = gate.held!;
     const chunk = args[0];
-    gate.heldBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as Uint8Array | undefined)?.byteLength ?? 0);
-    if (gate.heldBytes < this.writableHighWaterMark) return true;
+    held.bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : ((chunk as Uint8Array | undefined)?.byteLength ?? 0);
+    if (held.bytes < this.writableHighWaterMark) return true;
     // A stream piped into a held response waits instead of being read into memory.
-    gate.drainOwed = true;
+    held.drainOwed = true;
     return false;
   }
   if (gate.phase === REPLACED) {
     callBack(args);
     return true;
   }
-  gate.streamed = true;
+  gate.phase = STREAMING;
   flushCookies(this, gate);
   return (gate.write as (...a: unknown[]) => boolean).apply(this, args);
 }
 
 function gatedEnd(this: GatedResponse, ...args: unknown[]): ServerResponse {
   const gate = this[kGate]!;
-  if (gate.phase === OPEN) save(this, gate, this.headersSent);
-  else if (gate.phase === PASSED && gate.streamed) {
-    gate.streamed = false;
-    save(this, gate, this.headersSent);
-  }
+  if (gate.phase === OPEN || gate.phase === STREAMING) save(this, gate, this.headersSent);
   if (gate.phase === HOLDING) return hold(this, gate, END, args);
   if (gate.phase === REPLACED) {
     callBack(args);
@@ -207,6 +215,7 @@ function save(res: GatedResponse, gate: Gate, headersSent: boolean): void {
   }
   if (result instanceof Promise) {
     gate.phase = HOLDING;
+    gate.afterHold = PASSED;
     result.then(
       (cookies) => release(res, gate, cookies),
       (error: unknown) => fail(res, gate, error),
@@ -218,7 +227,7 @@ function save(res: GatedResponse, gate: Gate, headersSent: boolean): void {
 }
 
 function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): GatedResponse {
-  if (gate.heldEnd) {
+  if (gate.held?.ended === true) {
     callBack(args);
     return res;
   }
@@ -226,8 +235,9 @@ function hold(res: GatedResponse, gate: Gate, call: number, args: unknown[]): Ga
   // a second response (an error for an "unanswered" request) while the first one waits. Defined
   // once, never deleted (a deleted property would slow every later access to the response).
   if (!Object.hasOwn(res, 'headersSent')) Object.defineProperties(res, LOOKS_SENT);
-  (gate.held ??= []).push([call, args]);
-  if (call === END) gate.heldEnd = true;
+  const held = (gate.held ??= { calls: [], ended: false, bytes: 0, drainOwed: false });
+  held.calls.push([call, args]);
+  if (call === END) held.ended = true;
   return res;
 }
 
@@ -241,7 +251,7 @@ const LOOKS_SENT: PropertyDescriptorMap = {
   },
   writableEnded: {
     get(this: GatedResponse & { finished: boolean }) {
-      return this[kGate]!.heldEnd || this.finished;
+      return this[kGate]!.held?.ended === true || this.finished;
     },
     configurable: true,
   },
@@ -250,13 +260,11 @@ const LOOKS_SENT: PropertyDescriptorMap = {
 /** The store writes finished: the held calls go out, with the cookies. */
 function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined): void {
   const held = gate.held;
-  gate.phase = PASSED;
+  gate.phase = gate.afterHold;
   gate.held = undefined;
-  gate.heldEnd = false;
-  gate.heldBytes = 0;
   if (!res.headersSent) gate.cookies = cookies;
   if (held === undefined) return;
-  for (const [call, args] of held) {
+  for (const [call, args] of held.calls) {
     if (call === WRITE_HEAD && Boolean((res as { _header?: unknown })._header)) {
       // Held, a second head did not throw to the app as it would have; it cannot go out either.
       logger.warn('A response wrote its head twice while its session was being saved; the second head is dropped');
@@ -276,29 +284,8 @@ function release(res: GatedResponse, gate: Gate, cookies: string[] | undefined):
       return;
     }
   }
-  if (gate.drainOwed) {
-    gate.drainOwed = false;
-    res.emit('drain');
-  }
+  if (held.drainOwed) res.emit('drain');
 }
-
-/** Headers that describe the body the handler meant to send, not the error sent instead. */
-const BODY_HEADERS = new Set([
-  'content-type',
-  'content-length',
-  'content-encoding',
-  'content-language',
-  'content-disposition',
-  'content-range',
-  'content-location',
-  'transfer-encoding',
-  'etag',
-  'last-modified',
-  // What the app meant to go with its own answer, not with an error.
-  'set-cookie',
-  'location',
-  'refresh',
-]);
 
 /** The session could not be saved: the response becomes the error's status with a generic body. */
 function fail(res: GatedResponse, gate: Gate, error: unknown): void {
@@ -312,7 +299,7 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
     release(res, gate, undefined);
     return;
   }
-  const heldHead = gate.held?.find(([call]) => call === WRITE_HEAD);
+  const heldHead = gate.held?.calls.find(([call]) => call === WRITE_HEAD);
   const status = error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR;
   // Headers the head was to carry (Fastify passes its own to writeHead): kept, but for the body's.
   replace(res, gate, status, heldHead?.[1][heldHead[1].length - 1]);
@@ -320,11 +307,10 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
 
 /** Sends `status` with a generic JSON body instead of whatever was held; later calls are dropped. */
 function replace(res: GatedResponse, gate: Gate, status: number, headers: unknown): void {
+  const held = gate.held;
   gate.phase = REPLACED;
-  for (const [, args] of gate.held ?? []) callBack(args);
   gate.held = undefined;
-  gate.heldEnd = false;
-  gate.heldBytes = 0;
+  for (const [, args] of held?.calls ?? []) callBack(args);
   try {
     if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
       for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
@@ -344,24 +330,7 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
     logger.error(`Sending the error response failed: ${(sendError as Error)?.message ?? String(sendError)}`);
     res.destroy();
   }
-  if (gate.drainOwed) {
-    gate.drainOwed = false;
-    res.emit('drain');
-  }
-}
-
-/**
- * The generic body of an error response: a 503 is the body of a `SessionStoreError`; for GraphQL, a
- * GraphQL response with one error and its code, or for a batch, a list of them, one per operation
- * (as batching clients expect a list).
- */
-function errorBody(status: number, saver: ResponseSaver): string {
-  const unavailable = status === (HttpStatus.SERVICE_UNAVAILABLE as number);
-  if (saver.graphql !== true) return JSON.stringify(unavailable ? storeUnavailableBody() : { statusCode: status, message: 'Internal Server Error' });
-  const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, STORE_UNAVAILABLE_CODE] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
-  const one = { errors: [{ message, extensions: { code } }] };
-  const batch = saver.graphqlBatch?.();
-  return JSON.stringify(batch === undefined ? one : Array.from({ length: batch }, () => one));
+  if (held?.drainOwed === true) res.emit('drain');
 }
 
 /** A write or end that will never happen still calls its callback, so nothing waits for it forever. */
@@ -376,75 +345,3 @@ function flushCookies(res: ServerResponse, gate: Gate): void {
   gate.cookies = undefined;
 }
 
-/** Adds the cookies to the headers set so far, and makes the response private to the browser. */
-function setOnResponse(res: ServerResponse, cookies: string[]): void {
-  res.setHeader('set-cookie', [...toList(res.getHeader('set-cookie')), ...cookies]);
-  const cacheControl = privateCacheControl(res.getHeader('cache-control'));
-  if (cacheControl !== undefined) res.setHeader('cache-control', cacheControl);
-}
-
-function mergeIntoObject(res: ServerResponse, headers: OutgoingHttpHeaders, cookies: string[]): void {
-  let cookieKey: string | undefined;
-  let cacheKey: string | undefined;
-  for (const key of Object.keys(headers)) {
-    const lower = key.toLowerCase();
-    if (lower === 'set-cookie') cookieKey = key;
-    else if (lower === 'cache-control') cacheKey = key;
-  }
-  if (cookieKey === undefined) headers['set-cookie'] = [...toList(res.getHeader('set-cookie')), ...cookies];
-  else headers[cookieKey] = [...toList(headers[cookieKey]), ...cookies];
-  const cacheControl = privateCacheControl(cacheKey === undefined ? res.getHeader('cache-control') : headers[cacheKey]);
-  if (cacheControl !== undefined) headers[cacheKey ?? 'cache-control'] = cacheControl;
-}
-
-function mergeIntoArray(res: ServerResponse, headers: unknown[], cookies: string[]): void {
-  // Node accepts [name, value, name, value, ...] and sets each pair in turn, so a second `set-cookie`
-  // pair would replace the first: every cookie goes into one pair, after those the head already had
-  // (or, when it had none, those set on the response before, which a `set-cookie` pair replaces).
-  const step = Array.isArray(headers[0]) ? 1 : 2;
-  const nameAt = (i: number) => String(step === 1 ? (headers[i] as unknown[])[0] : headers[i]).toLowerCase();
-  const valueAt = (i: number) => (step === 1 ? (headers[i] as unknown[])[1] : headers[i + 1]);
-  let own: string[] | undefined;
-  for (let i = headers.length - step; i >= 0; i -= step) {
-    if (nameAt(i) !== 'set-cookie') continue;
-    own = [...toList(valueAt(i)), ...(own ?? [])];
-    headers.splice(i, step);
-  }
-  const pairs: [string, string | string[]][] = [['set-cookie', [...(own ?? toList(res.getHeader('set-cookie'))), ...cookies]]];
-  let cacheAt = -1;
-  for (let i = 0; i < headers.length; i += step) if (nameAt(i) === 'cache-control') cacheAt = i;
-  const cacheControl = privateCacheControl(cacheAt >= 0 ? valueAt(cacheAt) : res.getHeader('cache-control'));
-  if (cacheControl !== undefined) {
-    if (cacheAt < 0) pairs.push(['cache-control', cacheControl]);
-    else if (step === 1) (headers[cacheAt] as unknown[])[1] = cacheControl;
-    else headers[cacheAt + 1] = cacheControl;
-  }
-  for (const pair of pairs) {
-    if (step === 1) headers.push(pair);
-    else headers.push(pair[0], pair[1]);
-  }
-}
-
-/**
- * The Cache-Control a response carrying a session cookie must have, or undefined to keep its own:
- * `private` (or `no-store`) always, so no shared cache hands one visitor's session to the next;
- * `public` and `s-maxage` give way.
- */
-function privateCacheControl(value: unknown): string | undefined {
-  if (value === undefined || value === null) return 'private';
-  // Directives split at commas outside quoted strings (`private="set-cookie"` is a field list).
-  const directives = toList(value).join(', ').match(/(?:[^,"]|"[^"]*")+/g) ?? [];
-  const kept: string[] = [];
-  for (const each of directives) {
-    const directive = each.trim();
-    const name = directive.split('=', 1)[0].trim().toLowerCase();
-    if ((name === 'private' && !directive.includes('=')) || name === 'no-store') return undefined;
-    if (directive !== '' && name !== 'public' && name !== 's-maxage') kept.push(directive);
-  }
-  return ['private', ...kept].join(', ');
-}
-
-function toList(value: unknown): string[] {
-  if (value === undefined || value === null) return [];
-  return Array.isArray(value) ? value.map((entry) => `${entry as string}`) : [`${value as string}`];
-}
