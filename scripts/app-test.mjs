@@ -3,8 +3,8 @@
 // user gives it `npm install nest-sessions`, then built, type-checked (its own tsc and tsconfig,
 // test files included) and tested with its own npm scripts, the chosen Node first on PATH.
 //
-// The `readme-` pairs make the app the README's instead: the files that its "Quick start" and
-// "Testing your app" name in their examples' first line (`// src/app.module.ts`, `// test/app.e2e-spec.ts`)
+// The `readme-` pairs make the app the README's instead: the files that the README's "Quick start" and
+// docs/testing.md name in their examples' first line (`// src/app.module.ts`, `// test/app.e2e-spec.ts`)
 // are written into the copy as they stand, extracted as check-examples.mjs extracts them; the app's
 // files that no longer serve (a controller the README's module does not import, its spec) and its
 // own tests of its routes are removed, the packages those examples import beyond the app's are
@@ -30,7 +30,13 @@ const apps = join(root, 'test', 'apps');
 const matrix = { nest11: [20, 22, 24], nest12: [24], 'nest12-esm': [20, 22, 24] };
 // The README's app, once per template: the oldest Node each template runs on.
 const readmeMatrix = { nest11: [20], nest12: [24] };
-const README_SECTIONS = ['## Quick start', '## Testing your app'];
+// Where the README's app comes from: the README's Quick start, and every named example of
+// docs/testing.md (which shows the Quick start's files again, so that its tests compile there: a file
+// named in both must be the same in both).
+const README_SOURCES = [
+  { file: 'README.md', section: '## Quick start' },
+  { file: 'docs/testing.md', section: null },
+];
 const STEP_TIMEOUT = 5 * 60_000;
 
 const only = (process.env.APP_TEST_ONLY ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -71,18 +77,27 @@ function run(cmd, args, { cwd, env }) {
 }
 
 // ---- the README's app ----------------------------------------------------------------------------
-/** The files README.md's Quick start and Testing your app name, path -> content, as the README has them. */
+/** The files the README's Quick start and docs/testing.md name, path -> content, as they have them. */
 function readmeFiles() {
   const files = new Map();
-  const readme = join(root, 'README.md');
-  for (const block of extract(readme)) {
-    if (!block.name || block.fragment || !README_SECTIONS.includes(block.section.text)) continue;
-    if (files.has(block.name)) throw new Error(`README.md:${block.line} names ${block.name} a second time in ${block.section.text}`);
-    files.set(block.name, block.lines.join('\n') + '\n');
+  const where = new Map();
+  for (const source of README_SOURCES) {
+    for (const block of extract(join(root, source.file))) {
+      if (!block.name || block.fragment || (source.section !== null && block.section.text !== source.section)) continue;
+      const text = block.lines.join('\n') + '\n';
+      const here = `${source.file}:${block.line}`;
+      if (files.has(block.name)) {
+        if (files.get(block.name) !== text) throw new Error(`${here} names ${block.name} again, unlike ${where.get(block.name)}: the two must be the same`);
+        continue;
+      }
+      files.set(block.name, text);
+      where.set(block.name, here);
+    }
   }
-  if (!files.has('src/app.module.ts')) throw new Error(`README.md's ${README_SECTIONS.join(' and ')} name no src/app.module.ts`);
+  const described = README_SOURCES.map((source) => `${source.file}${source.section ? ` (${source.section})` : ''}`).join(' and ');
+  if (!files.has('src/app.module.ts')) throw new Error(`${described} name no src/app.module.ts`);
   if (![...files.keys()].some((name) => /[.-]spec\.ts$/.test(name))) {
-    throw new Error(`README.md's ${README_SECTIONS.join(' and ')} name no test file (*.spec.ts, *.e2e-spec.ts)`);
+    throw new Error(`${described} name no test file (*.spec.ts, *.e2e-spec.ts)`);
   }
   return files;
 }
