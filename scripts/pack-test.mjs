@@ -43,7 +43,7 @@ const migrateFrom = expressSession.expressSessionReader({ secret: 'old-secret', 
 Module({ imports: [SessionModule.forRoot({ secret: 'x'.repeat(40), migrateFrom })], controllers: [CounterController] })(AppModule);
 
 async function main() {
-  for (const [name, value] of Object.entries({ MemoryStore, CookieStore, FileStore, SessionConfigError, RedisStore: redis.RedisStore, PostgresStore: postgres.PostgresStore, defineSessionStoreTests: testing.defineSessionStoreTests, expressSessionReader: expressSession.expressSessionReader })) {
+  for (const [name, value] of Object.entries({ MemoryStore, CookieStore, FileStore, SessionConfigError, RedisStore: redis.RedisStore, PostgresStore: postgres.PostgresStore, defineSessionStoreTests: testing.defineSessionStoreTests, expressSessionReader: expressSession.expressSessionReader, fromExpressSessionStore: expressSession.fromExpressSessionStore })) {
     if (typeof value !== 'function') throw new Error(name + ' is not exported');
   }
   const app = await NestFactory.create(AppModule, { logger: false });
@@ -90,7 +90,7 @@ import { Pool } from 'pg';
 import { Flash, MemoryStore, Session, SessionConfigError, SessionModule, SessionService, UseSession } from 'nest-sessions';
 import { RedisStore } from 'nest-sessions/redis';
 import { PostgresStore } from 'nest-sessions/postgres';
-import { expressSessionReader } from 'nest-sessions/express-session';
+import { expressSessionReader, fromExpressSessionStore } from 'nest-sessions/express-session';
 import { defineSessionStoreTests, type SessionStoreFactory } from 'nest-sessions/testing';
 
 @Controller()
@@ -120,6 +120,12 @@ export const stores = [
   new MemoryStore(),
   new RedisStore({ client: new Redis({ lazyConnect: true }) }),
   new PostgresStore({ pool: new Pool() }),
+  // An express-session store as express-session calls it: callbacks.
+  fromExpressSessionStore({
+    get: (_sid: string, callback: (error: unknown, session?: unknown) => void) => callback(null, null),
+    set: (_sid: string, _session: unknown, callback?: (error?: unknown) => void) => callback?.(),
+    destroy: (_sid: string, callback?: (error?: unknown) => void) => callback?.(),
+  }),
 ];
 export const factory: SessionStoreFactory = () => new MemoryStore();
 export const kit: typeof defineSessionStoreTests = defineSessionStoreTests;

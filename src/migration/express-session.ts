@@ -8,6 +8,8 @@ import type { FoundRecord, FoundSession, SessionMigrationSource } from './sessio
 export type { ExpressSessionPgPool } from './connect-pg-simple.records.js';
 export type { ExpressSessionRedisClient } from './connect-redis.records.js';
 export type { SessionMigrationSource, FoundRecord, FoundSession } from './session-migration.source.js';
+export { fromExpressSessionStore } from './express-session-store.js';
+export type { ExpressSessionCompatibleStore, ExpressSessionStoreOptions } from './express-session-store.js';
 
 /** Where express-session kept its sessions and how it signed its cookie: the same values the old app used. */
 export interface ExpressSessionReaderOptions {
