@@ -2,7 +2,6 @@ import { Inject, Injectable, Logger, type ExecutionContext } from '@nestjs/commo
 import { serialize } from 'cookie';
 import { CSRF_SECRET_KEY, DEFAULT_SESSION, SESSION_MODULE_OPTIONS } from '../session/session.constants.js';
 import { SessionConfigError } from '../session/session.errors.js';
-import { defaultSecure } from '../session/session-definition.js';
 import type { SessionState } from '../session/session.js';
 import { SessionEngine } from '../lifecycle/session-engine.js';
 import { RequestSessions, type CompanionCookie, type ResponseCookieSource } from '../lifecycle/request-sessions.js';
@@ -19,6 +18,7 @@ import {
 import { CsrfError } from './csrf.error.js';
 import type { CsrfOptions } from './csrf.options.js';
 import { formToken, maskToken, newCsrfSecret, normalPath, sameToken, secretBytes, sessionToken, unmaskedTokenMatches, unmaskToken } from './csrf-token.js';
+import { PerRoute } from '../nest/route-info.js';
 
 /** A form a per-form token is for: `@CsrfToken({ method: 'POST', path: '/account/delete' })`. */
 export interface CsrfFormTarget {
@@ -60,7 +60,10 @@ export class CsrfProtection implements ResponseCookieSource, CompanionCookie {
   private readonly field: string;
   private readonly cookie: CsrfCookie | undefined;
   /** Controller → handler → `@SkipCsrf()`: an inherited handler serves controllers that may differ. */
-  private readonly exempt = new WeakMap<object, WeakMap<object, boolean>>();
+  /** Routes exempted by `@SkipCsrf()`, on the handler or its controller. */
+  private readonly exempt = new PerRoute<boolean>(
+    (handler, controller) => Reflect.getMetadata(SKIP_CSRF_METADATA, handler) === true || Reflect.getMetadata(SKIP_CSRF_METADATA, controller) === true,
+  );
   private readonly logger = new Logger('SessionModule');
 
   constructor(
@@ -226,19 +229,7 @@ export class CsrfProtection implements ResponseCookieSource, CompanionCookie {
   }
 
   private skipped(context: ExecutionContext): boolean {
-    const handler = context.getHandler();
-    const controller = context.getClass();
-    let handlers = this.exempt.get(controller);
-    if (handlers === undefined) {
-      handlers = new WeakMap();
-      this.exempt.set(controller, handlers);
-    }
-    let skip = handlers.get(handler);
-    if (skip === undefined) {
-      skip = Reflect.getMetadata(SKIP_CSRF_METADATA, handler) === true || Reflect.getMetadata(SKIP_CSRF_METADATA, controller) === true;
-      handlers.set(handler, skip);
-    }
-    return skip;
+    return this.exempt.get(context.getHandler(), context.getClass());
   }
 
   private refuse(reason: CsrfError['reason']): never {
@@ -293,7 +284,8 @@ function readableCookie(csrf: CsrfOptions, options: SessionModuleOptions, engine
   const session = options.cookie ?? {};
   // A __Host- or __Secure- name makes this cookie Secure on every request, as it does a session cookie's.
   const prefixed = name.startsWith('__Host-') || name.startsWith('__Secure-');
-  const secure = session.secure ?? (prefixed ? true : defaultSecure(session.name ?? 'sid', session.sameSite));
+  // Otherwise Secure as the session cookie is, default included.
+  const secure = session.secure === undefined && prefixed ? true : engine.definition(DEFAULT_SESSION).secure;
   const path = own.path ?? session.path ?? '/';
   const domain = own.domain ?? session.domain;
   if (name.startsWith('__Host-') && (secure !== true || path !== '/' || domain !== undefined)) {

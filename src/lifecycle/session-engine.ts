@@ -13,12 +13,9 @@ import { isThenable } from './thenable.js';
 import type { Session } from '../session/session.interface.js';
 import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
-import { routeInfoOf, type RouteInfo } from '../nest/route-info.js';
+import { PerRoute, routeInfoOf, type RouteInfo } from '../nest/route-info.js';
 import { SessionMigration } from '../migration/session-migration.js';
 
-export { isThenable } from './thenable.js';
-export { checked } from './session-reader.js';
-export type { CookieTarget, SavePlan } from './save-plan.js';
 
 /** Where a session is served from, as `SessionService.current()` sees it: a request, or a socket's message. */
 export interface SessionScope {
@@ -35,8 +32,12 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   readonly context = new AsyncLocalStorage<SessionScope>();
   readonly definitions: ReadonlyMap<string, SessionDefinition>;
   readonly logger = new Logger('SessionModule');
-  /** Controller → handler → what the route asks for: an inherited handler serves controllers that may ask for other sessions. */
-  private readonly routes = new WeakMap<object, WeakMap<object, RouteInfo>>();
+  /** What each route asks for. */
+  private readonly routes = new PerRoute<RouteInfo>((handler, controller) => {
+    const info = routeInfoOf(handler, controller, this.globalContext);
+    for (const name of info.names) this.definition(name);
+    return info;
+  });
   private readonly writes = new Set<Promise<unknown>>();
   /** Sockets and subscriptions hanging on stored sessions here: ended with their session. */
   readonly connections = new SessionConnections();
@@ -89,18 +90,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
 
   /** What a route asks for, read from its metadata once. */
   route(handler: object, controller: object): RouteInfo {
-    let handlers = this.routes.get(controller);
-    if (handlers === undefined) {
-      handlers = new WeakMap();
-      this.routes.set(controller, handlers);
-    }
-    let info = handlers.get(handler);
-    if (info === undefined) {
-      info = routeInfoOf(handler, controller, this.globalContext);
-      for (const name of info.names) this.definition(name);
-      handlers.set(handler, info);
-    }
-    return info;
+    return this.routes.get(handler, controller);
   }
 
   /**

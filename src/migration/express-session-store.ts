@@ -2,6 +2,7 @@ import { SessionConfigError, SessionStoreError } from '../session/session.errors
 import { applyPatch } from '../stores/record-patch.js';
 import type { SessionPatch, SessionRecord, SessionStore, UserSessionEntry } from '../stores/session-store.interface.js';
 import { readStoredSession, storedSession, storeIdOf } from './express-session-store.record.js';
+import { KeyedQueue } from '../stores/keyed-queue.js';
 
 /**
  * An express-session store (connect-redis, connect-pg-simple, connect-mongo, memorystore...): the
@@ -84,7 +85,7 @@ class ExpressSessionStoreAdapter implements SessionStore {
   readonly listByUser?: (userId: string) => Promise<UserSessionEntry[]>;
   private readonly name: string;
   // One chain of writes per id with work pending; the entry is deleted when its chain drains.
-  private readonly queues = new Map<string, Promise<void>>();
+  private readonly queues = new KeyedQueue();
   // Ids destroyed by this process, with when to forget them; oldest first (Map order).
   private readonly destroyed = new Map<string, number>();
 
@@ -104,12 +105,12 @@ class ExpressSessionStoreAdapter implements SessionStore {
 
   async set(id: string, record: SessionRecord): Promise<void> {
     this.destroyed.delete(id); // a deliberate write of the whole session
-    await this.serial(id, () => this.write(id, record));
+    await this.queues.run(id, () => this.write(id, record));
   }
 
   /** Read, patch, write whole: nothing for a session that is gone, expired or destroyed by this process. */
   async patch(id: string, patch: SessionPatch): Promise<void> {
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       if (this.isDestroyed(id)) return;
       const current = await this.read(id);
       if (current !== undefined) await this.write(id, applyPatch(current, patch));
@@ -121,7 +122,7 @@ class ExpressSessionStoreAdapter implements SessionStore {
    * connect-pg-simple move only their TTL, leaving the expiry inside the record behind.
    */
   async touch(id: string, expiresAt: number): Promise<void> {
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       if (this.isDestroyed(id)) return;
       const current = await this.read(id);
       if (current !== undefined) await this.write(id, { ...current, expiresAt });
@@ -130,7 +131,7 @@ class ExpressSessionStoreAdapter implements SessionStore {
 
   async destroy(id: string): Promise<void> {
     this.bury(id);
-    await this.serial(id, () => this.remove(id));
+    await this.queues.run(id, () => this.remove(id));
   }
 
   async close(): Promise<void> {
@@ -178,20 +179,6 @@ class ExpressSessionStoreAdapter implements SessionStore {
       found.push({ id: session.id, meta: session.record.meta, expiresAt: session.record.expiresAt });
     }
     return found;
-  }
-
-  /** Runs `work` after every earlier write of `id` in this process has settled. */
-  private serial(id: string, work: () => Promise<void>): Promise<void> {
-    const run = (this.queues.get(id) ?? Promise.resolve()).then(work);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.queues.set(id, tail);
-    void tail.then(() => {
-      if (this.queues.get(id) === tail) this.queues.delete(id);
-    });
-    return run;
   }
 
   private bury(id: string): void {

@@ -26,3 +26,27 @@ export function routeInfoOf(handler: object, controller: object, globalContext: 
 export function sessionNamesOf(target: object): readonly string[] {
   return (Reflect.getMetadata(SESSION_NAMES_METADATA, target) as string[] | undefined) ?? [];
 }
+
+/**
+ * What is read from a route's metadata, once per handler of each controller (an inherited handler
+ * serves controllers that may ask for other things), kept as long as both live.
+ */
+export class PerRoute<T> {
+  private readonly byController = new WeakMap<object, WeakMap<object, T>>();
+
+  constructor(private readonly read: (handler: object, controller: object) => T) {}
+
+  get(handler: object, controller: object): T {
+    let handlers = this.byController.get(controller);
+    if (handlers === undefined) {
+      handlers = new WeakMap();
+      this.byController.set(controller, handlers);
+    }
+    let value = handlers.get(handler);
+    if (value === undefined) {
+      value = this.read(handler, controller);
+      handlers.set(handler, value);
+    }
+    return value;
+  }
+}

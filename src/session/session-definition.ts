@@ -25,6 +25,8 @@ export interface SessionDefinition {
   readonly clientSide: boolean;
   readonly signer: SessionIdSigner;
   readonly cookieName: string;
+  /** `cookie.secure` as given, or its default (see `defaultSecure`). */
+  readonly secure: boolean | 'auto';
   /** `secure` is `'auto'`: decided per request. */
   readonly secureAuto: boolean;
   /** `; Path=/; HttpOnly; Secure; SameSite=Lax` and so on, built once. */
@@ -194,6 +196,7 @@ function define(
     clientSide: isClientSideStore(store),
     signer: new SessionIdSigner(signingSecrets, name),
     cookieName,
+    secure,
     secureAuto: secure === 'auto',
     attributes: attributes(secure !== false),
     attributesInsecure: attributes(false),

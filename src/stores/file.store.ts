@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SessionConfigError, SessionError, SessionStoreError } from '../session/session.errors.js';
 import { encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 import { applyPatch } from './record-patch.js';
+import { KeyedQueue } from './keyed-queue.js';
 
 export interface FileStoreOptions {
   /** The directory that holds one file per session; created (recursively) at first write. */
@@ -50,7 +51,7 @@ export class FileStore implements SessionStore {
   private ready: Promise<void> | undefined;
   private sweeping: Promise<void> | undefined;
   // One chain per id with work pending; the entry is deleted when its chain drains.
-  private readonly queues = new Map<string, Promise<void>>();
+  private readonly queues = new KeyedQueue();
 
   constructor(options: FileStoreOptions) {
     const directory = (options as Partial<FileStoreOptions> | undefined)?.directory;
@@ -83,7 +84,7 @@ export class FileStore implements SessionStore {
       // The id itself stays out of the message: messages are logged, ids never are.
       throw new SessionError(`FileStore refuses a session id of ${id.length} characters: ids must be 1 to 128 characters of A-Z, a-z, 0-9, "_" or "-" (a custom id generator must produce such ids)`);
     }
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       await this.write(id, record);
       // A set replacing a session tied to another user leaves a marker there: dropped when listed or swept.
       if (record.meta.user !== undefined && record.expiresAt > Date.now()) await this.mark(record.meta.user.id, id);
@@ -92,7 +93,7 @@ export class FileStore implements SessionStore {
 
   async patch(id: string, patch: SessionPatch): Promise<void> {
     if (!ID.test(id)) return;
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       const current = await this.read(id);
       if (current === undefined) return;
       await this.write(id, applyPatch(current, patch));
@@ -105,7 +106,7 @@ export class FileStore implements SessionStore {
 
   async touch(id: string, expiresAt: number): Promise<void> {
     if (!ID.test(id)) return;
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       const current = await this.read(id);
       if (current === undefined) return;
       await this.write(id, { ...current, expiresAt });
@@ -115,7 +116,7 @@ export class FileStore implements SessionStore {
 
   async destroy(id: string): Promise<void> {
     if (!ID.test(id)) return;
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       const user = (await this.read(id, true))?.meta.user?.id;
       await this.remove(this.path(id));
       if (user !== undefined) await this.unmark(user, id);
@@ -137,7 +138,7 @@ export class FileStore implements SessionStore {
       await Promise.all(
         ids.slice(i, i + SWEEP_CONCURRENCY).map((id) =>
           // In the id's queue: a marker written by a set running now is never taken for a stale one.
-          this.serial(id, async () => {
+          this.queues.run(id, async () => {
             const record = await this.read(id);
             if (record?.meta.user?.id === userId) found.push({ id, meta: record.meta, expiresAt: record.expiresAt });
             else await this.unmark(userId, id);
@@ -161,7 +162,7 @@ export class FileStore implements SessionStore {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     while (this.queues.size > 0 || this.sweeping !== undefined) {
-      await Promise.all([...this.queues.values(), this.sweeping?.catch(() => undefined)]);
+      await Promise.all([this.queues.settled(), this.sweeping?.catch(() => undefined)]);
     }
   }
 
@@ -208,20 +209,6 @@ export class FileStore implements SessionStore {
 
   private async unmark(userId: string, id: string): Promise<void> {
     await this.remove(join(this.userDir(userId), id));
-  }
-
-  /** Runs `work` after every earlier write to the same id has finished. */
-  private serial<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const run = (this.queues.get(id) ?? Promise.resolve()).then(work);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.queues.set(id, tail);
-    void tail.then(() => {
-      if (this.queues.get(id) === tail) this.queues.delete(id);
-    });
-    return run;
   }
 
   /** The live session in `id`'s file; undefined when missing, expired (unless `expiredToo`) or not a session record. */
@@ -341,7 +328,7 @@ export class FileStore implements SessionStore {
       for (let i = 0; i < ids.length; i += SWEEP_CONCURRENCY) {
         await Promise.all(
           ids.slice(i, i + SWEEP_CONCURRENCY).map((id) =>
-            this.serial(id, async () => {
+            this.queues.run(id, async () => {
               const tie = (await this.read(id))?.meta.user?.id;
               if (tie === undefined || userHash(tie) !== user) await this.remove(join(dir, id));
             }).catch(() => undefined),
@@ -360,7 +347,7 @@ export class FileStore implements SessionStore {
     }
     const id = SESSION_FILE.exec(name)?.[1];
     if (id === undefined) return;
-    await this.serial(id, async () => {
+    await this.queues.run(id, async () => {
       // Read inside the queue: a touch that just extended the session must win.
       let record: SessionRecord | undefined;
       try {

@@ -310,7 +310,7 @@ describe('FileStore', () => {
     const outDir = join(repoRoot, 'tmp', `file-store-child-${process.pid}`);
     const moduleUrl = pathToFileURL(join(outDir, 'stores', 'file.store.js')).href;
     const script = join(repoRoot, 'test', 'support', 'file-store-child.mjs');
-    beforeAll(() => compileForChild(['stores/file.store.ts', 'stores/record-patch.ts', 'session/session.errors.ts', 'stores/session-store.interface.ts'], outDir));
+    beforeAll(() => compileForChild(['stores/file.store.ts', 'stores/keyed-queue.ts', 'stores/record-patch.ts', 'session/session.errors.ts', 'stores/session-store.interface.ts'], outDir));
     afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
     /** Starts a write storm on `dir` and kills it with SIGKILL at a random moment after its first round. */

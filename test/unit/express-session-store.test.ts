@@ -5,7 +5,7 @@ import createMemoryStore from 'memorystore';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { MemoryStore as NestMemoryStore, SessionConfigError, SessionStoreError } from '../../src/index.js';
-import { checked } from '../../src/lifecycle/session-engine.js';
+import { checked } from '../../src/lifecycle/session-reader.js';
 import { resolveSessions } from '../../src/session/session-definition.js';
 import { DEFAULT_SESSION } from '../../src/session/session.constants.js';
 import { fromExpressSessionStore, type ExpressSessionCompatibleStore } from '../../src/migration/express-session.js';
