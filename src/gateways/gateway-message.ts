@@ -2,7 +2,7 @@ import type { CallHandler, ExecutionContext, NestInterceptor } from '@nestjs/com
 import { Observable, type Subscription } from 'rxjs';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
 import type { RouteInfo } from '../nest/route-info.js';
-import { loadEach } from '../lifecycle/request-sessions.js';
+import { loadEach } from '../lifecycle/session-source.js';
 import { GatewayConnection } from './gateway-connection.js';
 import { forGatewayClient } from './gateway-errors.js';
 

@@ -3,13 +3,14 @@ import { parseCookieHeader } from '../transports/cookie-header.js';
 import { adapterFor, type PlatformAdapter } from '../transports/platform.adapter.js';
 import { gateResponse, headGone, responseReplaced, saveAgainAtEnd, type ResponseSaver } from './response-gate.js';
 import { ResponseCookies, withCompanion, type ResponseCookieSource } from './response-cookies.js';
-import { queueSave, queueWrite, queueWriteOfAll, writeInOrder } from './session-writer.js';
+import { queueSave, queueWrite, queueWriteOfAll, track, writeInOrder } from './session-writer.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import type { SessionEngine } from './session-engine.js';
 import { checkSize, planSave, type SavePlan } from './save-plan.js';
 import { readSession } from './session-reader.js';
 import { SessionState, type SessionHost } from '../session/session.js';
 import { reported, SessionError } from '../session/session.errors.js';
+import { loadEach } from './session-source.js';
 
 export type { CompanionCookie, ResponseCookieSource } from './response-cookies.js';
 
@@ -130,8 +131,13 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   saveForResponse(headersSent: boolean): string[] | undefined | Promise<string[] | undefined> {
     if (this.phase === 'open') this.phase = 'responded';
     const first = this.first;
+    if (first === undefined) return this.saveAll(headersSent);
+    if (this.others === undefined && first.lastWrite === undefined) {
+      // Nothing of it is being written: the save starts now (the common case, with no closure).
+      const result = this.saveAll(headersSent);
+      return result instanceof Promise ? track(first, result) : result;
+    }
     const save = () => this.saveAll(headersSent);
-    if (first === undefined) return save();
     return this.others === undefined ? queueWrite(first, save) : queueWriteOfAll([first, ...this.others.values()], save);
   }
 
@@ -322,14 +328,4 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     else if (this.first.definition.name !== name) (this.others ??= new Map()).set(name, session);
     return session;
   }
-}
-
-/** Loads each of `names`; undefined when all were available at once, else a promise of them all. */
-export function loadEach(names: readonly string[], load: (name: string) => unknown): Promise<unknown> | undefined {
-  let pending: Promise<unknown>[] | undefined;
-  for (const name of names) {
-    const result = load(name);
-    if (result instanceof Promise) (pending ??= []).push(result);
-  }
-  return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
 }

@@ -60,13 +60,13 @@ export class ResponseCookies {
  * cleared): it follows the session cookie, so it replaces one the cookie source already gave.
  */
 export function withCompanion(sessions: RequestSessions, cookies: string[] | undefined): string[] | undefined {
-    const companion = sessions.engine.companion;
-    if (companion === undefined || cookies === undefined) return cookies;
-    const session = sessions.loaded(DEFAULT_SESSION);
-    if (session === undefined) return cookies;
-    const prefix = `${session.definition.cookieName}=`;
-    const sessionCookie = cookies.find((each) => each.startsWith(prefix));
-    if (sessionCookie === undefined) return cookies;
-    const extra = companion.withSessionCookie(sessions, session, sessionCookie);
-    return extra === undefined ? cookies : [...cookies.filter((each) => !each.startsWith(`${companion.name}=`)), extra];
+  const companion = sessions.engine.companion;
+  if (companion === undefined || cookies === undefined) return cookies;
+  const session = sessions.loaded(DEFAULT_SESSION);
+  if (session === undefined) return cookies;
+  const prefix = `${session.definition.cookieName}=`;
+  const sessionCookie = cookies.find((each) => each.startsWith(prefix));
+  if (sessionCookie === undefined) return cookies;
+  const extra = companion.withSessionCookie(sessions, session, sessionCookie);
+  return extra === undefined ? cookies : [...cookies.filter((each) => !each.startsWith(`${companion.name}=`)), extra];
 }

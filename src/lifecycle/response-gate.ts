@@ -1,7 +1,7 @@
 import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { SessionStoreError, SessionTooLargeError, SessionValidationError } from '../session/session.errors.js';
-import { BODY_HEADERS, errorBody, mergeIntoArray, mergeIntoObject, setOnResponse } from './response-headers.js';
+import { mergeIntoArray, mergeIntoObject, sendErrorResponse, setOnResponse } from './response-headers.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {
@@ -312,20 +312,7 @@ function replace(res: GatedResponse, gate: Gate, status: number, headers: unknow
   gate.held = undefined;
   for (const [, args] of held?.calls ?? []) callBack(args);
   try {
-    if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
-      for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
-        if (value !== undefined && !BODY_HEADERS.has(name.toLowerCase())) res.setHeader(name, value);
-      }
-    }
-    for (const name of res.getHeaderNames()) if (BODY_HEADERS.has(name)) res.removeHeader(name);
-    const body = errorBody(status, gate.saver);
-    res.statusCode = status;
-    gate.writeHead.call(res, status, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      'cache-control': 'no-store',
-    });
-    (gate.end as (chunk: string) => ServerResponse).call(res, body);
+    sendErrorResponse(res, status, headers, gate.saver, gate.writeHead, gate.end);
   } catch (sendError) {
     logger.error(`Sending the error response failed: ${(sendError as Error)?.message ?? String(sendError)}`);
     res.destroy();

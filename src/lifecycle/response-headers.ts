@@ -9,7 +9,7 @@ import { CLIENT_STORE_MESSAGE, STORE_UNAVAILABLE_CODE, storeUnavailableBody } fr
  */
 
 /** Headers that describe the body the handler meant to send, not the error sent instead. */
-export const BODY_HEADERS = new Set([
+const BODY_HEADERS = new Set([
   'content-type',
   'content-length',
   'content-encoding',
@@ -31,13 +31,38 @@ export const BODY_HEADERS = new Set([
  * GraphQL response with one error and its code, or for a batch, a list of them, one per operation
  * (as batching clients expect a list).
  */
-export function errorBody(status: number, saver: { readonly graphql?: boolean; graphqlBatch?(): number | undefined }): string {
+function errorBody(status: number, saver: { readonly graphql?: boolean; graphqlBatch?(): number | undefined }): string {
   const unavailable = status === (HttpStatus.SERVICE_UNAVAILABLE as number);
   if (saver.graphql !== true) return JSON.stringify(unavailable ? storeUnavailableBody() : { statusCode: status, message: 'Internal Server Error' });
   const [message, code] = unavailable ? [CLIENT_STORE_MESSAGE, STORE_UNAVAILABLE_CODE] : ['Internal Server Error', 'INTERNAL_SERVER_ERROR'];
   const one = { errors: [{ message, extensions: { code } }] };
   const batch = saver.graphqlBatch?.();
   return JSON.stringify(batch === undefined ? one : Array.from({ length: batch }, () => one));
+}
+
+/**
+ * Sends `status` with a generic JSON body through the response's own `writeHead` and `end` (those
+ * before the gate): the headers the head was to carry (`headers`, as Fastify passes its own to
+ * `writeHead`) are kept, but for those describing the body the handler meant to send.
+ */
+export function sendErrorResponse(
+  res: ServerResponse,
+  status: number,
+  headers: unknown,
+  saver: { readonly graphql?: boolean; graphqlBatch?(): number | undefined },
+  writeHead: ServerResponse['writeHead'],
+  end: ServerResponse['end'],
+): void {
+  if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
+    for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) {
+      if (value !== undefined && !BODY_HEADERS.has(name.toLowerCase())) res.setHeader(name, value);
+    }
+  }
+  for (const name of res.getHeaderNames()) if (BODY_HEADERS.has(name)) res.removeHeader(name);
+  const body = errorBody(status, saver);
+  res.statusCode = status;
+  writeHead.call(res, status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  (end as (chunk: string) => ServerResponse).call(res, body);
 }
 
 /** Adds the cookies to the headers set so far, and makes the response private to the browser. */

@@ -21,3 +21,13 @@ export interface SessionReader extends SessionHost {
   /** The value of this session's cookie, if any. */
   incomingCookie(def: SessionDefinition): string | undefined;
 }
+
+/** Loads each of `names`; undefined when all were available at once, else a promise of them all. */
+export function loadEach(names: readonly string[], load: (name: string) => unknown): Promise<unknown> | undefined {
+  let pending: Promise<unknown>[] | undefined;
+  for (const name of names) {
+    const result = load(name);
+    if (result instanceof Promise) (pending ??= []).push(result);
+  }
+  return pending === undefined ? undefined : pending.length === 1 ? pending[0] : Promise.all(pending);
+}

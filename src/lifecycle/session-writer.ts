@@ -66,7 +66,7 @@ export function queueSave(session: SessionState, save: () => Promise<void> | und
 }
 
 /** Makes `write` the last write of `session` until it settles. */
-function track<T extends Promise<unknown>>(session: SessionState, write: T): T {
+export function track<T extends Promise<unknown>>(session: SessionState, write: T): T {
   const settled = write.then(noop, noop);
   session.lastWrite = settled;
   void settled.then(() => {

@@ -174,10 +174,14 @@ export class SessionState extends SessionContent implements Session<any>, FlashH
       schema === undefined || isInternalKey(key)
         ? undefined
         : schema.checkChange(key, this.userData(key, text), () => this.currentIssues(), `session.set('${key}')`);
-    // At most what the key and value add to the sealed text: exact checks only near the limit. A
-    // value that does not fit leaves the session as it was.
-    const growth = Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2;
-    this.putValue(key, value, this.#definition.clientSide ? () => this.#host.checkSize(this, growth) : undefined);
+    if (this.#definition.clientSide) {
+      // At most what the key and value add to the sealed text: exact checks only near the limit. A
+      // value that does not fit leaves the session as it was.
+      const growth = Buffer.byteLength(JSON.stringify(key)) + Buffer.byteLength(JSON.stringify(text)) + 2;
+      this.putValue(key, value, () => this.#host.checkSize(this, growth));
+    } else {
+      this.putValue(key, value);
+    }
     if (schema !== undefined && !isInternalKey(key)) this.schemaIssues = issues;
   }
 

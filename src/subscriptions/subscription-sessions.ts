@@ -2,7 +2,7 @@ import { parseCookieHeader } from '../transports/cookie-header.js';
 import type { SessionEngine } from '../lifecycle/session-engine.js';
 import { openCookie, readOpened, readSession } from '../lifecycle/session-reader.js';
 import type { SessionReader, SessionSource } from '../lifecycle/session-source.js';
-import { loadEach } from '../lifecycle/request-sessions.js';
+import { loadEach } from '../lifecycle/session-source.js';
 import type { SessionDefinition } from '../session/session-definition.js';
 import { reported, SessionReadOnlyError } from '../session/session.errors.js';
 import type { SessionState } from '../session/session.js';
