@@ -2,7 +2,7 @@ import { Body, Controller, Get, Header, Post, Redirect, UseFilters, UseGuards } 
 import { CsrfToken, Flash, Session, SessionService, SessionSupportError, type UserSessionInfo } from 'nest-sessions';
 import type { Prefs } from './session-types.js';
 import { SignedInGuard, SignInRedirectFilter } from './signed-in.guard.js';
-import { accountBody, page } from './views.js';
+import { accountBody, how, page } from './views.js';
 
 @Controller('account')
 @UseGuards(SignedInGuard)
@@ -21,6 +21,7 @@ export class AccountController {
       messages: flash.all(),
       body: accountBody(user, session.expiresAt, await this.devices(session), csrf),
       csrf,
+      how: HOW_ACCOUNT,
     });
   }
 
@@ -50,3 +51,14 @@ export class AccountController {
     }
   }
 }
+
+const HOW_ACCOUNT = how(
+  `// account.controller.ts
+@UseGuards(SignedInGuard)                    // only a signed-in visitor gets here
+session.expiresAt                            // sliding: moved on by each visit
+await sessions.sessionsOf(session)           // this user's devices
+await sessions.endSessionsOf(session, { except: 'current' })
+await sessions.endSession(handle, { user: session.user })`,
+  'devices.md',
+  "A user's devices",
+);

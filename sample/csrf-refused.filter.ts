@@ -1,7 +1,7 @@
 import { Catch, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
 import { CsrfError } from 'nest-sessions';
-import { escape } from './views.js';
+import { escape, how, page } from './views.js';
 
 /**
  * A form without a valid CSRF token: sent from another site, or kept open across a sign-in or past
@@ -10,15 +10,25 @@ import { escape } from './views.js';
 @Catch(CsrfError)
 export class CsrfRefusedFilter implements ExceptionFilter {
   catch(error: CsrfError, host: ArgumentsHost): void {
-    const body = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Form refused · nest-sessions sample</title></head>
-<body><main>
-<h1>Form refused</h1>
-<p>This form was not sent from a page of this site, or it has expired. Go back, reload the page and try again.</p>
+    const body = `<p>This form was not sent from a page of this site, or it has expired. Go back, reload the page and try again.</p>
 <p><a href="/">Home</a></p>
-<!-- reason: ${escape(error.reason)} -->
-</main></body></html>
-`;
-    host.switchToHttp().getResponse<Response>().status(403).type('html').send(body);
+<!-- reason: ${escape(error.reason)} -->`;
+    const html = page({
+      title: 'Form refused',
+      theme: 'light',
+      user: undefined,
+      messages: {},
+      body,
+      csrf: undefined,
+      how: how(
+        `// app.module.ts: every form needs the token of the page it came from
+{ provide: APP_GUARD, useClass: CsrfGuard }
+// views.ts: each form carries it
+<input type="hidden" name="_csrf" value="\${csrf}">  // from @CsrfToken()`,
+        'csrf.md',
+        'CSRF protection',
+      ),
+    });
+    host.switchToHttp().getResponse<Response>().status(403).type('html').send(html);
   }
 }

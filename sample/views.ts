@@ -11,8 +11,21 @@ export interface PageOptions {
   user: SignedInUser | undefined;
   messages: Messages;
   body: string;
-  /** The CSRF token every form of the page carries (`@CsrfToken()`). */
-  csrf: string;
+  /** The CSRF token every form of the page carries (`@CsrfToken()`); undefined: a page without forms. */
+  csrf: string | undefined;
+  /** What made the page: the few lines of the library's API behind what the visitor sees (see `how`). */
+  how?: string;
+}
+
+/** Where the guides are read. */
+const GUIDES = 'https://github.com/nest-sessions/nest-sessions/blob/main/docs';
+
+/**
+ * A small aside that shows the lines of the library that made what the visitor sees, with the guide
+ * that explains them.
+ */
+export function how(code: string, guide: string, guideTitle: string): string {
+  return `<aside class="how"><p>How this page is made</p><pre><code>${escape(code)}</code></pre><a href="${GUIDES}/${guide}">${escape(guideTitle)}</a></aside>`;
 }
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -26,7 +39,7 @@ export function csrfField(token: string): string {
   return `<input type="hidden" name="_csrf" value="${escape(token)}">`;
 }
 
-export function page({ title, theme, user, messages, body, csrf }: PageOptions): string {
+export function page({ title, theme, user, messages, body, csrf, how: made = '' }: PageOptions): string {
   const flashes = (['info', 'error'] as const)
     .flatMap((kind) => (messages[kind] ?? []).map((text) => `<p class="flash ${kind}" role="status">${escape(text)}</p>`))
     .join('\n');
@@ -45,15 +58,17 @@ export function page({ title, theme, user, messages, body, csrf }: PageOptions):
   <nav>
     <a href="/">Home</a>
     <a href="/account">Account</a>
-    <form method="post" action="/prefs/theme">${csrfField(csrf)}<button name="theme" value="${other}">${other === 'dark' ? 'Dark' : 'Light'} theme</button></form>
-    ${user === undefined ? '' : `<form method="post" action="/logout">${csrfField(csrf)}<button>Sign out</button></form>`}
+    ${csrf === undefined ? '' : `<form method="post" action="/prefs/theme">${csrfField(csrf)}<button name="theme" value="${other}">${other === 'dark' ? 'Dark' : 'Light'} theme</button></form>`}
+    ${user === undefined || csrf === undefined ? '' : `<form method="post" action="/logout">${csrfField(csrf)}<button>Sign out</button></form>`}
   </nav>
 </header>
 <main>
 ${flashes}
 <h1>${escape(title)}</h1>
 ${body}
+${made}
 </main>
+${LOCAL_TIMES}
 </body>
 </html>
 `;
@@ -81,9 +96,9 @@ ${LIVE_BADGE}`;
 export function accountBody(user: SignedInUser, expiresAt: Date, devices: UserSessionInfo[] | undefined, csrf: string): string {
   return `<dl class="card">
   <dt>Username</dt><dd>${escape(user.name)}</dd>
-  <dt>Signed in</dt><dd>${escape(new Date(user.since).toUTCString())}</dd>
+  <dt>Signed in</dt><dd>${time(new Date(user.since))}</dd>
   <dt>Remember me</dt><dd>${user.remembered ? 'yes: the session cookie lasts 30 days' : 'no: the session cookie ends with the browser'}</dd>
-  <dt>Session expires</dt><dd>${escape(expiresAt.toUTCString())} unless you come back before</dd>
+  <dt>Session expires</dt><dd>${time(expiresAt)} unless you come back before</dd>
 </dl>
 ${devicesBody(devices, csrf)}`;
 }
@@ -98,7 +113,7 @@ function devicesBody(devices: UserSessionInfo[] | undefined, csrf: string): stri
     .map(
       (device) => `<li class="device${device.current ? ' current' : ''}">
   <div><strong>${escape(browserOf(device.userAgent))}</strong>${device.current ? ' <span class="tag">this device</span>' : ''}
-  <span class="hint">${escape(device.ip ?? 'address unknown')} · signed in ${escape(device.createdAt.toUTCString())} · last seen ${escape(device.lastSeenAt.toUTCString())}</span></div>
+  <span class="hint">${escape(device.ip ?? 'address unknown')} · signed in ${time(device.createdAt)} · last seen ${time(device.lastSeenAt)}</span></div>
   ${device.current ? '' : `<form method="post" action="/account/sign-out-device">${csrfField(csrf)}<input type="hidden" name="handle" value="${escape(device.handle)}"><button>Sign out</button></form>`}
 </li>`,
     )
@@ -111,6 +126,18 @@ ${rows}
 ${others ? `<form method="post" action="/account/sign-out-others">${csrfField(csrf)}<button>Sign out everywhere else</button></form>` : '<p class="hint">Only this device is signed in.</p>'}
 </section>`;
 }
+
+/** A date in UTC, shown in the visitor's own locale and time zone once the page has loaded (`LOCAL_TIMES`). */
+function time(date: Date): string {
+  return `<time datetime="${escape(date.toISOString())}">${escape(date.toUTCString())}</time>`;
+}
+
+/** Rewrites every `<time>` of the page in the visitor's locale. */
+const LOCAL_TIMES = `<script>
+  for (const el of document.querySelectorAll('time[datetime]')) {
+    el.textContent = new Date(el.dateTime).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  }
+</script>`;
 
 /** A short name for a user agent: the browser and the system, when recognisable. */
 function browserOf(userAgent: string | undefined): string {
@@ -188,5 +215,9 @@ dd { margin: 0; }
 .device { display: flex; justify-content: space-between; align-items: center; gap: 1rem; padding: .6rem 0; border-bottom: 1px solid var(--line); }
 .device .hint { display: block; }
 .device form { margin: 0; }
+.how { margin-top: 2rem; padding: .75rem 1rem; border-left: 3px solid var(--accent); background: var(--card); font-size: .85rem; }
+.how p { margin: 0 0 .4rem; color: var(--muted); font-weight: 600; }
+.how pre { margin: 0 0 .5rem; overflow-x: auto; }
+.how code { font: .8rem/1.45 ui-monospace, SFMono-Regular, Menlo, monospace; }
 .tag { font-size: .8rem; padding: .1rem .4rem; border: 1px solid var(--accent); border-radius: 4px; color: var(--accent); }
 `;
