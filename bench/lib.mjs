@@ -116,7 +116,7 @@ export function writeSection(name, markdown) {
   const order = ['run', 'micro', 'soak', 'profile', 'store-cost', 'sweep', 'failover'];
   let text = existsSync(RESULTS_MD)
     ? readFileSync(RESULTS_MD, 'utf8')
-    : '# nest-sessions benchmark results\n\nWritten by `npm run bench`, `npm run bench:micro` and `npm run bench:soak` (see README.md); each command replaces its own section.\n';
+    : '# nest-sessions benchmark results\n\nWritten by `npm run bench`, `npm run bench:micro` and `npm run bench:soak` (see bench/README.md); each command replaces its own section.\n';
   const block = `${begin}\n${markdown.trim()}\n${end}`;
   const at = text.indexOf(begin);
   const stop = text.indexOf(end);
