@@ -13,7 +13,11 @@
 // names such as 'fastify/ns-memory'; the baselines of the platforms it selects always run),
 // BENCH_ROUTES (hit,read,untouched), BENCH_SERVER_CPU (1), BENCH_LOAD_CPU (0), BENCH_NOTE (a sentence
 // on the conditions), BENCH_VERBOSE=1 (print every slice), BENCH_WRITE=1 (write RESULTS.md even for a
-// filtered, quick or short run), NEST_SESSIONS_DIST (the build to load; default dist/).
+// filtered, quick or short run), NEST_SESSIONS_DIST (the build to load; default dist/), BENCH_NODE
+// (a Node.js major line such as 24: the whole run, servers included, on the newest release of that
+// line, fetched from the registry like the CI's; default: the Node that runs this script). The run
+// records the Node version it ran on.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { distHas, ensureBenchDeps, env, fmt, loadAverage, machine, saveRaw, versions, writeSection } from './lib.mjs';
@@ -22,6 +26,8 @@ import { report } from './report.mjs';
 import { firstCookie, killAll, portOpen, startServer, stopChildrenOnExit, stopServer } from './servers.mjs';
 import { analyse } from './stats.mjs';
 import { ensureWrk, wrk, wrkVersion } from './wrk.mjs';
+
+await onNamedNode();
 
 const ALL_ROUTES = ['hit', 'read', 'untouched'];
 const MIN_ITERATIONS = 15; // fewer cannot give quartiles worth reading
@@ -274,3 +280,15 @@ main().then(
   () => { killAll(); process.exit(0); },
   (err) => { console.error(err); killAll(); process.exit(1); },
 );
+
+/** BENCH_NODE: runs this script again on the named Node line, unless it runs there already. */
+async function onNamedNode() {
+  const wanted = process.env.BENCH_NODE;
+  if (wanted === undefined || wanted === '') return;
+  if (!/^\d+$/.test(wanted)) throw new Error(`BENCH_NODE must be a Node.js major version such as 24, got ${wanted}`);
+  if (process.versions.node.split('.')[0] === wanted) return;
+  const { nodeBinary } = await import('../scripts/node-versions.mjs');
+  const bin = await nodeBinary(Number(wanted), { log: (line) => console.log(line) });
+  const result = spawnSync(`${bin}/node`, process.argv.slice(1), { stdio: 'inherit', env: process.env });
+  process.exit(result.status ?? 1);
+}
