@@ -147,7 +147,7 @@ export class GatewayConnection implements SessionHost {
   }
 
   // SessionHost
-  async destroyStored(session: SessionState, id: string): Promise<void> {
+  async destroyStored(session: SessionState, id: string, _replaced: boolean, ended: () => void): Promise<void> {
     const entry = this.entry(session.definition.name);
     // This socket stays open (it is answering); the session's other sockets are ended. Its other
     // messages neither read the session nor hang on it again from now on, unless the store fails.
@@ -156,7 +156,10 @@ export class GatewayConnection implements SessionHost {
     const mine = entry.id === id;
     if (mine) entry.id = undefined;
     try {
-      await queueWrite(session, () => this.engine.destroy(session.definition, id));
+      await queueWrite(session, async () => {
+        await this.engine.destroy(session.definition, id);
+        ended();
+      });
     } catch (error) {
       // Not ended: the socket keeps the session, and is ended with it later.
       if (mine && entry.id === undefined) entry.id = id;

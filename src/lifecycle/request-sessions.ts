@@ -15,6 +15,8 @@ import { loadEach } from './session-source.js';
 export type { CompanionCookie, ResponseCookieSource } from './response-cookies.js';
 
 const kSessions = Symbol('nest-sessions:request');
+/** Saves of changes made after the response (see `changedAfterResponse`). */
+const lateSaves = new WeakSet<Promise<void>>();
 const noop = (): void => undefined;
 
 /**
@@ -142,13 +144,12 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 
   // SessionHost
-  async destroyStored(session: SessionState, id: string, replaced = false): Promise<void> {
+  async destroyStored(session: SessionState, id: string, replaced: boolean, ended: () => void): Promise<void> {
     const def = session.definition;
-    if (this.phase !== 'open') return this.destroyAfterResponse(session, id);
-    if (!replaced) return queueWrite(session, () => this.engine.destroy(def, id));
-    await queueWrite(session, () => this.engine.destroy(def, id, false));
+    if (this.phase !== 'open') return this.destroyAfterResponse(session, id, ended);
     // regenerate(): the old id's sockets and subscriptions end once this response, with the new id's cookie, has gone.
-    this.engine.connections.endOnceSent(this.raw, def.name, id);
+    await queueWrite(session, () => destroyThen(this.engine.destroy(def, id, !replaced), ended));
+    if (replaced) this.engine.connections.endOnceSent(this.raw, def.name, id);
   }
 
   /**
@@ -157,10 +158,10 @@ export class RequestSessions implements SessionHost, ResponseSaver {
    * of changes made after it) have landed. A session that lives in its cookie cannot be ended
    * without that cookie.
    */
-  private async destroyAfterResponse(session: SessionState, id: string): Promise<void> {
+  private async destroyAfterResponse(session: SessionState, id: string, ended: () => void): Promise<void> {
     const def = session.definition;
     if (def.clientSide) throw this.refusedAfterResponse(session, 'destroy() after the response was sent is refused: the session lives in its cookie, which could no longer be cleared');
-    await queueWrite(session, () => this.engine.destroy(def, id));
+    await queueWrite(session, () => destroyThen(this.engine.destroy(def, id), ended));
     this.engine.logger.warn(
       `Session '${def.name}' destroyed after the response was sent: it is gone from its store, but its cookie could no longer be cleared; destroy it before the response is sent`,
     );
@@ -172,7 +173,9 @@ export class RequestSessions implements SessionHost, ResponseSaver {
   }
 
   saveNow(session: SessionState): Promise<void> {
-    return queueSave(session, () => this.saveSession(session, false));
+    // Never joins a save of changes after the response, which writes nothing once the response became a 503.
+    const join = session.waitingSave === undefined || !lateSaves.has(session.waitingSave);
+    return queueSave(session, () => this.saveSession(session, false), false, join);
   }
 
   checkSize(session: SessionState, growth?: number): void {
@@ -231,7 +234,8 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       saveAgainAtEnd(this.raw);
       return;
     }
-    if (session.definition.clientSide || (!session.stored && session.writing === 0)) {
+    // Not stored, and no write of it running or queued (the response's own creation of it): its cookie never went out.
+    if (session.definition.clientSide || (!session.stored && session.writing === 0 && session.lastWrite === undefined)) {
       if (this.lateWarned) return;
       this.lateWarned = true;
       this.engine.logger.warn(
@@ -240,7 +244,9 @@ export class RequestSessions implements SessionHost, ResponseSaver {
       return;
     }
     // Announced before the change is made: the save starts once it has been (and after the writes before it).
-    queueSave(session, () => this.saveSession(session, true), true).catch(noop); // failures are logged where they happen
+    const late = queueSave(session, () => this.saveSession(session, true), true);
+    lateSaves.add(late);
+    late.catch(noop); // failures are logged where they happen
   }
 
   private refusedAfterResponse(session: SessionState, what: string): SessionError {
@@ -328,4 +334,13 @@ export class RequestSessions implements SessionHost, ResponseSaver {
     else if (this.first.definition.name !== name) (this.others ??= new Map()).set(name, session);
     return session;
   }
+}
+
+/** `destroyed`, then `ended` once it has landed (at once when the store answered at once). */
+function destroyThen(destroyed: Promise<void> | undefined, ended: () => void): Promise<void> | undefined {
+  if (destroyed === undefined) {
+    ended();
+    return undefined;
+  }
+  return destroyed.then(ended);
 }

@@ -40,12 +40,13 @@ export function queueWriteOfAll<T>(sessions: readonly SessionState[], write: () 
 
 /**
  * Queues a save of `session`: `save` plans what changed when it starts, so a save asked for while
- * another is still waiting to start joins that one, which will find both changes. `deferred`: it
- * starts no sooner than the next microtask, for a change announced before it is made.
+ * another is still waiting to start joins that one (unless `join` is false), which will find both
+ * changes. `deferred`: it starts no sooner than the next microtask, for a change announced before
+ * it is made.
  */
-export function queueSave(session: SessionState, save: () => Promise<void> | undefined, deferred = false): Promise<void> {
+export function queueSave(session: SessionState, save: () => Promise<void> | undefined, deferred = false, join = true): Promise<void> {
   const waiting = session.waitingSave;
-  if (waiting !== undefined) return waiting;
+  if (waiting !== undefined && join) return waiting;
   const before = session.lastWrite ?? (deferred ? Promise.resolve() : undefined);
   if (before === undefined) {
     let started: Promise<void> | undefined;

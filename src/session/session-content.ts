@@ -98,15 +98,19 @@ export class SessionContent {
     }
   }
 
+  /**
+   * Deletes `key`. A key set earlier (its write may still be in flight, and land as stored) is
+   * marked removed as well as a stored one, so that it stays deleted once that write confirms.
+   */
   protected removeValue(key: string): void {
-    this.#values?.delete(key);
-    if (hasOwn(this.#raw, key)) (this.#removed ??= new Set()).add(key);
+    const wasSet = this.#values?.delete(key) === true;
+    if (wasSet || hasOwn(this.#raw, key)) (this.#removed ??= new Set()).add(key);
   }
 
   /** Deletes every key of the user's; the library's own keys stay. */
   protected clearUserValues(): void {
     if (this.#values !== undefined) {
-      for (const key of this.#values.keys()) if (!isInternalKey(key)) this.#values.delete(key);
+      for (const key of this.#values.keys()) if (!isInternalKey(key)) this.removeValue(key);
     }
     for (const key of Object.keys(this.#raw)) if (!isInternalKey(key)) (this.#removed ??= new Set()).add(key);
   }

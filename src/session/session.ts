@@ -15,8 +15,12 @@ export { asUserId, userIdOf } from './session-values.js';
 
 /** What a session asks of the request that holds it, for the operations that cannot wait. */
 export interface SessionHost {
-  /** Removes the stored session `id` once any save of it still running has finished. */
-  destroyStored(session: SessionState, id: string, replaced?: boolean): Promise<void>;
+  /**
+   * Removes the stored session `id` in its turn, after the writes of it asked for before; then,
+   * before any later write of it starts, calls `ended` (the session object forgets the id).
+   * `replaced`: by `regenerate()`.
+   */
+  destroyStored(session: SessionState, id: string, replaced: boolean, ended: () => void): Promise<void>;
   saveNow(session: SessionState): Promise<void>;
   checkSize(session: SessionState, growth?: number): void;
   /**
@@ -247,29 +251,40 @@ export class SessionState extends SessionContent implements Session<any>, FlashH
   private async regenerateNow(): Promise<void> {
     this.#host.refuseChange?.(this, 'regenerate');
     // The old id is destroyed first: if the store fails, the session stays as it was.
+    const renew = () => {
+      this.#generation++;
+      this.#sessionId = generateSessionId();
+      // A new CSRF secret for the new id, made when a token is next asked for: tokens given before the sign-in stop working.
+      this.removeValue(CSRF_SECRET_KEY);
+      this.stored = false;
+      this.#cookieValue = undefined;
+      // Everything is written anew under the new id.
+      this.forgetStored(this.#definition, true);
+    };
     const id = this.#sessionId;
-    if ((this.stored || this.writing > 0) && id !== undefined) await this.#host.destroyStored(this, id, true);
-    this.#generation++;
-    this.#sessionId = generateSessionId();
-    // A new CSRF secret for the new id, made when a token is next asked for: tokens given before the sign-in stop working.
-    this.removeValue(CSRF_SECRET_KEY);
-    this.stored = false;
-    this.#cookieValue = undefined;
-    // Everything is written anew under the new id.
-    this.forgetStored(this.#definition, true);
+    if (this.mayBeStored() && id !== undefined) await this.#host.destroyStored(this, id, true, renew);
+    else renew();
   }
 
   private async destroyNow(): Promise<void> {
+    const forget = () => {
+      this.#generation++;
+      this.#sessionId = undefined;
+      this.stored = false;
+      this.#cookieValue = undefined;
+      this.forgetStored(this.#definition, false);
+      this.schemaIssues = undefined;
+      this.destroyed = true;
+      this.versionDue = false;
+    };
     const id = this.#sessionId;
-    if ((this.stored || this.writing > 0) && id !== undefined) await this.#host.destroyStored(this, id);
-    this.#generation++;
-    this.#sessionId = undefined;
-    this.stored = false;
-    this.#cookieValue = undefined;
-    this.forgetStored(this.#definition, false);
-    this.schemaIssues = undefined;
-    this.destroyed = true;
-    this.versionDue = false;
+    if (this.mayBeStored() && id !== undefined) await this.#host.destroyStored(this, id, false, forget);
+    else forget();
+  }
+
+  /** Stored, or a write of it is running or queued (it may land as stored). */
+  private mayBeStored(): boolean {
+    return this.stored || this.writing > 0 || this.lastWrite !== undefined;
   }
 
   save(): Promise<void> {
