@@ -9,8 +9,11 @@ import { KeyedQueue } from '../stores/keyed-queue.js';
  * methods express-session itself calls, each with a callback. `touch()` is not used (see `touch`).
  */
 export interface ExpressSessionCompatibleStore {
+  /** Calls back with the session stored under `sid`, or with none (`null` or `undefined`). */
   get(sid: string, callback: (error: any, session?: any) => void): unknown;
+  /** Stores `session` (its `cookie.expires` decides when it ends) under `sid`. */
   set(sid: string, session: any, callback?: (error?: any) => void): unknown;
+  /** Removes the session stored under `sid`. */
   destroy(sid: string, callback?: (error?: any) => void): unknown;
   /** Every session: used only with `listByUser: 'scan'`. */
   all?(callback: (error: any, sessions?: any) => void): unknown;
@@ -18,6 +21,7 @@ export interface ExpressSessionCompatibleStore {
   close?(...args: any[]): unknown;
 }
 
+/** The options of `fromExpressSessionStore(store, options?)`. */
 export interface ExpressSessionStoreOptions {
   /**
    * `'scan'`: the adapter gets `listByUser()` (for `SessionService.sessionsOf()`, `endSessionsOf()`
@@ -29,7 +33,8 @@ export interface ExpressSessionStoreOptions {
   closeStore?: boolean;
   /**
    * How long, in ms, the adapter waits for a store's callback before the call fails and the next
-   * write of the same session may go ahead. Default 10000.
+   * write of the same session may go ahead. Keep it below the module's `storeTimeout` (default
+   * 5000), so that a lost callback fails only the request whose call it was. Default 4000.
    */
   timeout?: number;
 }
@@ -41,6 +46,8 @@ const TOMBSTONE_MS = 60_000;
 /** Most destroyed ids remembered at once; past it, the oldest are forgotten first. */
 const MAX_TOMBSTONES = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Below the engine's default `storeTimeout` (5 s): a lost callback fails its own request only. */
+const DEFAULT_TIMEOUT = 4_000;
 
 /**
  * Any express-session store as a nest-sessions `SessionStore`. Each session is written as an
@@ -61,7 +68,7 @@ export function fromExpressSessionStore(store: ExpressSessionCompatibleStore, op
   if (options === null || typeof options !== 'object') {
     throw new SessionConfigError('fromExpressSessionStore(store, options): options must be an object such as { listByUser: \'scan\' }, or left out');
   }
-  const { listByUser, closeStore = false, timeout = 10_000 } = options;
+  const { listByUser, closeStore = false, timeout = DEFAULT_TIMEOUT } = options;
   if (listByUser !== undefined && listByUser !== 'scan') {
     throw new SessionConfigError(`fromExpressSessionStore: listByUser must be 'scan' (list a user's sessions by reading them all through the store's all()) or left out; got ${JSON.stringify(listByUser) ?? typeof listByUser}`);
   }
@@ -131,10 +138,19 @@ class ExpressSessionStoreAdapter implements SessionStore {
 
   async destroy(id: string): Promise<void> {
     this.bury(id);
-    await this.queues.run(id, () => this.remove(id));
+    try {
+      await this.queues.run(id, () => this.remove(id));
+    } catch (error) {
+      // Not destroyed: the store still holds it, so this process must not read it as gone (a retried
+      // logout would answer 200 and end nothing).
+      this.destroyed.delete(id);
+      throw error;
+    }
   }
 
+  /** Waits for the writes already asked for (a logout at shutdown), then closes the store if `closeStore`. */
   async close(): Promise<void> {
+    while (this.queues.size > 0) await this.queues.settled();
     if (!this.options.closeStore) return;
     const store = this.store as Required<ExpressSessionCompatibleStore>;
     await this.call('close', (done) => {

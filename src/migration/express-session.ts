@@ -1,3 +1,10 @@
+/**
+ * `nest-sessions/express-session`: for an app that comes from express-session (or nestjs-session).
+ * `expressSessionReader()` moves its users' sessions in as their cookies come back;
+ * `fromExpressSessionStore()` uses any express-session store as a session store.
+ *
+ * @module nest-sessions/express-session
+ */
 import { SessionConfigError } from '../session/session.errors.js';
 import { withoutUnsetOlder } from '../session/secret-list.js';
 import { ConnectPgSimpleRecords, type ExpressSessionPgPool } from './connect-pg-simple.records.js';
@@ -29,7 +36,12 @@ export interface ExpressSessionReaderOptions {
   /** connect-pg-simple's table: `tableName`, or `schemaName.tableName`. Default `'session'`. */
   table?: string;
   /** express-session's `cookie.path` and `cookie.domain`, for clearing the old cookie. Defaults `'/'` and none. */
-  cookie?: { path?: string; domain?: string };
+  cookie?: {
+    /** The old cookie's `Path`. Default `'/'`. */
+    path?: string;
+    /** The old cookie's `Domain`. Default: none. */
+    domain?: string;
+  };
 }
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -78,6 +90,12 @@ export function expressSessionReader(options: ExpressSessionReaderOptions): Sess
     const client = options.redis as Partial<ExpressSessionRedisClient> | null;
     if (client === null || typeof client !== 'object' || typeof client.eval !== 'function') {
       throw new SessionConfigError('expressSessionReader: redis must be an ioredis Redis or Cluster client');
+    }
+    // node-redis (createClient()) has an eval() of another shape: it would fail at every read.
+    if (typeof (client as { status?: unknown }).status !== 'string' && typeof (client as { isOpen?: unknown }).isOpen === 'boolean') {
+      throw new SessionConfigError(
+        "expressSessionReader: redis is a node-redis client (the 'redis' package's createClient()); the reader needs an ioredis client: create one on the same Redis for it (new Redis(process.env.REDIS_URL)), whatever client connect-redis used",
+      );
     }
     if (options.table !== undefined) throw new SessionConfigError('expressSessionReader: table is for connect-pg-simple (pool), not redis');
     const prefix = options.prefix ?? 'sess:';

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import fc from 'fast-check';
+import { createClient } from 'redis';
 import { describe, expect, it } from 'vitest';
 import { CookieStore, SessionConfigError } from '../../src/index.js';
 import { SessionEngine } from '../../src/lifecycle/session-engine.js';
@@ -121,6 +122,8 @@ describe('expressSessionReader options', () => {
     fails({ secret: ['x', null], redis }, /secret\[1\] must be a non-empty string/);
     fails({ secret: '', redis }, /secret must be a non-empty string/);
     fails({ secret: 'x', redis: {} }, /redis must be an ioredis/);
+    // connect-redis 10 takes node-redis, whose eval() would fail at every read: refused at startup.
+    fails({ secret: 'x', redis: createClient() }, /node-redis client .* needs an ioredis client/);
     fails({ secret: 'x', pool: {} }, /pool must be a pg Pool/);
     fails({ secret: 'x', pool, table: 'session; DROP TABLE users' }, /table .* must be a table name/);
     fails({ secret: 'x', pool, prefix: 'sess:' }, /prefix is for connect-redis/);
