@@ -2,6 +2,7 @@ import { ServerResponse, type OutgoingHttpHeaders } from 'node:http';
 import { HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { SessionStoreError, SessionTooLargeError, SessionValidationError } from '../session/session.errors.js';
 import { mergeIntoArray, mergeIntoObject, sendErrorResponse, setOnResponse } from './response-headers.js';
+import { countReplacedResponse } from '../observability/session-telemetry.js';
 
 /** What a gated response asks of its request's sessions. */
 export interface ResponseSaver {
@@ -301,6 +302,7 @@ function fail(res: GatedResponse, gate: Gate, error: unknown): void {
   }
   const heldHead = gate.held?.calls.find(([call]) => call === WRITE_HEAD);
   const status = error instanceof HttpException ? error.getStatus() : HttpStatus.INTERNAL_SERVER_ERROR;
+  countReplacedResponse(gate.saver, status);
   // Headers the head was to carry (Fastify passes its own to writeHead): kept, but for the body's.
   replace(res, gate, status, heldHead?.[1][heldHead[1].length - 1]);
 }

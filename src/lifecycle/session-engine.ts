@@ -15,6 +15,7 @@ import { SessionConnections } from './session-connections.js';
 import { registerEngine } from '../transports/request-context.js';
 import { PerRoute, routeInfoOf, type RouteInfo } from '../nest/route-info.js';
 import { SessionMigration } from '../migration/session-migration.js';
+import { SessionTelemetry } from '../observability/session-telemetry.js';
 
 
 /** Where a session is served from, as `SessionService.current()` sees it: a request, or a socket's message. */
@@ -49,6 +50,8 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
   readonly versioned: boolean;
   /** Set by the CSRF protection in cookie mode: the readable cookie that goes out with the default session's. */
   companion: CompanionCookie | undefined;
+  /** `telemetry: true`: OpenTelemetry spans and counters; undefined otherwise, and `@opentelemetry/api` is never loaded. */
+  readonly telemetry: SessionTelemetry | undefined;
 
   constructor(
     @Inject(SESSION_MODULE_OPTIONS) options: SessionModuleOptions | undefined,
@@ -63,9 +66,10 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       this.migration = new SessionMigration(this, source, this.definitions.get(DEFAULT_SESSION)!);
     }
     this.versioned = [...this.definitions.values()].some((def) => def.userVersion !== undefined);
+    this.telemetry = SessionTelemetry.from(options?.telemetry);
     if (resolved.ephemeralSecret) {
       this.logger.warn(
-        'No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. Set secret (32+ characters) in SessionModule.forRoot().',
+        `No secret set: session cookies are signed with a random secret for this process only, so sessions end at every restart and cannot be shared between instances. ${resolved.secretAdvice}.`,
       );
     }
   }
@@ -133,6 +137,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     else if (plan.kind === 'touch') result = this.call(def, 'touch a session', (store) => store.touch(id, write.expiresAt));
     if (!isThenable(result)) {
       session.confirm(write);
+      this.telemetry?.saved(def, plan.kind);
       return undefined;
     }
     session.writing++;
@@ -140,16 +145,15 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       () => {
         session.writing--;
         session.confirm(write);
+        this.telemetry?.saved(def, plan.kind);
       },
       (error: unknown) => {
         session.writing--;
+        this.telemetry?.saveFailed(def, plan.kind);
         throw error;
       },
     );
-    this.writes.add(done);
-    const forget = () => void this.writes.delete(done);
-    done.then(forget, forget);
-    return done;
+    return this.tracked(done);
   }
 
   /**
@@ -164,7 +168,16 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
       if (endConnections) this.connections.end(def.name, id);
       return undefined;
     }
-    return endConnections ? Promise.resolve(done).then(() => this.connections.end(def.name, id)) : Promise.resolve(done);
+    const destroyed = endConnections ? Promise.resolve(done).then(() => this.connections.end(def.name, id)) : Promise.resolve(done);
+    return this.tracked(destroyed);
+  }
+
+  /** A store write in flight, awaited by the shutdown (`app.close()`) before the stores close. */
+  private tracked<T>(write: Promise<T>): Promise<T> {
+    this.writes.add(write);
+    const forget = () => void this.writes.delete(write);
+    write.then(forget, forget);
+    return write;
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -183,9 +196,15 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Calls the store (or, naming it in `whose`, another back-end the session depends on); a failure
-   * or a timeout becomes a logged `SessionStoreError`.
+   * or a timeout becomes a logged `SessionStoreError`. With telemetry, a store call runs in a span.
    */
   call<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T> | PromiseLike<T>, whose?: string): MaybePromise<T> {
+    if (this.telemetry !== undefined) return this.telemetry.call(def, what, whose, () => this.bounded(def, what, operation, whose));
+    return this.bounded(def, what, operation, whose);
+  }
+
+  /** `call` without telemetry: the store call, bounded by `storeTimeout`. */
+  private bounded<T>(def: SessionDefinition, what: string, operation: (store: SessionStore) => MaybePromise<T> | PromiseLike<T>, whose?: string): MaybePromise<T> {
     let result: MaybePromise<T>;
     try {
       // Outside the request's context: what a store creates lazily (a connection, a cached promise)
@@ -198,7 +217,7 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     }
     if (!isThenable(result)) return result;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.storeError(def, what, new Error(`no answer within ${def.storeTimeout} ms`), whose)), def.storeTimeout);
+      const timer = setTimeout(() => reject(this.storeError(def, what, timeoutError(def.storeTimeout), whose)), def.storeTimeout);
       Promise.resolve(result).then(
         (value) => {
           clearTimeout(timer);
@@ -220,4 +239,11 @@ export class SessionEngine implements OnModuleInit, OnApplicationShutdown {
     // clients see an error's message (GraphQL answers resolvers' errors with it).
     return new SessionStoreError(CLIENT_STORE_MESSAGE, { cause: new Error(message, { cause }) });
   }
+}
+
+/** A store that did not answer in time (`TimeoutError`, as telemetry reports it). */
+function timeoutError(ms: number): Error {
+  const error = new Error(`no answer within ${ms} ms`);
+  error.name = 'TimeoutError';
+  return error;
 }

@@ -57,6 +57,7 @@ export function readOpened(engine: SessionEngine, def: SessionDefinition, host: 
   if (opened.sealed === undefined) return readStored(engine, def, host, opened.id, opened.currentKey, opened.value);
   const { id, record: found } = opened.sealed;
   const record = checked(found, def);
+  engine.telemetry?.loaded(def, record !== undefined);
   if (record === undefined) return new SessionState(def, host);
   const open = (): SessionState => {
     const session = new SessionState(def, host, id, record);
@@ -74,7 +75,13 @@ export function readOpened(engine: SessionEngine, def: SessionDefinition, host: 
  */
 export function readStored(engine: SessionEngine, def: SessionDefinition, host: SessionHost, id: string, currentKey: boolean, cookieValue: string): SessionState | Promise<SessionState> {
   const found = engine.call(def, 'read a session', (store) => store.get(id));
-  if (isThenable(found)) return Promise.resolve(found).then((record) => checkedVersion(engine, def, host, adopt(def, host, id, currentKey, cookieValue, record)));
+  if (isThenable(found)) {
+    return Promise.resolve(found).then((record) => {
+      engine.telemetry?.loaded(def, checked(record, def) !== undefined);
+      return checkedVersion(engine, def, host, adopt(def, host, id, currentKey, cookieValue, record));
+    });
+  }
+  engine.telemetry?.loaded(def, checked(found, def) !== undefined);
   return checkedVersion(engine, def, host, adopt(def, host, id, currentKey, cookieValue, found));
 }
 

@@ -38,6 +38,7 @@ export interface SessionCookieOptions {
 export interface SessionOptions {
   /** Where sessions live. Default: a new `MemoryStore`. */
   store?: AnySessionStore;
+  /** Attributes of the session's cookie: its name, `Path`, `Domain`, `Secure`, `SameSite`, lifetime. */
   cookie?: SessionCookieOptions;
   /**
    * Signs the id cookie with HMAC-SHA256: a string of at least 32 characters, or a list whose
@@ -58,7 +59,14 @@ export interface SessionOptions {
    * as the app sees it (Express `req.ip`, Fastify `request.ip`: behind a proxy, only what the app's
    * `trust proxy` / `trustProxy` setting trusts). `false`: neither.
    */
-  device?: { userAgent?: boolean; ip?: boolean } | false;
+  device?:
+    | {
+        /** Records the `User-Agent` header. Default `true`. */
+        userAgent?: boolean;
+        /** Records the client's IP address. Default `true`. */
+        ip?: boolean;
+      }
+    | false;
   /**
    * Ends a user's sessions on every store, the cookie store included: the app keeps a version per
    * user (a number or string it changes to sign the user out everywhere, e.g. after a password
@@ -78,6 +86,10 @@ export interface SessionOptions {
   schema?: StandardSchemaV1;
 }
 
+/**
+ * The options of `SessionModule.forRoot()` (or what `forRootAsync()`'s factory returns): those of the
+ * default session, and the module-wide ones. Every option has a default: `forRoot()` alone works.
+ */
 export interface SessionModuleOptions extends SessionOptions {
   /**
    * More sessions per request, each with its own cookie and store, read with `@Session(name)`.
@@ -105,10 +117,25 @@ export interface SessionModuleOptions extends SessionOptions {
    * `nest-sessions/express-session`. Remove it once the old sessions' longest lifetime has passed.
    */
   migrateFrom?: SessionMigrationSource;
+  /**
+   * OpenTelemetry: a span for each call to a session store (`session.read`, `session.write`,
+   * `session.touch`, `session.destroy`, `session.list`) and counters of loads, saves, failed saves
+   * and responses replaced by an error, through the global tracer and meter providers (start the
+   * SDK before the app). Needs `@opentelemetry/api` (an optional peer dependency). No attribute
+   * carries a session id, a cookie or a user id. Default `false`: the package is never loaded, and
+   * a store call costs one check more.
+   */
+  telemetry?: boolean;
 }
 
+/**
+ * The options of `SessionModule.forRootAsync()`: a factory that returns the module's options, with
+ * the providers it needs (`ConfigService`), as Nest's own `forRootAsync()` modules take them.
+ */
 export interface SessionModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  /** Returns the module's options (or a promise of them); called with the providers named in `inject`. */
   useFactory: (...args: any[]) => SessionModuleOptions | Promise<SessionModuleOptions>;
+  /** The providers given to `useFactory`, in order (from the module itself or from `imports`). */
   inject?: (InjectionToken | OptionalFactoryDependency)[];
   /** Known before the factory runs, since it decides how routes are bound: see `SessionModuleOptions.interceptor`. */
   interceptor?: 'route' | 'global';

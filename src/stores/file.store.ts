@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, opendir, readFile, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, open, opendir, readFile, readdir, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SessionConfigError, SessionError, SessionStoreError } from '../session/session.errors.js';
@@ -7,6 +8,7 @@ import { encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type Se
 import { applyPatch } from './record-patch.js';
 import { KeyedQueue } from './keyed-queue.js';
 
+/** The options of `new FileStore({ directory })`. */
 export interface FileStoreOptions {
   /** The directory that holds one file per session; created (recursively) at first write. */
   directory: string;
@@ -155,6 +157,29 @@ export class FileStore implements SessionStore {
       this.sweeping = undefined;
     });
     return this.sweeping;
+  }
+
+  /**
+   * Checks that the session directory is there (created as the first write would) and readable and
+   * writable, for health checks. The error names no path.
+   */
+  async ping(): Promise<void> {
+    const usable = async () => {
+      await this.ensureDirectory();
+      if (!(await stat(this.directory)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await access(this.directory, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+    };
+    try {
+      await usable().catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw error;
+        // Removed since it was created: a write would create it again, and so does the check.
+        this.ready = undefined;
+        return usable();
+      });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException | undefined)?.code ?? 'error';
+      throw new SessionStoreError(`FileStore cannot use its directory (${code}): check that it exists and is readable and writable`);
+    }
   }
 
   /** Stops the sweep timer and waits for pending writes and a running sweep. */

@@ -2,6 +2,7 @@ import { SessionConfigError } from '../session/session.errors.js';
 import type { SessionMeta, SessionPatch, SessionRecord, SessionStore, UserSessionEntry } from './session-store.interface.js';
 import { applyPatch } from './record-patch.js';
 
+/** The options of `new MemoryStore(options?)`. */
 export interface MemoryStoreOptions {
   /**
    * Most sessions kept. Past it, a session used only once goes first (the oldest of them), so a flood
@@ -26,6 +27,7 @@ interface Entry {
  * are lost on restart and not shared between instances.
  */
 export class MemoryStore implements SessionStore {
+  /** The most sessions kept (`maxSessions`, default 100,000). */
   readonly maxSessions: number;
   /** How many sessions `established` holds at most; the rest of the room is probation's. */
   private readonly establishedCapacity: number;
@@ -119,6 +121,9 @@ export class MemoryStore implements SessionStore {
       }
     }
   }
+
+  /** Always answers: the sessions live in this process. */
+  ping(): void {}
 
   close(): void {
     if (this.timer !== undefined) clearInterval(this.timer);

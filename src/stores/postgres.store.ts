@@ -1,8 +1,15 @@
+/**
+ * `nest-sessions/postgres`: `PostgresStore`, sessions in a PostgreSQL table through a `pg` `Pool` (an
+ * optional peer dependency: the entry point loads without it).
+ *
+ * @module nest-sessions/postgres
+ */
 import { Logger } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
 import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type SessionUser, type UserSessionEntry } from './session-store.interface.js';
 
+/** The options of `new PostgresStore({ pool })`. */
 export interface PostgresStoreOptions {
   /** A `pg` Pool you own: the store never ends it. */
   pool: Pool;
@@ -195,6 +202,15 @@ export class PostgresStore implements SessionStore {
     // One started while the store is open stops when it closes; one called after close() runs to the end.
     const closedAtStart = this.closed;
     await this.deleteExpired(() => closedAtStart || !this.closed);
+  }
+
+  /** A `SELECT 1` round trip to PostgreSQL (for health checks); rejects while no connection answers. */
+  async ping(): Promise<void> {
+    try {
+      await this.pool.query('SELECT 1');
+    } catch (err) {
+      throw new SessionStoreError(`PostgresStore: ping failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    }
   }
 
   /** Stops the sweep timer (a sweep under way ends after its current batch); the pool is yours to end. */

@@ -44,8 +44,11 @@ export interface SessionUser {
 
 /** A session of a user, as `listByUser` returns it: enough to list it, without its data (and `meta.flash` may be left out). */
 export interface UserSessionEntry {
+  /** The session's id. */
   id: string;
+  /** What the engine keeps beside the data; `meta.user` is the tie to the user listed. */
   meta: SessionMeta;
+  /** Epoch ms after which the session is gone. */
   expiresAt: number;
 }
 
@@ -53,6 +56,7 @@ export interface UserSessionEntry {
 export interface SessionRecord {
   /** The user's data: key → the JSON text of its value. */
   data: Record<string, string>;
+  /** What the engine keeps beside the data: creation time, max age, flash messages, user tie. */
   meta: SessionMeta;
   /** Epoch ms after which the store must never return this session again. */
   expiresAt: number;
@@ -68,7 +72,12 @@ export interface SessionPatch {
   /** Data keys to remove. */
   unset: string[];
   /** Flash keys to replace (key → its whole new list) and flash keys to remove (all their messages were read). */
-  flash: { set: Record<string, unknown[]>; unset: string[] };
+  flash: {
+    /** Flash keys whose list is replaced: key → the whole new list. */
+    set: Record<string, unknown[]>;
+    /** Flash keys to remove. */
+    unset: string[];
+  };
   /** Present when the per-session max age changed: the new value, or `null` to remove it. Absent: unchanged. */
   maxAge?: number | null;
   /** Present when the user tie changed or was refreshed: the whole new tie, or `null` to untie. Absent: unchanged. */
@@ -77,6 +86,7 @@ export interface SessionPatch {
   expiresAt: number;
 }
 
+/** A value, or a promise (any thenable) of it: what every store method may answer. */
 export type MaybePromise<T> = T | PromiseLike<T>;
 
 /**
@@ -110,6 +120,13 @@ export interface SessionStore {
    * `endSessionsOf()` and `endSession()` throw `SessionSupportError`.
    */
   listByUser?(userId: string): MaybePromise<UserSessionEntry[]>;
+  /**
+   * Optional capability: resolves once the back-end has answered a round trip (a Redis `PING`, a
+   * `SELECT 1`), rejects when it cannot serve sessions. Reads and changes no session. Health checks
+   * call it (`SessionHealthIndicator` in `nest-sessions/health`); a store without it is reported as
+   * unchecked, never as down.
+   */
+  ping?(): MaybePromise<void>;
   /** Stops timers and releases what the store opened itself (not a client it was given). */
   close?(): MaybePromise<void>;
 }
@@ -120,18 +137,31 @@ export interface SessionStore {
  * anything it cannot authenticate or that has expired).
  */
 export interface ClientSessionStore {
+  /** Marks a client-side store: the engine tells the two kinds apart by it. */
   readonly clientSide: true;
   /** The browser's limit for the cookie (name, `=` and value) in bytes; 4096 when absent. */
   readonly maxCookieSize?: number;
   /** Seals the session (its id included) into a cookie value. */
   seal(id: string, record: SessionRecord): string;
   /** The id and session sealed in `value`, or undefined when it is not authentic, malformed or expired. */
-  open(value: string): { id: string; record: SessionRecord } | undefined;
+  open(value: string):
+    | {
+        /** The session's id. */
+        id: string;
+        /** The session. */
+        record: SessionRecord;
+      }
+    | undefined;
   /** How many characters `seal` would produce for this session, computed without encrypting (for the size check at `set`). */
   sealedLength(id: string, record: SessionRecord): number;
+  /** Stops timers and releases what the store opened itself. */
   close?(): MaybePromise<void>;
 }
 
+/**
+ * What `forRoot({ store })` takes: a server-side store (`MemoryStore`, `FileStore`, `RedisStore`,
+ * `PostgresStore`, your own `SessionStore`) or a client-side one (`CookieStore`).
+ */
 export type AnySessionStore = SessionStore | ClientSessionStore;
 
 /**

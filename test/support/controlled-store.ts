@@ -1,6 +1,7 @@
-import { MemoryStore, type SessionPatch, type SessionRecord, type SessionStore } from '../../src/index.js';
+import { MemoryStore } from '../../src/index.js';
+import type { SessionPatch, SessionRecord, SessionStore } from '../../src/store.js';
 
-type Operation = 'get' | 'set' | 'patch' | 'touch' | 'destroy';
+type Operation = 'get' | 'set' | 'patch' | 'touch' | 'destroy' | 'ping';
 
 /**
  * A server-side store for tests: any store (a MemoryStore unless given one) behind calls that can
@@ -34,6 +35,10 @@ export class ControlledStore<S extends SessionStore = MemoryStore> implements Se
   }
   destroy(id: string) {
     return this.run('destroy', () => this.inner.destroy(id));
+  }
+  /** The health check's round trip: fails, waits or is held like the other calls. */
+  ping() {
+    return this.run('ping', () => this.inner.ping?.());
   }
   close() {
     return this.inner.close?.();
