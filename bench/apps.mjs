@@ -252,6 +252,17 @@ async function nestSessionsApp(platform, storeKind, { schema = false } = {}) {
       store = new RedisStore({ url: REDIS_URL, prefix: `bench:${process.pid}:` });
       break;
     }
+    case 'redis-node': {
+      // A node-redis client as docs/stores/redis.md sets one up; the store leaves it open, so cleanup closes it.
+      const { RedisStore } = await fromDist('stores/redis.store.js');
+      const { createClient } = await import('redis');
+      const client = createClient({ url: REDIS_URL, disableOfflineQueue: true, commandOptions: { timeout: 2000 } });
+      client.on('error', () => {});
+      await client.connect();
+      store = new RedisStore({ client, prefix: `bench:node:${process.pid}:` });
+      cleanup = async () => { await client.close().catch(() => client.destroy()); };
+      break;
+    }
     case 'file': {
       const { FileStore } = await fromDist('stores/file.store.js');
       const directory = mkdtempSync(join(tmpdir(), 'nest-sessions-bench-'));
@@ -331,6 +342,7 @@ export const VARIANTS = {
   'fastify/ns-memory+schema': { platform: 'fastify', label: 'nest-sessions MemoryStore, zod schema', kind: 'ours', ours: 'memory', start: () => nestSessionsApp('fastify', 'memory', { schema: true }) },
   'fastify/ns-cookie': { platform: 'fastify', label: 'nest-sessions CookieStore', kind: 'ours', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('fastify', 'cookie') },
   'fastify/ns-redis': { platform: 'fastify', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('fastify', 'redis') },
+  'fastify/ns-redis-node': { platform: 'fastify', label: 'nest-sessions RedisStore, node-redis client', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('fastify', 'redis-node') },
   'fastify/secure-session': {
     platform: 'fastify',
     kind: 'peer',
@@ -370,6 +382,7 @@ export const VARIANTS = {
   'express/ns-cookie': { platform: 'express', label: 'nest-sessions CookieStore', kind: 'ours', ours: 'cookie', needs: 'stores/cookie.store.js', start: () => nestSessionsApp('express', 'cookie') },
   'express/ns-file': { platform: 'express', label: 'nest-sessions FileStore', kind: 'ours', ours: 'file', needs: 'stores/file.store.js', start: () => nestSessionsApp('express', 'file') },
   'express/ns-redis': { platform: 'express', label: 'nest-sessions RedisStore', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis') },
+  'express/ns-redis-node': { platform: 'express', label: 'nest-sessions RedisStore, node-redis client', kind: 'ours', ours: 'redis', needs: 'stores/redis.store.js', start: () => nestSessionsApp('express', 'redis-node') },
   'express/ns-postgres': { platform: 'express', label: 'nest-sessions PostgresStore', kind: 'ours', ours: 'postgres', needs: 'stores/postgres.store.js', start: () => nestSessionsApp('express', 'postgres') },
   // GraphQL: Apollo on Express, with and without nest-sessions (a ratio of the one to the other).
   'express/graphql': { platform: 'express', kind: 'graphql-baseline', routes: ['hit', 'read'], requests: GRAPHQL_REQUESTS, label: 'Apollo, no session (GraphQL baseline)', start: () => graphqlApp('express', false) },

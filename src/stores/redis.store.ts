@@ -1,14 +1,25 @@
+/**
+ * `nest-sessions/redis`: `RedisStore`, sessions in Redis, through a client you give it (its package
+ * is an optional peer dependency: the entry point loads without it).
+ *
+ * @module nest-sessions/redis
+ */
 import { createHash } from 'node:crypto';
 import { Logger } from '@nestjs/common';
-import type { Cluster, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { SessionConfigError, SessionStoreError } from '../session/session.errors.js';
 import { requirePeer } from './optional-peer.js';
+import { redisCommandsOf, type RedisCommands, type RedisStoreClient } from './redis-client.js';
 import { decodeStoreKey, encodeStoreKey, isUserTie, type SessionMeta, type SessionPatch, type SessionRecord, type SessionStore, type UserSessionEntry } from './session-store.interface.js';
 
+export type { IoredisClient, NodeRedisClient, RedisStoreClient } from './redis-client.js';
+
+/** The options of `new RedisStore({ client })` or `new RedisStore({ url })`. */
 export interface RedisStoreOptions {
   /**
-   * An ioredis `Redis` or `Cluster` client you own: the store never quits it. Give either `client`
-   * or `url`, not both.
+   * A client you own: an ioredis `Redis` or `Cluster`, or a node-redis (`redis` package, 5 or 6)
+   * client or cluster from `createClient()` or `createCluster()`. The store never quits it. Give
+   * either `client` or `url`, not both.
    *
    * By default ioredis holds a command through 20 reconnection attempts while Redis is down, so a
    * request waits many seconds instead of answering 503. Configure your client to fail fast and keep
@@ -18,8 +29,12 @@ export interface RedisStoreOptions {
    * - `Cluster`: `{ enableOfflineQueue: false, redisOptions: { maxRetriesPerRequest: 0, commandTimeout: 2000 } }`,
    *   and wait for its `'ready'` event before serving: a Cluster's own queue has no time limit while
    *   it reconnects, so without `enableOfflineQueue: false` calls wait until the cluster is back.
+   * - node-redis `createClient`: `{ disableOfflineQueue: true, commandOptions: { timeout: 2000 } }`
+   *   (`createCluster`: `disableOfflineQueue` under `defaults`), an `'error'` listener (node-redis
+   *   throws an unheard one), and `await client.connect()` before serving: a client not connected yet
+   *   fails every call. By default node-redis queues commands while it reconnects.
    */
-  client?: Redis | Cluster;
+  client?: RedisStoreClient;
   /**
    * A `redis://` or `rediss://` URL: the store creates its own client (closed by `close()`), which
    * rejects a call within about two seconds while Redis is down and reconnects on its own.
@@ -34,14 +49,6 @@ export interface RedisStoreOptions {
    * can produce.
    */
   userPrefix?: string;
-}
-
-/** What the store needs from a client; both `Redis` and `Cluster` have it. */
-interface RedisCommands {
-  evalsha(sha: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
-  eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
-  hgetall(key: string): Promise<Record<string, string> | string[]>;
-  hmget(key: string, ...fields: string[]): Promise<(string | null)[]>;
 }
 
 // Field names. Data and flash keys live under prefixes of their own, so they never collide with each
@@ -65,10 +72,10 @@ class Script {
 
   async run(client: RedisCommands, key: string, args: (string | number)[]): Promise<unknown> {
     try {
-      return await client.evalsha(this.sha, 1, key, ...args);
+      return await client.evalsha(this.sha, key, args);
     } catch (err) {
       if (!String((err as Error)?.message).startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.lua, 1, key, ...args);
+      return client.eval(this.lua, key, args);
     }
   }
 }
@@ -188,10 +195,17 @@ return redis.call('SMEMBERS', KEYS[1])
 `);
 
 // On that old set: ARGV: the members to remove (a session ended, moved or found gone).
+// A round trip for health checks, as a script so that every client the store accepts can send it,
+// to the node that holds the store's keys.
+const PING = new Script(`return redis.call('PING')`);
+
 const LEGACY_REMOVE = new Script(`
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'set' then return 0 end
 return redis.call('SREM', KEYS[1], unpack(ARGV))
 `);
+
+/** The fields a listing reads of each session, in the order readEntry takes them. */
+const ENTRY_FIELDS = [CREATED, EXPIRES, MAX_AGE, NAME, USER, TIE];
 
 /** How many sessions a listing reads at once (one `HMGET` each, sent together), and members a prune removes at once. */
 const CHUNK = 500;
@@ -206,6 +220,7 @@ const CHUNK = 500;
  *
  * ```ts
  * new RedisStore({ client: new Redis(process.env.REDIS_URL) })
+ * new RedisStore({ client: await createClient({ url: process.env.REDIS_URL }).connect() }) // node-redis
  * new RedisStore({ url: 'redis://127.0.0.1:6379', prefix: 'myapp:sess:' })
  * ```
  */
@@ -218,14 +233,14 @@ export class RedisStore implements SessionStore {
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') {
-      throw new SessionConfigError('RedisStore: pass an options object with `client` (an ioredis Redis or Cluster) or `url`.');
+      throw new SessionConfigError('RedisStore: pass an options object with `client` (an ioredis Redis or Cluster, or a node-redis client or cluster) or `url`.');
     }
     const { client, url, prefix = 'sess:', userPrefix = `${typeof prefix === 'string' ? prefix : ''}user:` } = options;
     if (client !== undefined && url !== undefined) {
       throw new SessionConfigError('RedisStore: give either `client` or `url`, not both.');
     }
     if (client === undefined && url === undefined) {
-      throw new SessionConfigError('RedisStore: `client` or `url` is required (an ioredis Redis/Cluster, or a redis:// URL).');
+      throw new SessionConfigError('RedisStore: `client` or `url` is required (an ioredis Redis/Cluster, a node-redis createClient()/createCluster(), or a redis:// URL).');
     }
     if (typeof prefix !== 'string') {
       throw new SessionConfigError('RedisStore: `prefix` must be a string, such as "sess:".');
@@ -236,18 +251,19 @@ export class RedisStore implements SessionStore {
     this.prefix = prefix;
     this.userPrefix = userPrefix;
     if (client !== undefined) {
-      if (client === null || typeof (client as Partial<RedisCommands>).hgetall !== 'function' || typeof (client as Partial<RedisCommands>).evalsha !== 'function') {
-        throw new SessionConfigError('RedisStore: `client` must be an ioredis Redis or Cluster instance.');
+      const commands = redisCommandsOf(client);
+      if (commands === undefined) {
+        throw new SessionConfigError('RedisStore: `client` must be an ioredis Redis or Cluster instance, or a node-redis client or cluster (createClient() or createCluster() of the `redis` package).');
       }
-      this.client = client;
+      this.client = commands;
       return;
     }
-    this.owned = createClient(url);
-    this.client = this.owned;
+    this.owned = createOwnClient(url);
+    this.client = redisCommandsOf(this.owned)!;
   }
 
   async get(id: string): Promise<SessionRecord | undefined> {
-    const hash = toObject(await this.call('get', () => this.client.hgetall(this.key(id))));
+    const hash = await this.call('get', () => this.client.hgetall(this.key(id)));
     const expiresAt = Number(hash[EXPIRES]);
     // Redis expires the key itself; this also hides a session the app clock already sees as expired.
     if (!(expiresAt > Date.now())) return undefined;
@@ -314,7 +330,7 @@ export class RedisStore implements SessionStore {
     const stale: string[] = [];
     for (let i = 0; i < all.length; i += CHUNK) {
       const chunk = all.slice(i, i + CHUNK);
-      const rows = await this.call('listByUser', () => Promise.all(chunk.map((member) => this.client.hmget(this.prefix + member, CREATED, EXPIRES, MAX_AGE, NAME, USER, TIE))));
+      const rows = await this.call('listByUser', () => Promise.all(chunk.map((member) => this.client.hmget(this.prefix + member, ENTRY_FIELDS))));
       const now = Date.now();
       rows.forEach((row, j) => {
         const entry = row[4] === user ? readEntry(decodeStoreKey(chunk[j]), row) : undefined;
@@ -331,6 +347,11 @@ export class RedisStore implements SessionStore {
 
   /** Nothing to do: Redis deletes expired sessions itself. */
   reclaim(): void {}
+
+  /** A `PING` round trip to Redis (for health checks); rejects while Redis cannot answer. */
+  async ping(): Promise<void> {
+    await this.call('ping', () => PING.run(this.client, this.prefix, []));
+  }
 
   /** Quits the client created from `url`; a client you passed in is left open. */
   async close(): Promise<void> {
@@ -388,13 +409,14 @@ export class RedisStore implements SessionStore {
     try {
       return await run();
     } catch (err) {
-      throw new SessionStoreError(`RedisStore: ${operation} failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      const problem = this.client.setupProblem();
+      throw new SessionStoreError(`RedisStore: ${operation} failed: ${(err as Error)?.message ?? String(err)}${problem === undefined ? '' : ` (${problem})`}`, { cause: err });
     }
   }
 }
 
 /** A client that rejects within about two seconds while Redis is down and reconnects by itself. */
-function createClient(url: unknown): Redis {
+function createOwnClient(url: unknown): Redis {
   if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) {
     throw new SessionConfigError('RedisStore: `url` must be a redis:// or rediss:// URL, such as "redis://127.0.0.1:6379".');
   }
@@ -487,12 +509,4 @@ function parse(text: string | undefined): unknown {
 
 function define<T>(target: Record<string, T>, key: string, value: T): void {
   Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-/** HGETALL answers an object, or a flat field/value list under some reply mappings. */
-function toObject(reply: Record<string, string> | string[]): Record<string, string> {
-  if (!Array.isArray(reply)) return reply;
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < reply.length; i += 2) Object.defineProperty(out, reply[i], { value: reply[i + 1], enumerable: true, writable: true, configurable: true });
-  return out;
 }

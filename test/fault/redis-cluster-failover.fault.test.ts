@@ -4,9 +4,10 @@ import { Controller, Get, Logger, Module } from '@nestjs/common';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Session, SessionModule } from '../../src/index.js';
-import { RedisStore } from '../../src/stores/redis.store.js';
+import { RedisStore, type RedisStoreClient } from '../../src/stores/redis.store.js';
 import type { SessionRecord } from '../../src/stores/session-store.interface.js';
 import { platforms, type TestApp } from '../support/platforms.js';
+import { nodeRedisCluster, nodeRedisVersions } from '../support/redis-clients.js';
 import { servingMasters, startRedisCluster, type RedisCluster } from '../support/redis-cluster.js';
 import { get, type Answer } from './http-answers.js';
 
@@ -31,6 +32,45 @@ const CLUSTER_OPTIONS: ClusterOptions = {
   redisOptions: { maxRetriesPerRequest: 0, commandTimeout: 2000 },
 };
 
+/**
+ * What docs/stores/redis.md adds for a node-redis cluster that must follow a failover: it learns the
+ * new master only by asking the cluster again, which it does once a node has been reconnecting for
+ * `topologyRefreshOnReconnectionAttemptStrategy` ms (5000 by default), and then at each attempt that
+ * long after the last, so reconnection attempts must come at least as often.
+ */
+const NODE_REDIS_FAILOVER_OPTIONS = {
+  topologyRefreshOnReconnectionAttemptStrategy: 500,
+  defaults: { disableOfflineQueue: true, socket: { reconnectStrategy: (retries: number) => Math.min(50 + retries * 50, 250) } },
+};
+
+/** The cluster client each app instance gives its store. */
+interface ClientKind {
+  name: string;
+  connect(cluster: RedisCluster): Promise<{ client: RedisStoreClient; close(): Promise<void> }>;
+}
+
+const clientKinds: ClientKind[] = [
+  {
+    name: 'an ioredis Cluster',
+    connect: async (cluster) => {
+      const client = new Cluster(cluster.nodes, CLUSTER_OPTIONS);
+      await new Promise<void>((resolve, reject) => {
+        client.once('ready', resolve);
+        client.once('error', reject);
+      });
+      client.on('error', () => undefined); // node errors while a master is down are expected here
+      return { client, close: async () => client.disconnect() };
+    },
+  },
+  {
+    name: `a ${nodeRedisVersions[0].name} cluster`,
+    connect: async (cluster) => {
+      const handle = await nodeRedisCluster(nodeRedisVersions[0], cluster.nodes, NODE_REDIS_FAILOVER_OPTIONS);
+      return { client: handle.client, close: () => handle.close() };
+    },
+  },
+];
+
 @Controller()
 class CounterController {
   /** A write: the session's counter plus one. */
@@ -50,31 +90,26 @@ class CounterController {
 
 interface Instance {
   app: TestApp;
-  client: Cluster;
+  close(): Promise<void>;
   port: number;
   agent: Agent;
 }
 
-async function startInstance(cluster: RedisCluster, options: ClusterOptions): Promise<Instance> {
-  const client = new Cluster(cluster.nodes, options);
-  await new Promise<void>((resolve, reject) => {
-    client.once('ready', resolve);
-    client.once('error', reject);
-  });
-  client.on('error', () => undefined); // node errors while a master is down are expected here
+async function startInstance(cluster: RedisCluster, kind: ClientKind): Promise<Instance> {
+  const { client, close } = await kind.connect(cluster);
   const store = new RedisStore({ client, prefix: PREFIX });
   @Module({ imports: [SessionModule.forRoot({ secret: SECRET, store, storeTimeout: STORE_TIMEOUT_MS })], controllers: [CounterController] })
   class InstanceModule {}
   const app = await platforms[0].create(InstanceModule);
   await app.app.listen(0, '127.0.0.1');
-  return { app, client, port: (app.server.address() as AddressInfo).port, agent: new Agent({ keepAlive: true, maxSockets: CLIENTS_PER_APP + 4 }) };
+  return { app, close, port: (app.server.address() as AddressInfo).port, agent: new Agent({ keepAlive: true, maxSockets: CLIENTS_PER_APP + 4 }) };
 }
 
 async function stopInstance(instance: Instance | undefined): Promise<void> {
   if (!instance) return;
   instance.agent.destroy();
   await instance.app.close();
-  instance.client.disconnect();
+  await instance.close();
 }
 
 interface Tracked {
@@ -111,31 +146,40 @@ interface Outcome {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Two app instances, SESSIONS sessions, the load; kills the master holding the most sessions. */
-async function failover(options: ClusterOptions, requireFullCoverage: boolean): Promise<Outcome> {
+async function failover(kind: ClientKind, requireFullCoverage: boolean): Promise<Outcome> {
   const cluster = await startRedisCluster({ replicas: 1, nodeTimeoutMs: NODE_TIMEOUT_MS, extraArgs: ['--cluster-require-full-coverage', requireFullCoverage ? 'yes' : 'no'] });
   const instances: Instance[] = [];
   const errors = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
   try {
-    instances.push(await startInstance(cluster, options), await startInstance(cluster, options));
+    instances.push(await startInstance(cluster, kind), await startInstance(cluster, kind));
     const call = (i: number, path: string, cookie?: string) => get(instances[i].agent, instances[i].port, path, cookie);
-    const client = instances[0].client;
+    // Which master holds each session, asked before the kill on a client of this test's own.
+    const lookup = new Cluster(cluster.nodes, CLUSTER_OPTIONS);
+    await new Promise<void>((resolve, reject) => {
+      lookup.once('ready', resolve);
+      lookup.once('error', reject);
+    });
 
     // 1. The sessions, created through HTTP (16 at a time), each on the master that holds its slot.
     const sessions: Tracked[] = new Array(SESSIONS);
     let next = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async (_, worker) => {
-        for (let index = next++; index < SESSIONS; index = next++) {
-          const first = await call(worker % 2, '/count');
-          expect(first.status, `creating session ${index}: ${first.body}`).toBe(200);
-          const cookie = first.setCookie.map((raw) => raw.split(';')[0]).find((pair) => pair.startsWith('sid='))!;
-          const { id } = JSON.parse(first.body) as { id: string };
-          const slot = Number(await client.cluster('KEYSLOT', `${PREFIX}${id}`));
-          const master = Number(client.slots[slot][0].split(':').at(-1));
-          sessions[index] = { index, cookie, master, acked: 1 };
-        }
-      }),
-    );
+    try {
+      await Promise.all(
+        Array.from({ length: 16 }, async (_, worker) => {
+          for (let index = next++; index < SESSIONS; index = next++) {
+            const first = await call(worker % 2, '/count');
+            expect(first.status, `creating session ${index}: ${first.body}`).toBe(200);
+            const cookie = first.setCookie.map((raw) => raw.split(';')[0]).find((pair) => pair.startsWith('sid='))!;
+            const { id } = JSON.parse(first.body) as { id: string };
+            const slot = Number(await lookup.cluster('KEYSLOT', `${PREFIX}${id}`));
+            const master = Number(lookup.slots[slot][0].split(':').at(-1));
+            sessions[index] = { index, cookie, master, acked: 1 };
+          }
+        }),
+      );
+    } finally {
+      lookup.disconnect();
+    }
     const perMaster = new Map<number, number>();
     for (const s of sessions) perMaster.set(s.master, (perMaster.get(s.master) ?? 0) + 1);
     expect([...perMaster.keys()].sort(), 'sessions land on every master').toEqual([...cluster.ports].sort());
@@ -247,12 +291,12 @@ function report(label: string, outcome: Outcome) {
   return figures;
 }
 
-describe('Redis Cluster (three masters, a replica each) losing a master under load from two app instances', () => {
+describe.each(clientKinds)('Redis Cluster (three masters, a replica each) losing a master under load from two app instances with $name', (kind) => {
   it(
     'requests on its slots answer 503 no longer than Redis takes to fail over plus a second, the others 200 throughout, recovery without a restart, losses counted',
     async () => {
-      const outcome = await failover(CLUSTER_OPTIONS, false);
-      const figures = report('cluster-require-full-coverage no', outcome);
+      const outcome = await failover(kind, false);
+      const figures = report(`${kind.name}, cluster-require-full-coverage no`, outcome);
       expect(Number.isFinite(figures.redisFailoverMs), 'Redis promoted the replica').toBe(true);
       // Other masters' sessions: every request 200, none slow.
       expect(figures.otherStatuses, 'sessions on the other masters').toEqual({ 200: expect.any(Number) });
@@ -274,8 +318,8 @@ describe('Redis Cluster (three masters, a replica each) losing a master under lo
   it(
     "with Redis's default cluster-require-full-coverage yes: every slot may answer 503 while the master is failed and not yet replaced, then all recover",
     async () => {
-      const outcome = await failover(CLUSTER_OPTIONS, true);
-      const figures = report('cluster-require-full-coverage yes', outcome);
+      const outcome = await failover(kind, true);
+      const figures = report(`${kind.name}, cluster-require-full-coverage yes`, outcome);
       expect(Number.isFinite(figures.redisFailoverMs), 'Redis promoted the replica').toBe(true);
       for (const statuses of [figures.otherStatuses, figures.victimStatuses]) {
         expect(Object.keys(statuses).filter((status) => status !== '200' && status !== '503'), 'only 200 or 503, never a 500 or a hang').toEqual([]);

@@ -3,10 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { Controller, Get, Logger, Module } from '@nestjs/common';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Session, SessionModule, type SessionStore } from '../../src/index.js';
+import { Session, SessionModule } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { startDurableRedisServer, type DurableRedisServer } from '../support/durable-redis-server.js';
+import { nodeRedisClient, nodeRedisVersions, type NodeRedisVersion } from '../support/redis-clients.js';
 import { platforms, type Platform } from '../support/platforms.js';
 import { startPostgresServer, type PostgresServer } from '../support/postgres-server.js';
 import { onFreePort } from '../support/server-process.js';
@@ -70,13 +72,14 @@ interface Backend {
   crash(): Promise<void>;
   restart(): Promise<void>;
   dispose(): Promise<void>;
-  store(tag: string): { store: SessionStore; close(): Promise<void> };
+  store(tag: string): Promise<{ store: SessionStore; close(): Promise<void> }>;
 }
 
-function redisBackend(): Backend {
+/** Redis, reached through the store's own ioredis client (`url`) or through a node-redis client set up as the docs say. */
+function redisBackend(nodeRedis?: NodeRedisVersion): Backend {
   let server: DurableRedisServer | undefined;
   return {
-    name: 'Redis',
+    name: nodeRedis === undefined ? 'Redis' : `Redis through a ${nodeRedis.name} client`,
     get leak() {
       return new RegExp(`redis|ECONNREFUSED|${server?.port ?? 'redis'}`, 'i');
     },
@@ -86,9 +89,14 @@ function redisBackend(): Backend {
     crash: () => server!.kill(),
     restart: () => server!.start(),
     dispose: async () => server?.dispose(),
-    store: (tag) => {
-      const store = new RedisStore({ url: `redis://127.0.0.1:${server!.port}`, prefix: `fault:${tag}:` });
-      return { store, close: () => store.close() };
+    store: async (tag) => {
+      const url = `redis://127.0.0.1:${server!.port}`;
+      if (nodeRedis === undefined) {
+        const store = new RedisStore({ url, prefix: `fault:${tag}:` });
+        return { store, close: () => store.close() };
+      }
+      const client = await nodeRedisClient(nodeRedis, url);
+      return { store: new RedisStore({ client: client.client, prefix: `fault:${tag}:` }), close: () => client.close() };
     },
   };
 }
@@ -106,7 +114,7 @@ function postgresBackend(): Backend {
     crash: () => server!.stop(),
     restart: () => server!.start(),
     dispose: async () => server?.dispose(),
-    store: (tag) => {
+    store: async (tag) => {
       const pool = new pg.Pool({ connectionString: server!.connectionString, max: 10, connectionTimeoutMillis: 2000 });
       // Idle connections die with the server: a Pool without an 'error' listener would crash the process.
       pool.on('error', () => undefined);
@@ -142,7 +150,7 @@ interface Sample {
 async function scenario(backend: Backend, platform: Platform): Promise<void> {
   const errors = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
   const logs = vi.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
-  const { store, close } = backend.store(platform.kind);
+  const { store, close } = await backend.store(platform.kind);
   const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS + 2 });
   let app: Awaited<ReturnType<Platform['create']>> | undefined;
   try {
@@ -287,6 +295,7 @@ function sleep(ms: number): Promise<void> {
 
 const backends = [
   { backend: redisBackend(), needs: 'redis-server on PATH' },
+  ...nodeRedisVersions.map((version) => ({ backend: redisBackend(version), needs: 'redis-server on PATH' })),
   {
     backend: postgresBackend(),
     needs: 'PostgreSQL server binaries (initdb, pg_ctl) in $PG_BIN or /usr/lib/postgresql/<version>/bin, run as a non-root user or as root with a postgres OS user',
