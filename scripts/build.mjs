@@ -26,4 +26,11 @@ for (const [subpath, target] of Object.entries(pkg.exports)) {
   const file = join(root, esm);
   writeFileSync(file, `export * from '${base}';\n`);
   writeFileSync(file.replace(/\.mjs$/, '.d.mts'), `export * from '${base}';\n`);
+  // node10 resolution (older apps) ignores `exports`: each subpath needs the same types in typesVersions.
+  if (subpath !== '.') {
+    const types = pkg.typesVersions?.['*']?.[subpath.slice(2)];
+    if (types?.[0] !== target.require.types) {
+      throw new Error(`typesVersions['*']['${subpath.slice(2)}'] must be ["${target.require.types}"], as exports['${subpath}'].require.types`);
+    }
+  }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Compiles every TypeScript example of the documentation against the BUILT package, as a user's app
-// imports it: README.md, docs/**/*.md and sample/README.md.
+// imports it: README.md, docs/**/*.md (not docs/api/, generated from the JSDoc) and sample/README.md.
 //
 //   node scripts/check-examples.mjs [--config=nodenext|node10] [files.md...]
 //
@@ -141,8 +141,10 @@ function main() {
       if (!existsSync(dir)) return;
       for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
         const path = join(dir, entry.name);
-        if (entry.isDirectory()) walk(path);
-        else if (entry.name.endsWith('.md')) found.push(path);
+        // docs/api/ is generated from the JSDoc (npm run docs:api): its snippets are fragments of doc comments.
+        if (entry.isDirectory()) {
+          if (path !== join(root, 'docs', 'api')) walk(path);
+        } else if (entry.name.endsWith('.md')) found.push(path);
       }
     };
     walk(join(root, 'docs'));

@@ -43,9 +43,16 @@ const migrateFrom = expressSession.expressSessionReader({ secret: 'old-secret', 
 Module({ imports: [SessionModule.forRoot({ secret: 'x'.repeat(40), migrateFrom })], controllers: [CounterController] })(AppModule);
 
 async function main() {
-  for (const [name, value] of Object.entries({ MemoryStore, CookieStore, FileStore, SessionConfigError, RedisStore: redis.RedisStore, PostgresStore: postgres.PostgresStore, defineSessionStoreTests: testing.defineSessionStoreTests, expressSessionReader: expressSession.expressSessionReader, fromExpressSessionStore: expressSession.fromExpressSessionStore })) {
+  for (const [name, value] of Object.entries({ MemoryStore, CookieStore, FileStore, SessionConfigError, RedisStore: redis.RedisStore, PostgresStore: postgres.PostgresStore, defineSessionStoreTests: testing.defineSessionStoreTests, expressSessionReader: expressSession.expressSessionReader, fromExpressSessionStore: expressSession.fromExpressSessionStore, encodeStoreKey: store.encodeStoreKey, decodeStoreKey: store.decodeStoreKey })) {
     if (typeof value !== 'function') throw new Error(name + ' is not exported');
   }
+  if (typeof testing.SESSION_MODULE_OPTIONS !== 'symbol') throw new Error('SESSION_MODULE_OPTIONS is not exported by nest-sessions/testing');
+  // What a store author needs is in nest-sessions/store and the test token in nest-sessions/testing, not in the root.
+  for (const name of ['encodeStoreKey', 'decodeStoreKey', 'SESSION_MODULE_OPTIONS', 'DEFAULT_SESSION']) {
+    if (name in sessions) throw new Error(name + ' is still exported by the root entry point');
+  }
+  if (store.decodeStoreKey(store.encodeStoreKey('a\\u0000b')) !== 'a\\u0000b') throw new Error('nest-sessions/store: encodeStoreKey does not round-trip');
+  if (typeof health.SessionHealthIndicator !== 'function') throw new Error('SessionHealthIndicator is not exported by nest-sessions/health');
   const app = await NestFactory.create(AppModule, { logger: false });
   await app.listen(0, '127.0.0.1');
   const url = await app.getUrl();
@@ -70,6 +77,9 @@ async function main() {
   }
   if ((await import('nest-sessions/redis')).RedisStore !== redis.RedisStore) throw new Error('RedisStore exists twice');
   if (createRequire(${here})('nest-sessions/testing').defineSessionStoreTests !== testing.defineSessionStoreTests) throw new Error('the testing kit exists twice');
+  // The token a test overrides must be the very one the module provides, however the test reaches it.
+  if ((await import('nest-sessions/testing')).SESSION_MODULE_OPTIONS !== createRequire(${here})('nest-sessions/testing').SESSION_MODULE_OPTIONS) throw new Error('SESSION_MODULE_OPTIONS exists twice');
+  if ((await import('nest-sessions/store')).encodeStoreKey !== createRequire(${here})('nest-sessions/store').encodeStoreKey) throw new Error('nest-sessions/store exists twice');
   console.log('ok');
 }
 main().catch((error) => { console.error(error); process.exit(1); });
@@ -91,7 +101,11 @@ import { Flash, MemoryStore, Session, SessionConfigError, SessionModule, Session
 import { RedisStore } from 'nest-sessions/redis';
 import { PostgresStore } from 'nest-sessions/postgres';
 import { expressSessionReader, fromExpressSessionStore } from 'nest-sessions/express-session';
-import { defineSessionStoreTests, type SessionStoreFactory } from 'nest-sessions/testing';
+import { SessionHealthIndicator, type SessionHealthResult } from 'nest-sessions/health';
+import { defineSessionStoreTests, SESSION_MODULE_OPTIONS, type SessionStoreFactory } from 'nest-sessions/testing';
+import { decodeStoreKey, encodeStoreKey, type SessionPatch, type SessionRecord, type SessionStore } from 'nest-sessions/store';
+// @ts-expect-error the store contract is in nest-sessions/store, not in the root
+import type { SessionStore as NotInTheRoot } from 'nest-sessions';
 
 @Controller()
 export class CounterController {
@@ -128,6 +142,30 @@ export const stores = [
   }),
 ];
 export const factory: SessionStoreFactory = () => new MemoryStore();
+export const healthCheck = (indicator: SessionHealthIndicator): Promise<SessionHealthResult<'sessions'>> => indicator.isHealthy('sessions', { timeout: 1000 });
+// A store of one's own, written against nest-sessions/store.
+export class MapStore implements SessionStore {
+  readonly sessions = new Map<string, SessionRecord>();
+  get(id: string) {
+    return this.sessions.get(encodeStoreKey(id));
+  }
+  set(id: string, record: SessionRecord) {
+    this.sessions.set(encodeStoreKey(id), record);
+  }
+  patch(id: string, patch: SessionPatch) {
+    const old = this.get(id);
+    if (old !== undefined) this.sessions.set(encodeStoreKey(id), { ...old, data: { ...old.data, ...patch.set }, expiresAt: patch.expiresAt });
+  }
+  touch() {}
+  destroy(id: string) {
+    this.sessions.delete(encodeStoreKey(id));
+  }
+  ids() {
+    return [...this.sessions.keys()].map(decodeStoreKey);
+  }
+}
+export const own = SessionModule.forRoot({ store: new MapStore() });
+export const token: symbol = SESSION_MODULE_OPTIONS;
 export const kit: typeof defineSessionStoreTests = defineSessionStoreTests;
 export const errors: (typeof SessionConfigError)[] = [SessionConfigError];
 
@@ -161,6 +199,8 @@ import * as sessions from 'nest-sessions';
 import * as redis from 'nest-sessions/redis';
 import * as postgres from 'nest-sessions/postgres';
 import * as testing from 'nest-sessions/testing';
+import * as health from 'nest-sessions/health';
+import * as store from 'nest-sessions/store';
 import * as expressSession from 'nest-sessions/express-session';
 import * as crypto from 'node:crypto';
 import { createRequire } from 'node:module';`,
@@ -176,6 +216,8 @@ const sessions = require('nest-sessions');
 const redis = require('nest-sessions/redis');
 const postgres = require('nest-sessions/postgres');
 const testing = require('nest-sessions/testing');
+const health = require('nest-sessions/health');
+const store = require('nest-sessions/store');
 const expressSession = require('nest-sessions/express-session');
 const crypto = require('node:crypto');
 const { createRequire } = require('node:module');`,
@@ -204,6 +246,8 @@ const { RedisStore } = require('nest-sessions/redis');
 require('nest-sessions/postgres');
 require('nest-sessions/express-session');
 require('nest-sessions/testing');
+require('nest-sessions/health');
+require('nest-sessions/store');
 try {
   new RedisStore({ url: 'redis://127.0.0.1:6379' });
   console.log('no error');

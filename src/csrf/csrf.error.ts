@@ -15,6 +15,10 @@ const CLIENT_MESSAGE = 'Invalid or missing CSRF token';
  * on every platform; `reason` says why, for logs and exception filters.
  */
 export class CsrfError extends SessionError {
+  /**
+   * @param reason Why the token was refused: none was sent, it was malformed, the session has no
+   * CSRF secret yet, or it does not match the session's.
+   */
   constructor(readonly reason: CsrfFailure) {
     super(CLIENT_MESSAGE, HttpStatus.FORBIDDEN, {
       body: { statusCode: HttpStatus.FORBIDDEN, error: 'Forbidden', message: CLIENT_MESSAGE, code: CSRF_ERROR_CODE },
@@ -22,7 +26,15 @@ export class CsrfError extends SessionError {
   }
 
   /** For GraphQL clients, which get an error's `message` and `extensions`. A new object each time. */
-  get extensions(): { code: string; http: { status: number } } {
+  get extensions(): {
+    /** `'CSRF_TOKEN_INVALID'` (`CSRF_ERROR_CODE`). */
+    code: string;
+    /** What Apollo Server answers with: status 403. */
+    http: {
+      /** 403. */
+      status: number;
+    };
+  } {
     return { code: CSRF_ERROR_CODE, http: { status: HttpStatus.FORBIDDEN } };
   }
 }

@@ -15,6 +15,7 @@ import { requireSessionModule } from '../session/session.errors.js';
 export class CsrfGuard implements CanActivate {
   private readonly csrf: CsrfProtection;
 
+  /** @internal Nest's injector creates it. */
   constructor(@Optional() csrf: CsrfProtection) {
     this.csrf = requireSessionModule(csrf, 'CsrfGuard needs');
   }

@@ -12,6 +12,10 @@ export interface CsrfOptions {
   cookie?: boolean | CsrfCookieOptions;
 }
 
+/**
+ * The readable CSRF cookie for single-page apps (`csrf.cookie`): the app's script reads the token
+ * from it and sends it back in a header.
+ */
 export interface CsrfCookieOptions {
   /** Default `'XSRF-TOKEN'` (what Angular and axios read). */
   name?: string;

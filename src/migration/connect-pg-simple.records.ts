@@ -3,7 +3,16 @@ import type { FoundRecord, FoundSession } from './session-migration.source.js';
 
 /** What the reader needs of a `pg` `Pool`. */
 export interface ExpressSessionPgPool {
-  query(text: string, values?: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
+  /** Runs one parameterised statement (`$1`, `$2`...), as `pg`'s `Pool.query(text, values)` does. */
+  query(
+    text: string,
+    values?: unknown[],
+  ): Promise<{
+    /** The rows the statement returned. */
+    rows: unknown[];
+    /** How many rows the statement read or changed. */
+    rowCount: number | null;
+  }>;
 }
 
 /**

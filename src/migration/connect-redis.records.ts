@@ -3,6 +3,7 @@ import type { FoundRecord, FoundSession } from './session-migration.source.js';
 
 /** What the reader needs of an ioredis `Redis` or `Cluster` client. */
 export interface ExpressSessionRedisClient {
+  /** Runs a Lua script on the server, as ioredis's `eval(script, numkeys, ...keysAndArgs)` does. */
   eval(script: string, numkeys: number, ...args: (string | number)[]): Promise<unknown>;
 }
 

@@ -13,7 +13,12 @@ export interface FoundSession {
 }
 
 /** What a store of the old library holds under an id: a session, or a marker left by a migration. */
-export type FoundRecord = FoundSession | { readonly migratedTo: string };
+export type FoundRecord =
+  | FoundSession
+  | {
+      /** The id of the session this one was moved into: a concurrent request of the same cookie finds it there. */
+      readonly migratedTo: string;
+    };
 
 /**
  * Where `SessionModule.forRoot({ migrateFrom })` reads sessions of the library an app moves from

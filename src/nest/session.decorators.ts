@@ -49,6 +49,8 @@ export function Flash(name?: string): ParameterDecorator {
  * Loads the session for a route or a controller and runs its handlers where
  * `SessionService.current()` finds it, from any service they call. Also the way back for a route
  * whose `@Session()` binding a method-replacing decorator dropped: put it above that decorator.
+ *
+ * @param name One of `sessions` in the module's options; default: the default session.
  */
 export function UseSession(name: string = DEFAULT_SESSION): MethodDecorator & ClassDecorator {
   return ((target: object, key?: string | symbol, descriptor?: PropertyDescriptor) => {

@@ -19,6 +19,7 @@ import { interceptMessage } from '../gateways/gateway-message.js';
 export class SessionInterceptor implements NestInterceptor {
   private readonly engine: SessionEngine;
 
+  /** @internal Nest's injector creates it. */
   constructor(@Optional() engine: SessionEngine) {
     this.engine = requireSessionModule(engine, 'SessionInterceptor (@UseSession()) needs');
   }

@@ -17,6 +17,7 @@ import { UserSessions, type EndSessionOptions, type EndSessionsOptions, type Use
 export class SessionService {
   private users: UserSessions | undefined;
 
+  /** @internal Nest's injector creates it. */
   constructor(private readonly engine: SessionEngine) {}
 
   /**
@@ -30,6 +31,8 @@ export class SessionService {
    * socket in a handler marked `@UseSession()`); elsewhere, at every call, and saved on its own
    * where no handler saves it. In a GraphQL
    * subscription: the session of the request that opened its connection, read-only.
+   *
+   * @param name One of `sessions` in the module's options; default: the default session.
    */
   async load<T = SessionData>(contextOrRequest: ExecutionContext | ArgumentsHost | object, name: string = DEFAULT_SESSION): Promise<Session<T>> {
     const gateway = this.gatewayLoad(contextOrRequest, name);
@@ -43,6 +46,8 @@ export class SessionService {
    * The session of the request being served, from anywhere in its call tree, on routes marked
    * `@UseSession()` (or every route with `interceptor: 'global'`); undefined elsewhere, and in
    * guards, which run before interceptors.
+   *
+   * @param name One of `sessions` in the module's options; default: the default session.
    */
   current<T = SessionData>(name: string = DEFAULT_SESSION): Session<T> | undefined {
     return this.engine.context.getStore()?.loaded(name) as Session<T> | undefined;
@@ -134,7 +139,11 @@ export class SessionService {
     return (this.users ??= new UserSessions(this.engine)).end(handle, args);
   }
 
-  /** The store of a session, e.g. to destroy sessions outside a request. */
+  /**
+   * The store of a session, e.g. to destroy sessions outside a request.
+   *
+   * @param name One of `sessions` in the module's options; default: the default session.
+   */
   store(name: string = DEFAULT_SESSION): AnySessionStore {
     return this.engine.definition(name).store;
   }

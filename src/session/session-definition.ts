@@ -57,6 +57,8 @@ export interface ResolvedSessions {
   readonly definitions: ReadonlyMap<string, SessionDefinition>;
   /** Options were given no secret: a random one is used for this process. */
   readonly ephemeralSecret: boolean;
+  /** What to say about the missing secret: which option is unset, and what to do. */
+  readonly secretAdvice: string;
 }
 
 /** `NODE_ENV=production`, read when the module starts: what decides the production defaults. */
@@ -121,12 +123,14 @@ export function resolveSessions(options: SessionModuleOptions = {}): ResolvedSes
     seen.set(def.cookieName, def.name);
   }
   const ephemeralSecret = noSecret && rootSigns;
+  // `secret: process.env.SESSION_SECRET` with the variable unset is the usual cause: say so.
+  const secretAdvice = Object.hasOwn(options, 'secret')
+    ? 'SessionModule.forRoot() was given secret: undefined: the environment variable it reads (such as SESSION_SECRET) is not set; set it to 32+ random characters (e.g. `openssl rand -base64 48`)'
+    : 'Set SessionModule.forRoot({ secret: process.env.SESSION_SECRET }) with 32+ random characters (e.g. `openssl rand -base64 48`)';
   if (ephemeralSecret && inProduction()) {
-    throw new SessionConfigError(
-      'secret is required when NODE_ENV is production: without it every restart and every other instance signs users out. Set SessionModule.forRoot({ secret: process.env.SESSION_SECRET }) with 32+ random characters (e.g. `openssl rand -base64 48`)',
-    );
+    throw new SessionConfigError(`secret is required when NODE_ENV is production: without it every restart and every other instance signs users out. ${secretAdvice}`);
   }
-  return { definitions, ephemeralSecret };
+  return { definitions, ephemeralSecret, secretAdvice };
 }
 
 function define(

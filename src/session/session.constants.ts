@@ -1,4 +1,7 @@
-/** Injection token of the options given to `SessionModule.forRoot()` / `forRootAsync()`. */
+/**
+ * Injection token of the options given to `SessionModule.forRoot()` / `forRootAsync()`: a test
+ * replaces them whole with `overrideProvider(SESSION_MODULE_OPTIONS).useValue({ ... })`.
+ */
 export const SESSION_MODULE_OPTIONS = Symbol('nest-sessions:options');
 
 /** The name of the session that `@Session()` without a name refers to. */

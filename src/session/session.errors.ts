@@ -129,7 +129,15 @@ export class SessionStoreError extends SessionError {
    * which Apollo Server answers with where the driver lets it. A new object each time: formatters
    * may change it.
    */
-  get extensions(): { code: string; http: { status: number } } {
+  get extensions(): {
+    /** `'SESSION_STORE_UNAVAILABLE'`. */
+    code: string;
+    /** What Apollo Server answers with: status 503. */
+    http: {
+      /** 503. */
+      status: number;
+    };
+  } {
     return { code: STORE_UNAVAILABLE_CODE, http: { status: HttpStatus.SERVICE_UNAVAILABLE } };
   }
 }
@@ -158,6 +166,6 @@ export function requireSessionModule<T>(dependency: T | undefined, user: string)
   if (dependency !== undefined && dependency !== null) return dependency;
   throw new SessionConfigError(
     `${user} SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}. ` +
-      'In a test, import it in Test.createTestingModule({ imports: [...] }). Let Nest create the class (@UseGuards(CsrfGuard), { provide: APP_GUARD, useClass: CsrfGuard }), never `new`',
+      'In a test, import it in Test.createTestingModule({ imports: [...] }), also for a guard of yours that injects SessionService. Let Nest create guards and interceptors (@UseGuards(TheGuard), { provide: APP_GUARD, useClass: TheGuard }), never with `new`',
   );
 }

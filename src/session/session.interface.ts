@@ -41,10 +41,13 @@ export interface Session<T = SessionData> {
   setUser(user: string | number | undefined, options?: SetUserOptions): void;
   /** The flash messages of this session (the same object `@Flash()` gives). */
   readonly flash: Flash<FlashMessages>;
+  /** The value under `key`, or `undefined` when there is none. */
   get<K extends SessionKey<T>>(key: K): SessionValue<T, K> | undefined;
   /** Sets a JSON-serialisable value; `undefined` deletes the key. */
   set<K extends SessionKey<T>>(key: K, value: SessionValue<T, K>): void;
+  /** Whether `key` holds a value. */
   has(key: SessionKey<T>): boolean;
+  /** Removes `key` and its value. */
   delete(key: SessionKey<T>): void;
   /** Deletes every key (the session itself stays). */
   clear(): void;
@@ -88,6 +91,7 @@ export interface Flash<T = FlashMessages> {
   get<K extends SessionKey<T>>(key: K): SessionValue<T, K>[];
   /** The messages under `key`, left in place. */
   peek<K extends SessionKey<T>>(key: K): SessionValue<T, K>[];
+  /** Whether messages wait under `key` (they are not consumed). */
   has(key: SessionKey<T>): boolean;
   /** Every message by key, all consumed. */
   all(): { [K in SessionKey<T>]?: SessionValue<T, K>[] };

@@ -8,6 +8,7 @@ import { XaesKey } from './xaes-256-gcm.js';
 /** Opened cookie values kept, at most (values are at most a few kilobytes each). */
 const OPENED_CACHE_SIZE = 1000;
 
+/** The options of `new CookieStore({ secret })`. */
 export interface CookieStoreOptions {
   /**
    * One secret, or a list: the first encrypts, all decrypt. Each at least 32 characters.
@@ -141,7 +142,14 @@ export class CookieStore implements ClientSessionStore {
     return base64urlLength(OVERHEAD + Buffer.byteLength(this.plaintext(id, record), 'utf8'));
   }
 
-  open(value: string): { id: string; record: SessionRecord } | undefined {
+  open(value: string):
+    | {
+        /** The session's id. */
+        id: string;
+        /** The session. */
+        record: SessionRecord;
+      }
+    | undefined {
     const known = this.opened.get(value);
     if (known !== undefined) return known.record.expiresAt > Date.now() ? known : undefined;
     let result: { id: string; record: SessionRecord } | undefined;
@@ -159,6 +167,7 @@ export class CookieStore implements ClientSessionStore {
     return result;
   }
 
+  /** Nothing to release: the store holds no connection and no timer. */
   close(): void {
     // Nothing to release.
   }

@@ -21,9 +21,13 @@ export interface Suite<T> {
 
 /** The outcome of one case; a skipped case counts as ok. */
 export interface SessionStoreCaseResult {
+  /** The case's name: the promise of the contract it checks. */
   name: string;
+  /** Whether the store kept the promise (or the case was skipped). */
   ok: boolean;
+  /** True when the case did not apply to this store (a missing optional method) or was named in `skip`. */
   skipped?: boolean;
+  /** What the case threw, when it failed. */
   error?: unknown;
 }
 
@@ -32,8 +36,13 @@ type TestFn = (name: string, body: TestBody) => unknown;
 
 /** The two functions of a test runner the suites need: vitest, jest, mocha and node:test all fit. */
 export interface SessionStoreTestRunner {
+  /** Groups the cases under a title: the runner's `describe`. */
   describe: (name: string, body: () => void) => unknown;
-  it: TestFn & { skip?: TestFn };
+  /** Registers one case: the runner's `it` (or `test`), with its `skip` where it has one. */
+  it: TestFn & {
+    /** Registers a case that does not run: the runner's `it.skip`. */
+    skip?: TestFn;
+  };
 }
 
 /** Options every suite takes. */

@@ -9,6 +9,7 @@ import { clientStoreCases, type ClientCaseContext } from './client-store-cases.j
  */
 export type ClientSessionStoreFactory<S extends ClientSessionStore = ClientSessionStore> = (secrets: readonly string[]) => S | Promise<S>;
 
+/** The options of `defineClientSessionStoreTests()` and `checkClientSessionStore()`. */
 export interface ClientSessionStoreTestOptions extends SuiteOptions {
   /** Makes a new secret the factory accepts. Default: 48 random base64url characters. */
   secret?: () => string;

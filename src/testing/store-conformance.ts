@@ -9,6 +9,7 @@ const sessionStoreCases: readonly ConformanceCase[] = [...lifecycleCases, ...inp
 /** Makes a fresh store; the suite calls it once per case and closes what it returns. */
 export type SessionStoreFactory<S extends SessionStore = SessionStore> = () => S | Promise<S>;
 
+/** The options of `defineSessionStoreTests()` and `checkSessionStore()`. */
 export interface SessionStoreTestOptions<S extends SessionStore = SessionStore> extends SuiteOptions {
   /** The largest session data the store can hold, in bytes of JSON text; sizes the large-value and many-keys cases. Default 102400. */
   maxValueBytes?: number;

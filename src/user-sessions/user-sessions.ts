@@ -33,6 +33,7 @@ export interface UserSessionsOptions {
   session?: string;
 }
 
+/** Which sessions `endSessionsOf()` ends: those of one configured session, all or all but one. */
 export interface EndSessionsOptions extends UserSessionsOptions {
   /**
    * A session to keep (sign out everywhere else): the session itself, or `'current'`: the session
@@ -42,6 +43,7 @@ export interface EndSessionsOptions extends UserSessionsOptions {
   except?: 'current' | Session<any>;
 }
 
+/** The options of `endSession(handle, options)`: whose session the handle must name. */
 export interface EndSessionOptions {
   /**
    * Ends the session only if it is tied to this user (the one signed in on the request, typically

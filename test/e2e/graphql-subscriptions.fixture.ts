@@ -5,7 +5,8 @@ import { ForbiddenException, Injectable, Module, UseGuards, type CanActivate, ty
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { Args, Context, Field, GraphQLModule, Int, Mutation, ObjectType, Parent, Query, ResolveField, Resolver, Subscription } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
-import { Flash, Session, SessionModule, SessionService, UseSession, type SessionStore } from '../../src/index.js';
+import { Flash, Session, SessionModule, SessionService, UseSession } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { SECRET } from './app.fixture.js';
 
 /** What a live "signed in as" badge shows. */

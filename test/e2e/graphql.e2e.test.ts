@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Logger } from '@nestjs/common';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStore, type SessionStore } from '../../src/index.js';
+import { MemoryStore } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { platforms, type Platform, type TestApp } from '../support/platforms.js';

@@ -5,7 +5,8 @@ import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { Args, Context, Field, GraphQLModule, Int, Mutation, ObjectType, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { MercuriusDriver, type MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { ServerResponse } from 'node:http';
-import { Flash, Session, SessionModule, SessionService, UseSession, type SessionStore } from '../../src/index.js';
+import { Flash, Session, SessionModule, SessionService, UseSession } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { SECRET } from './app.fixture.js';
 
 @ObjectType()

@@ -9,8 +9,8 @@ import {
   SessionConfigError,
   SessionModule,
   type SessionModuleOptions,
-  type SessionStore,
 } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { generateSessionId, SessionIdSigner } from '../../src/session/session-id.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';

@@ -14,11 +14,9 @@ import {
   SessionModule,
   SessionValidationError,
   type AnySessionStore,
-  type ClientSessionStore,
-  type SessionRecord,
-  type SessionStore,
-  type StandardSchemaV1,
 } from '../../src/index.js';
+import type { ClientSessionStore, SessionRecord, SessionStore } from '../../src/store.js';
+import type { StandardSchemaV1 } from '../../src/schema/standard-schema.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { CSRF_SECRET_KEY } from '../../src/session/session.constants.js';
 import { SessionIdSigner } from '../../src/session/session-id.js';

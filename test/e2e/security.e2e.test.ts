@@ -1,7 +1,8 @@
 import { Controller, Get, Module, Param } from '@nestjs/common';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStore, Session, SessionModule, type SessionModuleOptions, type SessionStore } from '../../src/index.js';
+import { MemoryStore, Session, SessionModule, type SessionModuleOptions } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { CookieJar, setCookies } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';
 

@@ -1,6 +1,7 @@
 import { Controller, Get, Logger, Module } from '@nestjs/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Session, SessionModule, type SessionRecord, type SessionStore } from '../../src/index.js';
+import { Session, SessionModule } from '../../src/index.js';
+import type { SessionRecord, SessionStore } from '../../src/store.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms, type TestApp } from '../support/platforms.js';

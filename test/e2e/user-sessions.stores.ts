@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { FileStore, MemoryStore, type SessionStore } from '../../src/index.js';
+import { FileStore, MemoryStore } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { PostgresStore } from '../../src/stores/postgres.store.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 

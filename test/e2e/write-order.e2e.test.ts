@@ -1,6 +1,7 @@
 import { Controller, Get, Logger, Module } from '@nestjs/common';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStore, Session, SessionModule, type SessionPatch, type SessionRecord } from '../../src/index.js';
+import { MemoryStore, Session, SessionModule } from '../../src/index.js';
+import type { SessionPatch, SessionRecord } from '../../src/store.js';
 import { ControlledStore } from '../support/controlled-store.js';
 import { CookieJar } from '../support/cookie-jar.js';
 import { platforms } from '../support/platforms.js';

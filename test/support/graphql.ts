@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
-import { MemoryStore, type SessionStore } from '../../src/index.js';
+import { MemoryStore } from '../../src/index.js';
+import type { SessionStore } from '../../src/store.js';
 import { RedisStore } from '../../src/stores/redis.store.js';
 
 /**

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { MemoryStore, SessionConfigError, type SessionRecord } from '../../src/index.js';
+import { MemoryStore, SessionConfigError } from '../../src/index.js';
+import type { SessionRecord } from '../../src/store.js';
 
 const record = (value: number, expiresAt = Date.now() + 60_000): SessionRecord => ({
   data: Object.assign(Object.create(null) as Record<string, string>, { n: String(value) }),

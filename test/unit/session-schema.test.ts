@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
-import { SessionConfigError, SessionValidationError, type StandardSchemaV1 } from '../../src/index.js';
+import { SessionConfigError, SessionValidationError } from '../../src/index.js';
+import type { StandardSchemaV1 } from '../../src/schema/standard-schema.js';
 import { shapeMessage } from '../../src/schema/session-schema.js';
 import { resolveSessions, type SessionDefinition } from '../../src/session/session-definition.js';
 import { SessionState, type SessionHost } from '../../src/session/session.js';
