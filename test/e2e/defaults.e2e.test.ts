@@ -244,7 +244,7 @@ describe('an app that uses the decorators without importing SessionModule', () =
     const error = await compile(AppModule).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SessionConfigError);
     expect((error as Error).message).toContain(
-      `${user} SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}. In a test, import it in Test.createTestingModule({ imports: [...] }).`,
+      `${user} SessionModule.forRoot() (or forRootAsync()) in the imports of your root module: @Module({ imports: [SessionModule.forRoot()] }) export class AppModule {}. In a test, import it in Test.createTestingModule({ imports: [...] }), also for a guard of yours that injects SessionService.`,
     );
     expect((error as Error).message.startsWith(user)).toBe(true);
   });
