@@ -1,7 +1,10 @@
 /**
- * The shape of session data, empty until an app augments it:
+ * The shape of session data, empty until an app augments it, in a file that is a module (an
+ * `export {}` or an import), or the declaration replaces the package's types:
  *
  * ```ts
+ * export {};
+ *
  * declare module 'nest-sessions' {
  *   interface SessionData { userId: number; visits: number }
  * }
